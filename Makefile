@@ -1,0 +1,37 @@
+# visgrad: every target creates .venv and installs on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-all lint train bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the default test suite (fast; slow tests deselected).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Run every test including the ones marked slow.
+test-all: $(STAMP)
+	$(PY) -m pytest -m ""
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks train.py visualize.py
+
+## The main job: a default captioning run on the offline `shapes` dataset.
+train: $(STAMP)
+	$(PY) train.py $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_recurrent.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,26 @@
+"""Dispatch for ``visualize.py``: each ``conf/task/*.yaml`` names its runner in ``task.run``.
+
+A runner is a function ``run(cfg: DictConfig) -> dict[str, float]`` that reads its own options from
+``cfg.task`` (and ``cfg.classifier``, ``cfg.paths``, ``cfg.device``), writes figures into
+``cfg.paths.output_dir``, logs to TensorBoard under ``<output_dir>/tensorboard`` and returns its summary
+metrics. ``run_task`` returns ``summary[cfg.task.optimized_metric]`` when that key is set.
+"""
+
+from __future__ import annotations
+
+import torch
+from hydra.utils import get_method
+from omegaconf import DictConfig
+
+from visgrad.utils import print_config_tree
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """Run the task that ``cfg.task.run`` names (a dotted path to a function) and return its metric."""
+    if cfg.get("print_config"):
+        print_config_tree(cfg, order=("task", "classifier", "paths"))
+    torch.manual_seed(cfg.seed)
+    runner = get_method(cfg.task.run)
+    summary = runner(cfg) or {}
+    metric = cfg.task.get("optimized_metric")
+    return summary.get(metric) if metric else None
