@@ -1,0 +1,119 @@
+"""Image loading, ImageNet pre/deprocessing and the image-space regularisers of CS231n.
+
+Tensors are "preprocessed" images: float (N, 3, H, W), normalised with the ImageNet mean and std
+(what torchvision classifiers expect). Pixel images are PIL RGB or float in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image, UnidentifiedImageError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class ImageError(ValueError):
+    """An image file that is missing, unreadable, or a folder without images."""
+
+
+def load_image(path_or_pil: str | Path | Image.Image) -> Image.Image:
+    """Open an image as PIL RGB (grayscale, palette and RGBA images are converted; alpha is dropped)."""
+    if isinstance(path_or_pil, Image.Image):
+        return path_or_pil.convert("RGB")
+    path = Path(path_or_pil).expanduser()
+    if not path.is_file():
+        raise ImageError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageError(f"cannot read {path} as an image ({err}); give a JPEG/PNG file") from err
+
+
+def list_images(path_or_folder: str | Path) -> list[Path]:
+    """The image files named by a path: the file itself, or a folder's images sorted by name."""
+    path = Path(path_or_folder).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ImageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+        return files
+    if not path.exists():
+        raise ImageError(f"image file or folder not found: {path}")
+    return [path]
+
+
+def preprocess(img: str | Path | Image.Image, size: int | tuple[int, int] | None = 224) -> torch.Tensor:
+    """A PIL image (or path) -> normalised FloatTensor (1, 3, H, W), as CS231n's ``preprocess``.
+
+    ``size``: an int resizes the shorter side to it (aspect kept), ``(H, W)`` resizes exactly, None keeps.
+    """
+    img = load_image(img)
+    if size is not None:
+        img = TF.resize(img, list(size) if isinstance(size, (tuple, list)) else size)
+    return normalize(TF.to_tensor(img)[None])
+
+
+def deprocess(x: torch.Tensor, rescale: bool = False) -> Image.Image:
+    """Inverse of :func:`preprocess`: (1, 3, H, W) or (3, H, W) -> PIL RGB image.
+
+    Pixels are clamped to [0, 1]; ``rescale=True`` instead stretches them to [0, 1] (min-max, CS231n's
+    ``deprocess(..., should_rescale=True)``), which shows faint patterns such as perturbations.
+    """
+    pixels = unnormalize(x.detach().float().cpu().reshape(-1, *x.shape[-3:])[0])
+    if rescale:
+        lo, hi = pixels.min(), pixels.max()
+        pixels = (pixels - lo) / (hi - lo).clamp_min(1e-12)
+    array = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
+
+
+def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(shape)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(shape)
+    return mean, std
+
+
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1], (..., 3, H, W) -> ImageNet-normalised tensor of the same shape."""
+    mean, std = _stats(pixels)
+    return (pixels - mean) / std
+
+
+def unnormalize(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised (..., 3, H, W) -> pixels (nominally in [0, 1]; not clamped)."""
+    mean, std = _stats(x)
+    return x * std + mean
+
+
+def clamp_image(x: torch.Tensor) -> torch.Tensor:
+    """Clamp a normalised image (..., 3, H, W) so that every pixel lies in the valid range [0, 1]."""
+    mean, std = _stats(x)
+    return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
+
+
+def jitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
+    """Roll an image (..., H, W) by ``ox`` pixels right and ``oy`` pixels down (wrapping around)."""
+    return torch.roll(x, shifts=(oy, ox), dims=(-2, -1))
+
+
+def blur_image(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
+    """Gaussian blur of (N, 3, H, W) with std ``sigma`` pixels (kernel radius 4 sigma, as SciPy's default)."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(4 * sigma + 0.5))
+    radius = min(radius, (min(x.shape[-2:]) - 1) // 2)
+    return TF.gaussian_blur(x, kernel_size=2 * radius + 1, sigma=sigma)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Normalised (N, 3, H, W) -> uint8 pixels (N, H, W, 3), clamped (for figures and TensorBoard)."""
+    pixels = unnormalize(x.detach().float()).clamp(0, 1)
+    return (pixels * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
