@@ -1,0 +1,81 @@
+"""Shape checks shared by the NumPy reference and the torch ops (pure Python, works on shape tuples).
+
+Each check raises ``ValueError`` naming the argument, the expected shape (symbolic and numeric) and the
+shape it got, so a wrong weight never surfaces as an opaque matmul error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+_CELLS = {1: "an RNN", 4: "an LSTM"}
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _expect(name: str, shape: Sequence[int], symbolic: str, expected: Sequence[int], what: str = "") -> None:
+    if tuple(shape) != tuple(expected):
+        suffix = f" for {what}" if what else ""
+        raise ValueError(f"{name} must be {symbolic} = {_fmt(expected)}{suffix}, got {_fmt(shape)}")
+
+
+def _ndim(name: str, shape: Sequence[int], symbolic: str) -> None:
+    if len(shape) != symbolic.count(",") + 1:
+        raise ValueError(f"{name} must be a {symbolic.count(',') + 1}-D array of shape {symbolic}, "
+                         f"got shape {_fmt(shape)}")
+
+
+def check_recurrent(x, h, Wx, Wh, b, gates: int, sequence: bool, h_name: str = "h0", c=None) -> None:
+    """Check the shapes of a recurrent layer's inputs (RNN: ``gates=1``, LSTM: ``gates=4``).
+
+    Inputs are shape tuples: x (N, T, D) if ``sequence`` else (N, D); h (N, H); Wx (D, gH); Wh (H, gH);
+    b (gH,); c (N, H) for an LSTM step's previous cell state.
+    """
+    cell = _CELLS[gates]
+    g = "" if gates == 1 else str(gates)
+    _ndim("x", x, "(N, T, D)" if sequence else "(N, D)")
+    _ndim(h_name, h, "(N, H)")
+    N, D = x[0], x[-1]
+    H = h[1]
+    if sequence and x[1] < 1:
+        raise ValueError(f"x must hold at least one time step, got shape {_fmt(x)}")
+    _expect(h_name, h, "(N, H)", (N, H), f"{cell} whose input x has N = {N} rows")
+    if c is not None:
+        _expect("prev_c", c, "(N, H)", (N, H), f"{cell} whose prev_h is {_fmt(h)}")
+    _expect("Wx", Wx, f"(D, {g}H)", (D, gates * H), cell)
+    _expect("Wh", Wh, f"(H, {g}H)", (H, gates * H), cell)
+    _expect("b", b, f"({g}H,)", (gates * H,), cell)
+
+
+def check_temporal_affine(x, w, b) -> None:
+    """Check shapes for a temporal affine layer: x (N, T, D), w (D, M), b (M,)."""
+    _ndim("x", x, "(N, T, D)")
+    _ndim("w", w, "(D, M)")
+    _expect("w", w, "(D, M)", (x[2], w[1]), f"inputs x of shape {_fmt(x)}")
+    _expect("b", b, "(M,)", (w[1],), f"weights w of shape {_fmt(w)}")
+
+
+def check_embedding(x, W) -> None:
+    """Check shapes for a word embedding: x (N, T) integer ids, W (V, D)."""
+    _ndim("x", x, "(N, T)")
+    _ndim("W", W, "(V, D)")
+
+
+def check_word_ids(name: str, lo: int, hi: int, vocab_size: int, first_bad=None) -> None:
+    """Raise if the smallest id ``lo`` or largest id ``hi`` lies outside ``[0, vocab_size)``.
+
+    ``first_bad`` is a callable returning ``(id, position)`` of the first offending entry for the message.
+    """
+    if lo < 0 or hi >= vocab_size:
+        bad, where = first_bad()
+        raise ValueError(f"{name} holds word id {bad} at position {where}, outside the vocabulary of size "
+                         f"{vocab_size} (valid ids are 0..{vocab_size - 1})")
+
+
+def check_softmax_loss(x, y, mask) -> None:
+    """Check shapes for the temporal softmax loss: x (N, T, V) scores, y (N, T) targets, mask (N, T)."""
+    _ndim("x", x, "(N, T, V)")
+    _expect("y", y, "(N, T)", tuple(x[:2]), f"scores x of shape {_fmt(x)}")
+    _expect("mask", mask, "(N, T)", tuple(x[:2]), f"scores x of shape {_fmt(x)}")

@@ -1,0 +1,283 @@
+"""Torch ops: forward and backward against the NumPy reference, gradcheck, float32 against naive autograd,
+the masked loss, and edge cases (N = 1, T = 1, h0 without grad, non-contiguous inputs, CUDA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import visgrad.ops as ops
+import visgrad.reference as ref
+
+F64 = torch.float64
+
+
+def _randn(*shape, dtype=F64, device="cpu", grad=True, seed=None):
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.randn(*shape, dtype=dtype, generator=g).to(device).requires_grad_(grad)
+
+
+def _recurrent_args(cell, N, T, D, H, sequence=True, **kw):
+    m = 4 if cell == "lstm" else 1
+    xs = (N, T, D) if sequence else (N, D)
+    hs = [(N, H), (N, H)] if (cell == "lstm" and not sequence) else [(N, H)]
+    return [_randn(*s, **kw) for s in [xs, *hs, (D, m * H), (H, m * H), (m * H,)]]
+
+
+def _np(ts):
+    return [t.detach().cpu().numpy() for t in ts]
+
+
+def _grads(args):
+    return [a.grad for a in args]
+
+
+# ------------------------------------------------------------------ torch vs NumPy reference (float64)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize(("N", "T"), [(3, 4), (1, 1), (1, 5), (4, 1)])
+def test_sequence_matches_reference(cell, N, T):
+    args = _recurrent_args(cell, N, T, 5, 6)
+    h = getattr(ops, cell)(*args)
+    h_ref, cache = getattr(ref, f"{cell}_forward")(*_np(args))
+    np.testing.assert_allclose(h.detach().numpy(), h_ref, rtol=1e-12, atol=1e-14)
+    dh = torch.randn_like(h)
+    h.backward(dh)
+    for got, want in zip(_grads(args), getattr(ref, f"{cell}_backward")(dh.numpy(), cache), strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_rnn_step_matches_reference():
+    args = _recurrent_args("rnn", 3, 1, 4, 5, sequence=False)
+    out = ops.rnn_step(*args)
+    out_ref, cache = ref.rnn_step_forward(*_np(args))
+    np.testing.assert_allclose(out.detach().numpy(), out_ref, rtol=1e-12, atol=1e-14)
+    dout = torch.randn_like(out)
+    out.backward(dout)
+    for got, want in zip(_grads(args), ref.rnn_step_backward(dout.numpy(), cache), strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_step_matches_reference():
+    args = _recurrent_args("lstm", 3, 1, 4, 5, sequence=False)
+    next_h, next_c = ops.lstm_step(*args)
+    h_ref, c_ref, cache = ref.lstm_step_forward(*_np(args))
+    np.testing.assert_allclose(next_h.detach().numpy(), h_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(next_c.detach().numpy(), c_ref, rtol=1e-12, atol=1e-14)
+    dh, dc = torch.randn_like(next_h), torch.randn_like(next_c)
+    torch.autograd.backward([next_h, next_c], [dh, dc])
+    for got, want in zip(_grads(args), ref.lstm_step_backward(dh.numpy(), dc.numpy(), cache), strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_word_embedding_matches_reference():
+    x = torch.tensor([[0, 3, 3, 1], [2, 0, 4, 4]])
+    W = _randn(5, 6)
+    out = ops.word_embedding(x, W)
+    out_ref, cache = ref.word_embedding_forward(x.numpy(), W.detach().numpy())
+    np.testing.assert_array_equal(out.detach().numpy(), out_ref)
+    dout = torch.randn_like(out)
+    out.backward(dout)
+    np.testing.assert_allclose(W.grad.numpy(), ref.word_embedding_backward(dout.numpy(), cache), rtol=1e-12)
+
+
+def test_temporal_affine_matches_reference():
+    args = [_randn(2, 3, 4), _randn(4, 5), _randn(5)]
+    out = ops.temporal_affine(*args)
+    out_ref, cache = ref.temporal_affine_forward(*_np(args))
+    np.testing.assert_allclose(out.detach().numpy(), out_ref, rtol=1e-12)
+    dout = torch.randn_like(out)
+    out.backward(dout)
+    for got, want in zip(_grads(args), ref.temporal_affine_backward(dout.numpy(), cache), strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_temporal_softmax_loss_matches_reference():
+    x = _randn(4, 5, 7)
+    y = torch.randint(7, (4, 5))
+    mask = torch.rand(4, 5) > 0.3
+    loss = ops.temporal_softmax_loss(x, y, mask)
+    loss_ref, dx_ref = ref.temporal_softmax_loss(x.detach().numpy(), y.numpy(), mask.numpy())
+    assert loss.shape == ()
+    assert loss.item() == pytest.approx(loss_ref, rel=1e-12)
+    (2.5 * loss).backward()  # upstream gradient is honoured
+    np.testing.assert_allclose(x.grad.numpy(), 2.5 * dx_ref, rtol=1e-10, atol=1e-14)
+
+
+# --------------------------------------------------------------------------------- gradcheck (float64)
+
+
+@pytest.mark.parametrize("fn", ["rnn", "lstm"])
+def test_gradcheck_sequence(fn):
+    args = _recurrent_args(fn, 2, 3, 3, 4)
+    assert torch.autograd.gradcheck(getattr(ops, fn), args)
+
+
+@pytest.mark.parametrize(("fn", "cell"), [("rnn_step", "rnn"), ("lstm_step", "lstm")])
+def test_gradcheck_step(fn, cell):
+    args = _recurrent_args(cell, 2, 1, 3, 4, sequence=False)
+    assert torch.autograd.gradcheck(getattr(ops, fn), args)
+
+
+def test_gradcheck_layers():
+    ids = torch.tensor([[0, 2, 2], [1, 4, 0]])
+    assert torch.autograd.gradcheck(lambda W: ops.word_embedding(ids, W), (_randn(5, 3),))
+    assert torch.autograd.gradcheck(ops.temporal_affine, (_randn(2, 3, 4), _randn(4, 5), _randn(5)))
+    y, mask = torch.randint(6, (2, 3)), torch.tensor([[True, False, True], [True, True, False]])
+    assert torch.autograd.gradcheck(lambda x: ops.temporal_softmax_loss(x, y, mask), (_randn(2, 3, 6),))
+
+
+def test_double_backward_is_refused():
+    args = _recurrent_args("lstm", 2, 2, 3, 4)
+    h = ops.lstm(*args)
+    dh = torch.randn_like(h, requires_grad=True)
+    (g,) = torch.autograd.grad(h, args[0], dh, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()
+
+
+# ------------------------------------------------------------- float32 at realistic sizes vs autograd
+
+
+def _naive_rnn(x, h0, Wx, Wh, b):
+    hs, h = [], h0
+    for t in range(x.shape[1]):
+        h = torch.tanh(x[:, t] @ Wx + h @ Wh + b)
+        hs.append(h)
+    return torch.stack(hs, 1)
+
+
+def _naive_lstm(x, h0, Wx, Wh, b):
+    hs, h, c = [], h0, torch.zeros_like(h0)
+    for t in range(x.shape[1]):
+        i, f, o, g = (x[:, t] @ Wx + h @ Wh + b).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs.append(h)
+    return torch.stack(hs, 1)
+
+
+@pytest.mark.parametrize(("cell", "naive"), [("rnn", _naive_rnn), ("lstm", _naive_lstm)])
+def test_float32_matches_naive_autograd(cell, naive):
+    torch.manual_seed(0)
+    N, T, D, H = 25, 16, 256, 512
+    m = 4 if cell == "lstm" else 1
+    scale = [1.0, 1.0, D**-0.5, H**-0.5, 0.1]
+    args = [(torch.randn(*s) * k).requires_grad_() for s, k in
+            zip([(N, T, D), (N, H), (D, m * H), (H, m * H), (m * H,)], scale, strict=True)]
+    h = getattr(ops, cell)(*args)
+    dh = torch.randn_like(h)
+    got = torch.autograd.grad(h, args, dh)
+    h_naive = naive(*args)
+    want = torch.autograd.grad(h_naive, args, dh)
+    assert h.dtype == torch.float32
+    torch.testing.assert_close(h, h_naive, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == torch.float32
+        assert ((a - b).norm() / b.norm()).item() < 1e-5
+
+
+# ------------------------------------------------------------------------------------ masked loss
+
+
+def test_masked_positions_give_no_loss_and_no_gradient():
+    torch.manual_seed(0)
+    x = _randn(3, 4, 5)
+    y = torch.randint(5, (3, 4))
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    loss = ops.temporal_softmax_loss(x, y, mask)
+    loss.backward()
+    assert torch.all(x.grad[~mask] == 0)
+    assert torch.all(x.grad[mask].abs().sum(-1) > 0)
+    # Changing scores at masked positions changes nothing.
+    x2 = x.detach().clone()
+    x2[~mask] = 1e3 * torch.randn_like(x2[~mask])
+    assert ops.temporal_softmax_loss(x2, y, mask).item() == pytest.approx(loss.item(), rel=1e-12)
+    # Uniform scores: each counted step costs log V, averaged over the batch of N = 3.
+    uniform = ops.temporal_softmax_loss(torch.zeros(3, 4, 5, dtype=F64), y, mask)
+    assert uniform.item() == pytest.approx(np.log(5) * 7 / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize("mask_dtype", [torch.bool, torch.int64, torch.float32])
+def test_all_masked_batch_gives_zero_not_nan(mask_dtype):
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    y, mask = torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=mask_dtype)
+    loss = ops.temporal_softmax_loss(x, y, mask)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.all(x.grad == 0)
+
+
+# ------------------------------------------------------------------------------------- edge cases
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_h0_without_grad_and_partial_grads(cell):
+    x, h0, Wx, Wh, b = _recurrent_args(cell, 2, 3, 4, 5)
+    h0.requires_grad_(False)
+    Wx.requires_grad_(False)
+    h = getattr(ops, cell)(x, h0, Wx, Wh, b)
+    h.sum().backward()
+    assert h0.grad is None and Wx.grad is None
+    _, cache = getattr(ref, f"{cell}_forward")(*_np([x, h0, Wx, Wh, b]))
+    dx, _, _, dWh, db = getattr(ref, f"{cell}_backward")(np.ones(h.shape), cache)
+    for got, want in [(x.grad, dx), (Wh.grad, dWh), (b.grad, db)]:
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_non_contiguous_inputs(cell):
+    N, T, D, H = 3, 4, 5, 6
+    m = 4 if cell == "lstm" else 1
+    x = _randn(T, N, D, grad=False).transpose(0, 1).requires_grad_()  # (N, T, D) view, not contiguous
+    h0 = _randn(H, N, grad=False).t().requires_grad_()
+    Wx = _randn(m * H, D, grad=False).t().requires_grad_()
+    Wh = _randn(m * H, H, grad=False).t().requires_grad_()
+    b = _randn(2 * m * H, grad=False)[::2].requires_grad_()
+    args = [x, h0, Wx, Wh, b]
+    assert not any(a.is_contiguous() for a in args)
+    h = getattr(ops, cell)(*args)
+    h_ref, cache = getattr(ref, f"{cell}_forward")(*_np(args))
+    np.testing.assert_allclose(h.detach().numpy(), h_ref, rtol=1e-12, atol=1e-14)
+    dh = torch.randn(T, N, H, dtype=F64).transpose(0, 1)  # non-contiguous upstream gradient too
+    h.backward(dh)
+    for got, want in zip(_grads(args), getattr(ref, f"{cell}_backward")(dh.numpy(), cache), strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_step_chain_equals_sequence():
+    """Unrolling lstm_step from c0 = 0 reproduces lstm, values and gradients."""
+    x, h0, Wx, Wh, b = _recurrent_args("lstm", 2, 3, 4, 5)
+    h = ops.lstm(x, h0, Wx, Wh, b)
+    g_seq = torch.autograd.grad(h.sum(), [x, h0, Wx, Wh, b])
+    prev_h, prev_c, hs = h0, torch.zeros_like(h0), []
+    for t in range(3):
+        prev_h, prev_c = ops.lstm_step(x[:, t], prev_h, prev_c, Wx, Wh, b)
+        hs.append(prev_h)
+    h_steps = torch.stack(hs, 1)
+    torch.testing.assert_close(h, h_steps, rtol=1e-12, atol=1e-14)
+    for a, b_ in zip(g_seq, torch.autograd.grad(h_steps.sum(), [x, h0, Wx, Wh, b]), strict=True):
+        torch.testing.assert_close(a, b_, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_cuda_matches_cpu(cell):
+    args = _recurrent_args(cell, 3, 4, 5, 6)
+    cuda_args = [a.detach().cuda().requires_grad_() for a in args]
+    h, h_cuda = getattr(ops, cell)(*args), getattr(ops, cell)(*cuda_args)
+    assert h_cuda.device.type == "cuda"
+    dh = torch.randn_like(h)
+    h.backward(dh)
+    h_cuda.backward(dh.cuda())
+    torch.testing.assert_close(h_cuda.cpu(), h)
+    for a, c in zip(args, cuda_args, strict=True):
+        torch.testing.assert_close(c.grad.cpu(), a.grad)
+    y = torch.randint(6, (3, 4))
+    mask = torch.rand(3, 4) > 0.5
+    w, b = torch.randn(6, 6, dtype=F64, device="cuda"), torch.zeros(6, dtype=F64, device="cuda")
+    scores = ops.temporal_affine(h_cuda, w, b)
+    assert ops.temporal_softmax_loss(scores, y.cuda(), mask.cuda()).device.type == "cuda"
