@@ -156,13 +156,26 @@ def load_coco_data(
             f"{data['val_features'].shape[1]} ({features_file('train', pca_features)}, "
             f"{features_file('val', pca_features)})",
         )
-    if max_train is not None:
-        num_train = len(data["train_captions"])
-        if max_train < num_train:
-            keep = np.sort(np.random.default_rng(seed).choice(num_train, size=max_train, replace=False))
-            data["train_captions"] = data["train_captions"][keep]
-            data["train_image_idxs"] = data["train_image_idxs"][keep]
-    return data
+    return subsample_train(data, max_train, seed) if max_train is not None else data
+
+
+def subsample_train(data: dict, max_train: int, seed: int = 0) -> dict:
+    """``data`` with a random subset of ``max_train`` training captions (and their image idxs), in file order.
+
+    The subset is drawn without replacement by ``np.random.default_rng(seed)``; all captions are kept when
+    there are no more than ``max_train``. The features stay whole (image idxs index into them).
+    """
+    if max_train < 1:
+        raise ValueError(f"max_train must be a positive number of captions or None, got {max_train}")
+    num_train = len(data["train_captions"])
+    if max_train >= num_train:
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(num_train, size=max_train, replace=False))
+    return {
+        **data,
+        "train_captions": data["train_captions"][keep],
+        "train_image_idxs": data["train_image_idxs"][keep],
+    }
 
 
 def write_h5(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, str] | None = None) -> None:

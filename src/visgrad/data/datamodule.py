@@ -1,0 +1,220 @@
+"""``CaptionDataModule``: CS231n-format captioning data (COCO or the synthetic `shapes`) for Lightning.
+
+Batches are ``(features, captions)``: the features float32 (B, D) of each caption's image and the caption
+token ids int64 (B, T). ``eval_set(split)`` groups a split by image, with all reference captions, for
+caption metrics and figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from visgrad.data.coco import SPLITS, load_coco_data, subsample_train
+from visgrad.data.shapes import ensure_shapes, load_shapes_images
+from visgrad.data.vocab import decode_captions
+
+DATASETS = ("shapes", "coco")
+
+
+class CaptionDataset(Dataset):
+    """Captions paired with their image's features.
+
+    Inputs: ``features`` float (N_images, D), ``captions`` int64 (N_captions, T), ``image_idxs`` int64
+    (N_captions,) indexing ``features``. Item i is ``(features[image_idxs[i]], captions[i])``.
+    """
+
+    def __init__(self, features: torch.Tensor, captions: torch.Tensor, image_idxs: torch.Tensor) -> None:
+        self.features, self.captions, self.image_idxs = features, captions, image_idxs
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[self.image_idxs[i]], self.captions[i]
+
+
+def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack items into ``(features (B, D), captions (B, T))``."""
+    features, captions = default_collate(batch)
+    return features, captions
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One split grouped by image (M unique images, in image-idx order).
+
+    ``features`` float32 (M, D); ``references`` M lists of all caption strings of each image (no
+    ``<START>``/``<END>``/``<NULL>``); ``image_idxs`` int (M,); ``images`` uint8 (M, H, W, 3) or None (COCO
+    has only URLs); ``urls`` M strings (relative paths resolved against the data folder) or None.
+    """
+
+    split: str
+    features: torch.Tensor
+    references: list[list[str]]
+    image_idxs: np.ndarray
+    images: np.ndarray | None
+    urls: list[str] | None
+    idx_to_word: list[str]
+    word_to_idx: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.image_idxs)
+
+
+class CaptionDataModule(pl.LightningDataModule):
+    """Captioning data in the CS231n COCO folder format.
+
+    Args:
+        root: the data folder (``coco2014_captions.h5`` etc.); for ``dataset="shapes"`` it is generated there.
+        dataset: ``"shapes"`` (synthetic, generated on first use) or ``"coco"`` (CS231n's download).
+        pca_features: use the 512-d ``*_pca.h5`` features instead of the raw ``*_fc7.h5`` ones.
+        max_train: keep a random subset of this many training captions (None: all), drawn with ``seed``.
+        batch_size, num_workers: for the DataLoaders.
+        shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size); ignored for COCO.
+        seed: seed of the ``max_train`` subset.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        dataset: str = "shapes",
+        pca_features: bool = True,
+        max_train: int | None = None,
+        batch_size: int = 100,
+        num_workers: int = 0,
+        shapes: Mapping | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.root = Path(root).expanduser()
+        self.dataset = dataset
+        self.pca_features = pca_features
+        self.max_train = max_train
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.shapes = dict(shapes or {})
+        self.seed = seed
+        self.save_hyperparameters()
+        self._data: dict | None = None
+        self._eval_sets: dict[tuple[str, int | None], EvalSet] = {}
+
+    def prepare_data(self) -> None:
+        """Generate the `shapes` dataset if needed (COCO is never downloaded: see scripts/get_coco_captioning.sh)."""
+        if self.dataset == "shapes":
+            ensure_shapes(self.root, **self.shapes)
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load()
+
+    def _load(self) -> dict:
+        """Load the folder once: numpy arrays from ``load_coco_data`` plus torch views of them."""
+        if self._data is None:
+            if self.dataset == "shapes" and not self.root.is_dir():
+                self.prepare_data()
+            data = load_coco_data(self.root, max_train=None, pca_features=self.pca_features)
+            data["all_train_captions"] = data["train_captions"]
+            data["all_train_image_idxs"] = data["train_image_idxs"]
+            if self.max_train is not None:
+                data = subsample_train(data, self.max_train, self.seed)
+            for split in SPLITS:
+                data[f"{split}_features_t"] = torch.from_numpy(data[f"{split}_features"])
+            self._data = data
+        return self._data
+
+    def model_kwargs(self) -> dict:
+        """What a captioner needs from the data: ``{"word_to_idx": dict, "input_dim": int}``."""
+        data = self._load()
+        return {"word_to_idx": dict(data["word_to_idx"]), "input_dim": int(data["train_features"].shape[1])}
+
+    @property
+    def idx_to_word(self) -> list[str]:
+        return list(self._load()["idx_to_word"])
+
+    @property
+    def word_to_idx(self) -> dict[str, int]:
+        return dict(self._load()["word_to_idx"])
+
+    def dataset_for(self, split: str) -> CaptionDataset:
+        """The captions of ``split`` (after ``max_train`` for train) with their features."""
+        data = self._split_check(split)
+        return CaptionDataset(
+            data[f"{split}_features_t"],
+            torch.from_numpy(data[f"{split}_captions"].astype(np.int64)),
+            torch.from_numpy(data[f"{split}_image_idxs"].astype(np.int64)),
+        )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.dataset_for(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """The val split (CS231n's COCO captioning set has no test split)."""
+        return self._loader("val", shuffle=False)
+
+    def _split_check(self, split: str) -> dict:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return self._load()
+
+    def eval_set(self, split: str = "val", max_images: int | None = None) -> EvalSet:
+        """``split`` grouped by image: the images its captions use (for train: after ``max_train``), each with
+        all of its captions in the folder as references. ``max_images`` keeps the first that many images.
+        """
+        key = (split, max_images)
+        if key not in self._eval_sets:
+            self._eval_sets[key] = self._make_eval_set(split, max_images)
+        return self._eval_sets[key]
+
+    def _make_eval_set(self, split: str, max_images: int | None) -> EvalSet:
+        data = self._split_check(split)
+        image_idxs = np.unique(data[f"{split}_image_idxs"])[:max_images]
+        prefix = "all_train" if split == "train" else split
+        all_idxs = data[f"{prefix}_image_idxs"]
+        wanted = np.isin(all_idxs, image_idxs)
+        references: dict[int, list[str]] = {int(i): [] for i in image_idxs}
+        captions = decode_captions(data[f"{prefix}_captions"][wanted], data["idx_to_word"])
+        for idx, caption in zip(all_idxs[wanted].tolist(), captions, strict=True):
+            references[idx].append(caption)
+        features = data[f"{split}_features_t"]
+        if not np.array_equal(image_idxs, np.arange(len(features))):
+            features = features[torch.from_numpy(image_idxs.astype(np.int64))]
+        images = None
+        if self.dataset == "shapes":
+            images = load_shapes_images(self.root, split).images[image_idxs]
+        urls = [self._resolve(u) for u in data[f"{split}_urls"][image_idxs]]
+        return EvalSet(
+            split=split,
+            features=features,
+            references=[references[int(i)] for i in image_idxs],
+            image_idxs=image_idxs,
+            images=images,
+            urls=urls,
+            idx_to_word=list(data["idx_to_word"]),
+            word_to_idx=dict(data["word_to_idx"]),
+        )
+
+    def _resolve(self, url: str) -> str:
+        return url if "://" in url or Path(url).is_absolute() else str(self.root / url)
