@@ -110,7 +110,7 @@ class CaptionDataModule(pl.LightningDataModule):
         self._eval_sets: dict[tuple[str, int | None], EvalSet] = {}
 
     def prepare_data(self) -> None:
-        """Generate the `shapes` dataset if needed (COCO is never downloaded: see scripts/get_coco_captioning.sh)."""
+        """Generate the `shapes` dataset if needed; COCO is never downloaded (see scripts/)."""
         if self.dataset == "shapes":
             ensure_shapes(self.root, **self.shapes)
 
