@@ -1,0 +1,123 @@
+"""Feature networks for style transfer: ImageNet CNNs from torchvision, or an offline random-weight CNN.
+
+A feature network is an ``nn.Sequential`` whose module outputs :func:`visgrad.vision.style.extract_features`
+indexes. Each named network comes with default content and style layers:
+
+- ``squeezenet``: SqueezeNet 1.1 ``features`` with ImageNet weights, CS231n's layers (content 3, style
+  1, 4, 6, 7).
+- ``vgg19``: VGG-19 ``features`` with ImageNet weights, the paper's layers (content relu4_2 = 22, style
+  relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 = 1, 6, 11, 20, 29).
+- ``random``: :func:`random_vgg`, needs no download. Random-filter networks describe textures usefully
+  (Ustyuzhaninov et al. 2016; He et al. 2016), so it gives recognisable transfers, not those of ImageNet.
+- any other torchvision classifier with a ``features`` module (``vgg16``, ``alexnet``, ...), ImageNet
+  weights, with layers given explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from visgrad.vision.pretrained import (
+    WeightsNotFoundError,
+    cached_weights_path,
+    imagenet_weights,
+    load_torchvision_model,
+)
+
+
+@dataclass(frozen=True)
+class FeatureNet:
+    """A feature network with its default layers and a one-line description for the run summary."""
+
+    cnn: nn.Sequential
+    content_layer: int | None
+    style_layers: tuple[int, ...] | None
+    description: str
+
+
+# name -> (torchvision arch, default content layer, default style layers)
+PRETRAINED = {
+    "squeezenet": ("squeezenet1_1", 3, (1, 4, 6, 7)),
+    "vgg19": ("vgg19", 22, (1, 6, 11, 20, 29)),
+}
+RANDOM_CHANNELS = (64, 128, 256, 512)
+
+
+def random_vgg(channels: tuple[int, ...] = RANDOM_CHANNELS, seed: int = 0) -> nn.Sequential:
+    """A VGG-like CNN with fixed random weights: per stage conv3x3 (He-normal, reflect padding) + ReLU,
+    with 2x2 average pooling between stages.
+
+    With the default 4 stages the modules are ``0 conv, 1 relu, 2 pool, 3 conv, 4 relu, 5 pool, 6 conv,
+    7 relu, 8 pool, 9 conv, 10 relu``; the ReLU outputs (1, 4, 7, 10) see 3, 8, 18 and 38 pixels.
+    The weights depend only on ``seed`` (a private generator; the global RNG is untouched).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for i, out_channels in enumerate(channels):
+        if i:
+            layers.append(nn.AvgPool2d(2))
+        conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode="reflect")
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu", generator=generator)
+        nn.init.zeros_(conv.bias)
+        layers += [conv, nn.ReLU()]
+        in_channels = out_channels
+    return nn.Sequential(*layers).eval().requires_grad_(False)
+
+
+def disable_inplace(cnn: nn.Module) -> nn.Module:
+    """Turn off ``inplace`` in every module (torchvision's ReLUs), so that no module overwrites the output
+    of the one before it, which :func:`~visgrad.vision.style.extract_features` keeps. Returns ``cnn``."""
+    for module in cnn.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False
+    return cnn
+
+
+def _relu_indices(cnn: nn.Sequential) -> tuple[int, ...]:
+    return tuple(i for i, m in enumerate(cnn) if isinstance(m, nn.ReLU))
+
+
+def load_feature_net(name: str, weights_path: str | Path | None = None) -> FeatureNet:
+    """The feature network called ``name`` (see the module docstring), in eval mode with frozen weights.
+
+    ImageNet networks come from torchvision's cache (``TORCH_HOME``) or ``weights_path``; when neither
+    holds the file a :class:`WeightsNotFoundError` says where to put it. Nothing is downloaded.
+    """
+    if name == "random":
+        cnn = random_vgg()
+        relus = _relu_indices(cnn)
+        return FeatureNet(
+            cnn, relus[1], relus, f"random-weight VGG-like CNN, channels {RANDOM_CHANNELS}, seed 0"
+        )
+    arch, content_layer, style_layers = PRETRAINED.get(name, (name, None, None))
+    try:
+        entry = imagenet_weights(arch)
+    except ValueError as err:
+        raise ValueError(f"task.feature_net={name!r}: {err}; or use random, squeezenet, vgg19") from None
+    if weights_path is None and not cached_weights_path(entry).is_file():
+        expected = cached_weights_path(entry)
+        raise WeightsNotFoundError(
+            f"task.feature_net={name} needs torchvision's ImageNet weights of {arch}, which are not in the "
+            f"cache ({expected}). Nothing is downloaded at run time; either put {expected.name} there (on a "
+            f"machine with network: python -c \"import torchvision; torchvision.models.get_model('{arch}', "
+            f"weights='DEFAULT')\"; set TORCH_HOME for another cache folder), or pass "
+            f"task.weights_path=/path/to/{expected.name}, or run offline with task.feature_net=random"
+        )
+    model, _ = load_torchvision_model(arch, weights_path=weights_path)
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential):
+        raise ValueError(
+            f"task.feature_net={name!r}: torchvision's {arch} has no sequential `features` module"
+        )
+    source = weights_path or cached_weights_path(entry)
+    return FeatureNet(
+        disable_inplace(features),
+        content_layer,
+        style_layers,
+        f"{arch} features, ImageNet weights ({source})",
+    )

@@ -1,0 +1,191 @@
+"""The style-transfer objective with precomputed targets, and the pixel optimiser (Adam or L-BFGS).
+
+The objective runs the feature network only up to the deepest layer it needs, computes the content
+features and the (blended) style Gram matrices once, and returns the loss terms as tensors, so an
+optimisation step costs one forward and backward pass plus a few Gram matrices, with no host syncs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD
+from visgrad.vision.style import content_loss, extract_features, gram_matrix, style_loss, tv_loss
+
+Losses = dict[str, torch.Tensor]
+
+
+@dataclass
+class StyleObjective:
+    """``objective(img) -> {"content", "style", "tv", "total"}`` (scalar tensors) for images (1, 3, H, W)."""
+
+    net: nn.Sequential
+    content_layer: int | None
+    content_weight: float | torch.Tensor
+    content_target: torch.Tensor | None
+    style_layers: tuple[int, ...]
+    style_weights: tuple[float | torch.Tensor, ...]
+    style_targets: list[torch.Tensor]
+    tv_weight: float
+
+    def __call__(self, img: torch.Tensor) -> Losses:
+        feats = extract_features(img, self.net)
+        zero = img.new_zeros(())
+        content = (
+            content_loss(self.content_weight, feats[self.content_layer], self.content_target)
+            if self.content_target is not None
+            else zero
+        )
+        style = (
+            style_loss(feats, self.style_layers, self.style_targets, self.style_weights)
+            if self.style_layers
+            else zero
+        )
+        tv = tv_loss(img, self.tv_weight) if self.tv_weight else zero
+        return {"content": content, "style": style, "tv": tv, "total": content + style + tv}
+
+
+def check_layers(cnn: nn.Sequential, layers: dict[str, Sequence[int]], net_name: str) -> None:
+    """Raise a ValueError naming the config key when a layer index is not a module of ``cnn``."""
+    for key, indices in layers.items():
+        for index in indices:
+            if not 0 <= index < len(cnn):
+                modules = ", ".join(f"{i} {type(m).__name__}" for i, m in enumerate(cnn))
+                raise ValueError(
+                    f"{key} contains layer {index}, but feature_net={net_name} has modules "
+                    f"0..{len(cnn) - 1}: {modules}"
+                )
+
+
+def build_objective(
+    cnn: nn.Sequential,
+    content: torch.Tensor | None,
+    styles: Sequence[torch.Tensor],
+    content_layer: int,
+    content_weight: float,
+    style_layers: Sequence[int],
+    style_weights: Sequence[float],
+    tv_weight: float,
+    blend: Sequence[float] | None = None,
+    normalize_weights: bool = False,
+) -> StyleObjective:
+    """Precompute the targets of the style-transfer loss.
+
+    Inputs:
+    - cnn: sequential feature network (see :func:`extract_features`); only modules up to the deepest used
+      layer are kept.
+    - content: preprocessed content image (1, 3, H, W), or None when ``content_weight`` is 0.
+    - styles: preprocessed style images (1, 3, H_s, W_s), any sizes; empty when every style weight is 0.
+    - content_layer, content_weight, style_layers, style_weights, tv_weight: as CS231n's ``style_transfer``.
+    - blend: one non-negative weight per style image (None: equal). The Gram targets are blended,
+      ``T_l = sum_s b_s G_s,l / sum_s b_s``, which has the same gradient as the b-weighted sum of the
+      separate style losses (they differ by a constant).
+    - normalize_weights: divide the content weight by ``||content features||^2`` and each style weight by
+      ``||T_l||^2``, so that weights are comparable across networks and layers (CS231n: False).
+    """
+    if len(style_layers) != len(style_weights):
+        raise ValueError(
+            f"task.style_layers has {len(style_layers)} entries but task.style_weights has "
+            f"{len(style_weights)}; give one weight per layer (or a single number for all)"
+        )
+    used = [(layer, w) for layer, w in zip(style_layers, style_weights, strict=True) if w != 0]
+    if used and not styles:
+        raise ValueError("non-zero task.style_weights need a style image; set style=PATH")
+    if content_weight != 0 and content is None:
+        raise ValueError("a non-zero task.content_weight needs a content image; set content=PATH")
+    blend = [1.0] * len(styles) if blend is None else list(blend)
+    if len(blend) != len(styles) or any(b < 0 for b in blend) or (styles and sum(blend) <= 0):
+        raise ValueError(
+            f"task.style_blend={blend} must hold one non-negative weight per style image "
+            f"({len(styles)}), not all zero"
+        )
+    deepest = max([content_layer] * (content_weight != 0) + [layer for layer, _ in used], default=0)
+    net = cnn[: deepest + 1]
+
+    with torch.no_grad():
+        content_target = extract_features(content, net)[content_layer] if content_weight != 0 else None
+        style_targets = []
+        if used:
+            grams = [
+                [gram_matrix(f[layer]) for layer, _ in used]
+                for f in (extract_features(s, net) for s in styles)
+            ]
+            total = sum(blend)
+            style_targets = [
+                sum(b * g[i] for b, g in zip(blend, grams, strict=True)) / total for i in range(len(used))
+            ]
+    weights = [w for _, w in used]
+    if normalize_weights:
+        if content_target is not None:
+            content_weight = content_weight / content_target.pow(2).sum().clamp_min(1e-12)
+        weights = [w / t.pow(2).sum().clamp_min(1e-12) for w, t in zip(weights, style_targets, strict=True)]
+    return StyleObjective(
+        net=net,
+        content_layer=content_layer if content_target is not None else None,
+        content_weight=content_weight,
+        content_target=content_target,
+        style_layers=tuple(layer for layer, _ in used),
+        style_weights=tuple(weights),
+        style_targets=style_targets,
+        tv_weight=tv_weight,
+    )
+
+
+def pixel_bounds(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds (1, 3, 1, 1) of normalised images whose pixels lie in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    return -mean / std, (1 - mean) / std
+
+
+def optimize_image(
+    img: torch.Tensor,
+    objective: Callable[[torch.Tensor], Losses],
+    optimizer: str = "adam",
+    steps: int = 200,
+    lr: float = 3.0,
+    decayed_lr: float = 0.1,
+    decay_lr_at: int = 180,
+    callback: Callable[[int, torch.Tensor, Losses], None] | None = None,
+) -> torch.Tensor:
+    """Optimise the pixels of ``img`` (1, 3, H, W) to minimise ``objective(img)["total"]``.
+
+    ``optimizer="adam"`` follows CS231n: Adam at ``lr`` until step ``decay_lr_at``, then ``decayed_lr``.
+    ``optimizer="lbfgs"``: L-BFGS with strong-Wolfe line search, one iteration per step. After every step
+    the pixels are clamped to the valid range [0, 1]. ``callback(step, img, losses)`` sees the losses
+    (detached tensors) of the image before step ``step``'s update. Returns the optimised image (detached).
+    """
+    lo, hi = pixel_bounds(img)
+    img = img.detach().clone().clamp_(lo, hi).requires_grad_(True)
+    if optimizer == "adam":
+        opt = torch.optim.Adam([img], lr=lr)
+        schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_lr_at], gamma=decayed_lr / lr)
+    elif optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([img], lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+        schedule = None
+    else:
+        raise ValueError(f"task.optimizer={optimizer!r}: use adam or lbfgs")
+    losses: Losses = {}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        terms = objective(img)
+        terms["total"].backward()
+        if not losses:  # keep the losses of the first evaluation of this step
+            losses.update({k: v.detach() for k, v in terms.items()})
+        return terms["total"]
+
+    for step in range(steps):
+        losses.clear()
+        opt.step(closure)
+        if schedule is not None:
+            schedule.step()
+        with torch.no_grad():
+            img.clamp_(lo, hi)
+        if callback is not None:
+            callback(step, img, losses)
+    return img.detach()
