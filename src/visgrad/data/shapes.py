@@ -271,7 +271,7 @@ def save_preview(
             ax.imshow(images[i], interpolation="nearest")
             text = decode_captions(captions[image_idxs == i], idx_to_word)
             ax.set_title("\n".join(text), fontsize=7, loc="left")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.05, hspace=0.35)
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
 

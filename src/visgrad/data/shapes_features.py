@@ -121,11 +121,15 @@ class Pca:
             )
         x = features.astype(np.float64)
         mean = x.mean(0)
-        variances, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False, bias=True))  # ascending
-        components = vectors[:, ::-1][:, :dim].T
+        if len(x) < x.shape[1]:  # few samples: SVD of the data is cheaper than the covariance
+            _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
+            variances, components = singular[:dim] ** 2 / len(x), vt[:dim]
+        else:
+            eigenvalues, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False, bias=True))  # ascending
+            variances, components = eigenvalues[::-1][:dim], vectors[:, ::-1][:, :dim].T
         signs = np.sign(components[np.arange(dim), np.abs(components).argmax(1)])
         components = components * signs[:, None]
-        scale = float(np.sqrt(variances[::-1][:dim].clip(min=0).mean()))
+        scale = float(np.sqrt(variances.clip(min=0).mean()))
         return cls(mean.astype(np.float32), components.astype(np.float32), scale)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:

@@ -1,0 +1,232 @@
+"""The synthetic `shapes` dataset: content, grammar, features, determinism, caching and atomic generation."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from visgrad.data import shapes as shapes_module
+from visgrad.data.coco import load_coco_data
+from visgrad.data.shapes import ensure_shapes, load_shapes_images, load_shapes_objects
+from visgrad.data.shapes_features import PALETTE, RAW_DIM, SLOT_DIM, SLOT_WEIGHT, Pca, colour_masks
+from visgrad.data.vocab import SPECIAL_TOKENS, decode_captions
+
+KINDS = ["circle", "square", "triangle", "diamond"]
+COLOURS = ["red", "green", "blue", "yellow", "purple"]
+SIZES = ["small", "large"]
+TINY = dict(num_train=40, num_val=12)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dataset (seed 3) that tests only read."""
+    return ensure_shapes(tmp_path_factory.mktemp("tiny") / "a", seed=3, **TINY)
+
+
+def expected_captions(objects: np.ndarray) -> tuple[str, set[str]]:
+    """The grammar written out independently: (the first caption, all allowed captions) of one image."""
+    objs = [o for o in objects if o[0] >= 0]
+    np_ = [f"a {SIZES[o[2]]} {COLOURS[o[1]]} {KINDS[o[0]]}" for o in objs]
+    bare = [f"a {COLOURS[o[1]]} {KINDS[o[0]]}" for o in objs]
+    if len(objs) == 1:
+        forms = [
+            np_[0],
+            f"there is {np_[0]}",
+            bare[0],
+            f"the image shows {np_[0]}",
+            f"{np_[0]} in the picture",
+        ]
+    elif len(objs) == 2:
+        a, b = np_
+        forms = [
+            f"{a} left of {b}",
+            f"{b} right of {a}",
+            f"there is {a} and {b}",
+            f"{a} and {b}",
+            f"{bare[0]} left of {bare[1]}",
+        ]
+    else:
+        a, b, c = np_
+        forms = [
+            f"{a} left of {b} left of {c}",
+            f"{c} right of {b} right of {a}",
+            f"there is {a} {b} and {c}",
+            f"{a} {b} and {c}",
+            f"{bare[0]} left of {bare[1]} left of {bare[2]}",
+        ]
+    return forms[0], set(forms)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_captions_decode_to_the_grammar_of_each_image(shapes_root: Path, split: str) -> None:
+    data = load_coco_data(shapes_root)
+    objects = load_shapes_objects(shapes_root, split)
+    captions = decode_captions(data[f"{split}_captions"], data["idx_to_word"])
+    idxs = data[f"{split}_image_idxs"]
+    assert np.all(np.diff(idxs) >= 0) and set(idxs.tolist()) == set(range(len(objects)))
+    for i, image_objects in enumerate(objects):
+        mine = [c for c, j in zip(captions, idxs, strict=True) if j == i]
+        first, allowed = expected_captions(image_objects)
+        assert 3 <= len(mine) <= 5 and len(set(mine)) == len(mine)
+        assert mine[0] == first
+        assert set(mine) <= allowed
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_images_masks_labels_agree_with_the_objects(shapes_root: Path, split: str) -> None:
+    images, masks, labels, label_names = load_shapes_images(shapes_root, split)
+    objects = load_shapes_objects(shapes_root, split)
+    n = len(objects)
+    assert images.shape == (n, 64, 64, 3) and images.dtype == np.uint8
+    assert masks.shape == (n, 64, 64) and masks.dtype == bool
+    assert labels.shape == (n,) and labels.dtype == np.int64 and label_names == KINDS
+    assert np.array_equal(colour_masks(images).any(1), masks)  # object pixels = palette-coloured pixels
+    for image, mask, label, objs in zip(images, masks, labels, objects, strict=True):
+        present = objs[objs[:, 0] >= 0]
+        assert 1 <= len(present) <= 3 and np.all(np.diff(present[:, 3]) > 0)  # left to right
+        assert label in present[:, 0]
+        for _, colour, _, cx, cy in present:
+            assert np.abs(image[cy, cx].astype(int) - PALETTE[colour]).max() < 16
+        if len(present) == 1:
+            assert label == present[0, 0]
+            assert (mask.sum() < 150) == (present[0, 2] == SIZES.index("small"))
+    assert len(np.unique(labels)) == len(KINDS)
+
+
+def test_vocab_and_file_shapes(shapes_root: Path) -> None:
+    data = load_coco_data(shapes_root)
+    raw = load_coco_data(shapes_root, pca_features=False)
+    assert data["idx_to_word"][:4] == list(SPECIAL_TOKENS)
+    assert all(data["word_to_idx"][w] == i for i, w in enumerate(data["idx_to_word"]))
+    assert set(KINDS + COLOURS + SIZES + ["left", "right", "of", "there", "is", "and"]) <= set(
+        data["idx_to_word"]
+    )
+    for split, n in (("train", 200), ("val", 60)):
+        assert data[f"{split}_features"].shape == (n, 200) and data[f"{split}_features"].dtype == np.float32
+        assert raw[f"{split}_features"].shape == (n, RAW_DIM)
+        assert data[f"{split}_captions"].dtype == np.int32 and data[f"{split}_captions"].ndim == 2
+        assert list(data[f"{split}_urls"]) == [f"images/{split}/{i:06d}.png" for i in range(n)]
+    png = np.asarray(Image.open(shapes_root / data["val_urls"][7]))
+    assert np.array_equal(png, load_shapes_images(shapes_root, "val").images[7])
+    assert (shapes_root / "preview.png").stat().st_size > 10_000
+
+
+def test_raw_features_describe_each_object(shapes_root: Path) -> None:
+    """The extractor's object slots recover every object's colour, position, count and size class."""
+    raw = load_coco_data(shapes_root, pca_features=False)["val_features"]
+    objects = load_shapes_objects(shapes_root, "val")
+    occupancy = len(PALETTE) * 16 * 16
+    for row, objs in zip(raw, objects, strict=True):
+        present = objs[objs[:, 0] >= 0]
+        assert row[occupancy + 3 * SLOT_DIM + len(present)] == 1.0
+        for slot, (_, colour, size, cx, _) in enumerate(present):
+            d = row[occupancy + slot * SLOT_DIM : occupancy + (slot + 1) * SLOT_DIM] / SLOT_WEIGHT
+            assert d[0] == 1.0 and d[1 : 1 + len(PALETTE)].argmax() == colour
+            assert abs(d[1 + len(PALETTE)] * 64 - cx) <= 1.0
+            assert (d[1 + len(PALETTE) + 4] * 64 > 12.5) == (size == 1)  # sqrt(area) separates the sizes
+        assert not row[occupancy + len(present) * SLOT_DIM : occupancy + 3 * SLOT_DIM].any()
+
+
+def test_kinds_are_separable_from_the_object_descriptors(shapes_root: Path) -> None:
+    """Nearest class mean on the first object's descriptor tells the four kinds apart on val."""
+    occupancy = len(PALETTE) * 16 * 16
+    data = load_coco_data(shapes_root, pca_features=False)
+    x = {s: data[f"{s}_features"][:, occupancy : occupancy + SLOT_DIM] for s in ("train", "val")}
+    y = {s: load_shapes_objects(shapes_root, s)[:, 0, 0] for s in ("train", "val")}
+    means = np.stack([x["train"][y["train"] == k].mean(0) for k in range(len(KINDS))])
+    predicted = ((x["val"][:, None] - means) ** 2).sum(-1).argmin(1)
+    assert (predicted == y["val"]).mean() >= 0.95
+
+
+def test_pca_is_an_orthonormal_projection_with_unit_mean_variance() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20)) @ rng.normal(size=(20, 20)) + 5
+    pca = Pca.fit(x, 8)
+    np.testing.assert_allclose(pca.components @ pca.components.T, np.eye(8), atol=1e-5)
+    z = pca(x)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
+    assert abs(z.var(0).mean() - 1) < 1e-3 and np.all(np.diff(z.var(0)) <= 1e-6)  # sorted by variance
+    full = Pca.fit(x, 20)
+    back = full(x) * full.scale @ full.components + full.mean
+    np.testing.assert_allclose(back, x, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="PCA components"):
+        Pca.fit(x[:5], 8)
+
+
+def test_same_seed_gives_identical_files_and_another_seed_different_data(
+    tmp_path: Path, tiny_root: Path
+) -> None:
+    a = tiny_root
+    b = ensure_shapes(tmp_path / "b", seed=3, **TINY)
+    c = ensure_shapes(tmp_path / "c", seed=4, **TINY)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert len(files) == 11 + 52 and sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) == files
+    _, mismatch, errors = filecmp.cmpfiles(a, b, [str(f) for f in files], shallow=False)
+    assert mismatch == [] and errors == []
+    for name in ("coco2014_captions.h5", "train2014_vgg16_fc7_pca.h5", "shapes_images.h5"):
+        assert not filecmp.cmp(a / name, c / name, shallow=False)
+
+
+def test_cache_is_reused_and_regenerated_when_parameters_or_files_change(tmp_path: Path) -> None:
+    root = ensure_shapes(tmp_path / "s", **TINY)
+    stamp = (root / "manifest.json").stat().st_mtime_ns
+    assert ensure_shapes(root, **TINY) == root
+    assert (root / "manifest.json").stat().st_mtime_ns == stamp
+
+    ensure_shapes(root, num_train=50, num_val=12)
+    assert json.loads((root / "manifest.json").read_text())["num_train"] == 50
+    assert len(load_coco_data(root)["train_features"]) == 50
+    assert not any(p.name.startswith(".s.") for p in tmp_path.iterdir())  # no temp or old copies left
+
+    (root / "val2014_vgg16_fc7.h5").unlink()
+    ensure_shapes(root, num_train=50, num_val=12)
+    assert (root / "val2014_vgg16_fc7.h5").is_file()
+
+
+def test_failed_generation_leaves_no_partial_dataset(
+    tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    root = tiny_root
+    before = (root / "coco2014_captions.h5").read_bytes()
+    monkeypatch.setattr(shapes_module, "save_preview", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ensure_shapes(tmp_path / "fresh", **TINY)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ensure_shapes(root, seed=3, num_train=41, num_val=12)
+    assert (root / "coco2014_captions.h5").read_bytes() == before  # the old dataset is untouched
+    assert json.loads((root / "manifest.json").read_text())["num_train"] == 40
+    assert list(tmp_path.iterdir()) == [] and sorted(p.name for p in root.parent.iterdir()) == ["a"]
+
+
+def test_refuses_to_overwrite_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="mine"):
+        ensure_shapes(tmp_path / "mine", **TINY)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+    with pytest.raises(ValueError, match="num_train"):
+        ensure_shapes(tmp_path / "x", num_train=0)
+
+
+def test_h5_files_store_label_names_and_mask_dtype(shapes_root: Path) -> None:
+    with h5py.File(shapes_root / "shapes_images.h5", "r") as f:
+        assert json.loads(f.attrs["label_names"]) == KINDS
+        assert f["train_masks"].dtype == bool and f["train_labels"].dtype == np.int64
+
+
+def test_cli_generates_and_prints_statistics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    shapes_module.main(
+        ["--root", str(tmp_path / "cli"), "--num-train", "30", "--num-val", "10", "--seed", "1"]
+    )
+    out = capsys.readouterr().out
+    assert "vocabulary: 27 words" in out and "preview" in out
+    assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["seed"] == 1
