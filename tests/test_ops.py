@@ -281,3 +281,35 @@ def test_cuda_matches_cpu(cell):
     w, b = torch.randn(6, 6, dtype=F64, device="cuda"), torch.zeros(6, dtype=F64, device="cuda")
     scores = ops.temporal_affine(h_cuda, w, b)
     assert ops.temporal_softmax_loss(scores, y.cuda(), mask.cuda()).device.type == "cuda"
+
+
+# ------------------------------------------------------------------------------- GEMM backends
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_gemm_helper_matches_torch_mm(dtype):
+    from visgrad.ops._gemm import mm
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(40, 30, dtype=dtype, generator=g), torch.randn(20, 30, dtype=dtype, generator=g).t()
+    add, bias = torch.randn(60, 40, dtype=dtype, generator=g).t()[:, ::3], torch.randn(20, dtype=dtype)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(mm(a, b), a @ b, **tol)
+    torch.testing.assert_close(mm(a.t().contiguous().t(), b), a @ b, **tol)
+    torch.testing.assert_close(mm(a, b, add), add + a @ b, **tol)
+    torch.testing.assert_close(mm(a, b, bias), bias + a @ b, **tol)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_same_results_with_and_without_onednn(cell, monkeypatch):
+    from visgrad.ops import _gemm
+
+    torch.manual_seed(0)
+    args = [(0.3 * a.detach().float()).requires_grad_() for a in _recurrent_args(cell, 4, 5, 6, 7)]
+    h = getattr(ops, cell)(*args)
+    grads = torch.autograd.grad(h.sum(), args)
+    monkeypatch.setattr(_gemm, "_ONEDNN", None)  # plain torch.mm everywhere
+    h_mm = getattr(ops, cell)(*args)
+    torch.testing.assert_close(h, h_mm, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, torch.autograd.grad(h_mm.sum(), args), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

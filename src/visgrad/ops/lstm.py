@@ -12,36 +12,50 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from visgrad.ops._checks import check_floating
+from visgrad.ops._gemm import mm
 from visgrad.reference._checks import check_recurrent
 
 
-def _activate(a, H):
-    """Activate the (N, 4H) pre-activations ``a`` in place; return views i, f, o, g of shape (N, H)."""
-    a[:, :3 * H].sigmoid_()
-    a[:, 3 * H:].tanh_()
-    return a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+def _activate(a, out):
+    """Write sigmoid(i, f, o) and tanh(g) of the (N, 4H) pre-activations ``a`` into ``out``; return views
+    i, f, o, g of ``out``, each (N, H). ``a`` is overwritten; ``out`` may be ``a`` itself.
+
+    tanh(g) is computed as 2 sigmoid(2 g) - 1 (absolute error ~1 ulp of 1): one sigmoid over all 4H
+    columns is 3x faster on CPU than a sigmoid plus torch.tanh.
+    """
+    H = a.shape[1] // 4
+    a[:, 3 * H:].mul_(2)
+    torch.sigmoid(a, out=out)
+    out[:, 3 * H:].mul_(2).sub_(1)
+    return out[:, :H], out[:, H:2 * H], out[:, 2 * H:3 * H], out[:, 3 * H:]
+
+
+def _tanh(x, out):
+    """tanh(x) written into ``out`` as 2 sigmoid(2 x) - 1 (see ``_activate``); returns ``out``."""
+    return torch.mul(x, 2, out=out).sigmoid_().mul_(2).sub_(1)
 
 
 def _gate_grads(da, gates, dh, dc, tanh_c, prev_c):
-    """Write the pre-activation gradients of one step into ``da`` (N, 4H); return dprev_c.
+    """Write one step's pre-activation gradients into ``da`` (N, 4H); return the gradient of prev_c.
 
-    ``dc`` is the gradient reaching the cell state from later steps (None for none), ``prev_c`` may be
-    None for c = 0.
+    gates (N, 4H): the activated i, f, o, g; dh: gradient of h; dc: gradient reaching c from later steps
+    (None for none); tanh_c: tanh of c; prev_c: the previous cell state (None for c0 = 0).
     """
     H = dh.shape[1]
-    i, f, o, g = gates
-    da_i, da_f, da_o, da_g = da[:, :H], da[:, H:2 * H], da[:, 2 * H:3 * H], da[:, 3 * H:]
-    torch.mul(dh, tanh_c, out=da_o)  # do
-    dc_total = (1 - tanh_c * tanh_c).mul_(o).mul_(dh)
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    sig = gates[:, :3 * H]
+    torch.addcmul(sig, sig, sig, value=-1, out=da[:, :3 * H])  # sigma' = s (1 - s) for i, f, o
+    torch.mul(g, g, out=da[:, 3 * H:]).neg_().add_(1)  # tanh' = 1 - g^2
+    dc_total = torch.mul(tanh_c, tanh_c).neg_().add_(1).mul_(o).mul_(dh)  # through h = o tanh(c)
     if dc is not None:
         dc_total += dc
-    da_o.mul_(o - o * o)
-    torch.mul(dc_total, g, out=da_i).mul_(i - i * i)
+    da[:, :H].mul_(g).mul_(dc_total)
     if prev_c is None:
-        da_f.zero_()
+        da[:, H:2 * H].zero_()
     else:
-        torch.mul(dc_total, prev_c, out=da_f).mul_(f - f * f)
-    torch.mul(dc_total, i, out=da_g).mul_(1 - g * g)
+        da[:, H:2 * H].mul_(prev_c).mul_(dc_total)
+    da[:, 2 * H:3 * H].mul_(tanh_c).mul_(dh)
+    da[:, 3 * H:].mul_(i).mul_(dc_total)
     return dc_total.mul_(f)
 
 
@@ -50,11 +64,10 @@ class LSTMStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, prev_h, prev_c, Wx, Wh, b):
-        H = prev_h.shape[1]
-        a = torch.addmm(b, x, Wx).addmm_(prev_h, Wh)
-        i, f, o, g = _activate(a, H)
+        a = mm(prev_h, Wh, mm(x, Wx, b))
+        i, f, o, g = _activate(a, a)
         next_c = torch.addcmul(f * prev_c, i, g)
-        tanh_c = torch.tanh(next_c)
+        tanh_c = _tanh(next_c, torch.empty_like(next_c))
         next_h = o * tanh_c
         ctx.save_for_backward(x, prev_h, prev_c, Wx, Wh, a, tanh_c)
         return next_h, next_c
@@ -62,18 +75,16 @@ class LSTMStep(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dnext_h, dnext_c):
-        x, prev_h, prev_c, Wx, Wh, a, tanh_c = ctx.saved_tensors
+        x, prev_h, prev_c, Wx, Wh, gates, tanh_c = ctx.saved_tensors
         need = ctx.needs_input_grad
-        H = prev_h.shape[1]
-        da = torch.empty_like(a)
-        gates = (a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:])
+        da = torch.empty_like(gates)
         dprev_c = _gate_grads(da, gates, dnext_h, dnext_c, tanh_c, prev_c)
         return (
-            da @ Wx.t() if need[0] else None,
-            da @ Wh.t() if need[1] else None,
+            mm(da, Wx.t()) if need[0] else None,
+            mm(da, Wh.t()) if need[1] else None,
             dprev_c if need[2] else None,
-            x.t() @ da if need[3] else None,
-            prev_h.t() @ da if need[4] else None,
+            mm(x.t(), da) if need[3] else None,
+            mm(prev_h.t(), da) if need[4] else None,
             da.sum(0) if need[5] else None,
         )
 
@@ -89,41 +100,39 @@ class LSTM(torch.autograd.Function):
         N, T, D = x.shape
         H = h0.shape[1]
         xs = x.transpose(0, 1).reshape(T * N, D)  # time-major rows: step t is rows t*N .. t*N+N-1
-        acts = torch.addmm(b, xs, Wx).view(T, N, 4 * H)  # pre-activations, activated in place per step
+        gates = mm(xs, Wx, b).view(T, N, 4 * H)  # x Wx + b of every step, overwritten by its activated gates
         hs = x.new_empty(T + 1, N, H)  # hs[0] = h0, hs[t + 1] = h_t
         hs[0] = h0
         cs = x.new_empty(T, N, H)
         tanh_cs = x.new_empty(T, N, H)
         for t in range(T):
-            i, f, o, g = _activate(acts[t].addmm_(hs[t], Wh), H)
+            i, f, o, g = _activate(mm(hs[t], Wh, gates[t]), gates[t])
             torch.mul(i, g, out=cs[t])
             if t:
                 cs[t].addcmul_(f, cs[t - 1])
-            torch.mul(o, torch.tanh(cs[t], out=tanh_cs[t]), out=hs[t + 1])
-        ctx.save_for_backward(xs, Wx, Wh, acts, cs, tanh_cs, hs)
+            torch.mul(o, _tanh(cs[t], tanh_cs[t]), out=hs[t + 1])
+        ctx.save_for_backward(xs, Wx, Wh, gates, cs, tanh_cs, hs)
         ctx.x_shape = (N, T, D)
         return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh):
-        xs, Wx, Wh, acts, cs, tanh_cs, hs = ctx.saved_tensors
+        xs, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
         need = ctx.needs_input_grad
         N, T, D = ctx.x_shape
         H = hs.shape[2]
         dh = dh.transpose(0, 1)  # (T, N, H) view
-        da = torch.empty_like(acts)
+        da = torch.empty_like(gates)
         dc = None
         for t in range(T - 1, -1, -1):
-            dh_t = dh[t] if t == T - 1 else torch.addmm(dh[t], da[t + 1], Wh.t())
-            a = acts[t]
-            gates = (a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:])
-            dc = _gate_grads(da[t], gates, dh_t, dc, tanh_cs[t], cs[t - 1] if t else None)
+            dh_t = dh[t] if t == T - 1 else mm(da[t + 1], Wh.t(), dh[t])
+            dc = _gate_grads(da[t], gates[t], dh_t, dc, tanh_cs[t], cs[t - 1] if t else None)
         da2 = da.view(T * N, 4 * H)
-        dx = (da2 @ Wx.t()).view(T, N, D).transpose(0, 1) if need[0] else None
-        dh0 = da[0] @ Wh.t() if need[1] else None
-        dWx = xs.t() @ da2 if need[2] else None
-        dWh = hs[:-1].reshape(T * N, H).t() @ da2 if need[3] else None
+        dx = mm(da2, Wx.t()).view(T, N, D).transpose(0, 1) if need[0] else None
+        dh0 = mm(da[0], Wh.t()) if need[1] else None
+        dWx = mm(xs.t(), da2) if need[2] else None
+        dWh = mm(hs[:-1].view(T * N, H).t(), da2) if need[3] else None
         db = da2.sum(0) if need[4] else None
         return dx, dh0, dWx, dWh, db
 

@@ -10,6 +10,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from visgrad.ops._checks import check_floating
+from visgrad.ops._gemm import mm
 from visgrad.reference._checks import check_recurrent
 
 
@@ -24,7 +25,7 @@ class RNNStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, prev_h, Wx, Wh, b):
-        next_h = torch.addmm(b, x, Wx).addmm_(prev_h, Wh).tanh_()
+        next_h = mm(prev_h, Wh, mm(x, Wx, b)).tanh_()
         ctx.save_for_backward(x, prev_h, Wx, Wh, next_h)
         return next_h
 
@@ -35,10 +36,10 @@ class RNNStep(torch.autograd.Function):
         need = ctx.needs_input_grad
         da = dnext_h * (1 - next_h * next_h)
         return (
-            da @ Wx.t() if need[0] else None,
-            da @ Wh.t() if need[1] else None,
-            x.t() @ da if need[2] else None,
-            prev_h.t() @ da if need[3] else None,
+            mm(da, Wx.t()) if need[0] else None,
+            mm(da, Wh.t()) if need[1] else None,
+            mm(x.t(), da) if need[2] else None,
+            mm(prev_h.t(), da) if need[3] else None,
             da.sum(0) if need[4] else None,
         )
 
@@ -51,11 +52,11 @@ class RNN(torch.autograd.Function):
         N, T, D = x.shape
         H = h0.shape[1]
         xs = x.transpose(0, 1).reshape(T * N, D)  # time-major rows: step t is rows t*N .. t*N+N-1
+        xw = mm(xs, Wx, b).view(T, N, H)  # x Wx + b of every step
         hs = x.new_empty(T + 1, N, H)  # hs[0] = h0, hs[t + 1] = h_t
         hs[0] = h0
-        torch.addmm(b, xs, Wx, out=hs[1:].view(T * N, H))
         for t in range(T):
-            hs[t + 1].addmm_(hs[t], Wh).tanh_()
+            torch.tanh(mm(hs[t], Wh, xw[t]), out=hs[t + 1])
         ctx.save_for_backward(xs, Wx, Wh, hs)
         ctx.x_shape = (N, T, D)
         return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
@@ -67,18 +68,16 @@ class RNN(torch.autograd.Function):
         need = ctx.needs_input_grad
         N, T, D = ctx.x_shape
         H = hs.shape[2]
-        # da[t] = (dh[t] + da[t + 1] Wh^T) * (1 - h_t^2), built in place, last step first.
-        da = dh.transpose(0, 1).clone(memory_format=torch.contiguous_format)  # never alias dh
-        dtanh = hs[1:].square().neg_().add_(1)
+        dh = dh.transpose(0, 1)  # (T, N, H) view
+        dtanh = hs[1:].square().neg_().add_(1)  # 1 - h_t^2
+        da = torch.empty_like(dtanh)  # da[t] = (dh[t] + da[t + 1] Wh^T) * (1 - h_t^2), last step first
         for t in range(T - 1, -1, -1):
-            if t < T - 1:
-                da[t].addmm_(da[t + 1], Wh.t())
-            da[t].mul_(dtanh[t])
+            torch.mul(dh[t] if t == T - 1 else mm(da[t + 1], Wh.t(), dh[t]), dtanh[t], out=da[t])
         da2 = da.view(T * N, H)
-        dx = (da2 @ Wx.t()).view(T, N, D).transpose(0, 1) if need[0] else None
-        dh0 = da[0] @ Wh.t() if need[1] else None
-        dWx = xs.t() @ da2 if need[2] else None
-        dWh = hs[:-1].reshape(T * N, H).t() @ da2 if need[3] else None
+        dx = mm(da2, Wx.t()).view(T, N, D).transpose(0, 1) if need[0] else None
+        dh0 = mm(da[0], Wh.t()) if need[1] else None
+        dWx = mm(xs.t(), da2) if need[2] else None
+        dWh = mm(hs[:-1].view(T * N, H).t(), da2) if need[3] else None
         db = da2.sum(0) if need[4] else None
         return dx, dh0, dWx, dWh, db
 
