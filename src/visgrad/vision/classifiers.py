@@ -1,0 +1,82 @@
+"""The classifiers that the visualization tasks look into (``conf/classifier/*.yaml``).
+
+Each config instantiates (``_target_``) a function returning a :class:`Classifier`: a frozen model in eval
+mode mapping preprocessed images (N, 3, S, S) to logits (N, C), its class names and input size S.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from visgrad.vision.pretrained import load_torchvision_model
+
+# Keys of a classifier config that are read by the tasks rather than passed to the loader.
+TASK_KEYS = ("class_viz", "fooling")
+
+
+@dataclass
+class Classifier:
+    """A frozen classifier with its class names and input image size."""
+
+    name: str
+    model: nn.Module
+    class_names: list[str]
+    image_size: int
+
+    def to(self, device: torch.device | str) -> Classifier:
+        self.model.to(device)
+        return self
+
+    def class_index(self, target: int | str) -> int:
+        """See :func:`resolve_class`."""
+        return resolve_class(target, self.class_names)
+
+
+def resolve_class(target: int | str, class_names: list[str]) -> int:
+    """A class given by index (``76``, ``"76"``) or by name (``"tarantula"``, case-insensitive) -> index.
+
+    Unknown names raise ValueError with the closest names (difflib); indices are range-checked.
+    """
+    text = str(target).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(class_names):
+            raise ValueError(
+                f"class index {index} is out of range: this classifier has classes 0..{len(class_names) - 1}"
+            )
+        return index
+    lowered = [name.lower() for name in class_names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    close = difflib.get_close_matches(text.lower(), lowered, n=5, cutoff=0.6)
+    close += [name for name in lowered if text.lower() in name and name not in close][: 5 - len(close)]
+    hint = f"did you mean {', '.join(repr(class_names[lowered.index(c)]) for c in close)}?" if close else (
+        f"give an index 0..{len(class_names) - 1} or one of: {', '.join(class_names[:10])}"
+        + (", ..." if len(class_names) > 10 else "")
+    )
+    raise ValueError(f"unknown class name {text!r}; {hint}")
+
+
+def torchvision_classifier(
+    arch: str, weights: str = "DEFAULT", weights_path: str | None = None, image_size: int = 224
+) -> Classifier:
+    """A torchvision ImageNet model (``squeezenet1_1``, ``resnet18``, ``vgg19``, ...); see
+    :func:`visgrad.vision.pretrained.load_torchvision_model` for where the weights come from."""
+    model, class_names = load_torchvision_model(arch, weights_path=weights_path, weights=weights)
+    return Classifier(name=arch, model=model, class_names=class_names, image_size=image_size)
+
+
+def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu") -> Classifier:
+    """Instantiate ``cfg`` (a ``conf/classifier`` node) and move the model to ``device``."""
+    if "_target_" not in cfg:
+        raise ValueError(f"classifier config has no _target_: {OmegaConf.to_yaml(cfg)}")
+    loader_cfg = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in TASK_KEYS}
+    classifier: Classifier = instantiate(loader_cfg, _convert_="all")
+    return classifier.to(device)
+

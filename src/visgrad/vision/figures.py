@@ -1,0 +1,88 @@
+"""Matplotlib figures (Agg) of the visualization tasks; each function returns a Figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from visgrad.vision.image import deprocess, to_uint8  # noqa: E402
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def saliency_figure(
+    images: torch.Tensor,
+    saliency: torch.Tensor,
+    titles: list[str],
+    masks: torch.Tensor | None = None,
+    method: str = "vanilla",
+) -> Figure:
+    """Images (N, 3, H, W) over their saliency maps (N, H, W), and an overlay (object outline if masks)."""
+    n = images.shape[0]
+    pixels = to_uint8(images).numpy()
+    maps = saliency.detach().cpu().numpy()
+    fig, axes = plt.subplots(3, n, figsize=(2.0 * n, 6.6), squeeze=False)
+    for i in range(n):
+        scaled = maps[i] / max(maps[i].max(), 1e-12)
+        axes[0, i].imshow(pixels[i])
+        axes[0, i].set_title(titles[i], fontsize=8)
+        axes[1, i].imshow(scaled, cmap="hot", vmin=0, vmax=1)
+        axes[2, i].imshow(pixels[i])
+        axes[2, i].imshow(scaled, cmap="jet", alpha=np.clip(1.5 * scaled, 0, 0.8), vmin=0, vmax=1)
+        if masks is not None:
+            outline = masks[i].cpu().numpy().astype(float)
+            axes[2, i].contour(outline, levels=[0.5], colors="white", linewidths=0.8)
+        peak = np.unravel_index(maps[i].argmax(), maps[i].shape)
+        axes[2, i].plot(peak[1], peak[0], "w+", markersize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[1, 0].text(-0.1, 0.5, f"saliency ({method})", transform=axes[1, 0].transAxes, rotation=90,
+                    va="center", ha="right", fontsize=9)
+    axes[2, 0].text(-0.1, 0.5, "overlay, + = peak", transform=axes[2, 0].transAxes, rotation=90,
+                    va="center", ha="right", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def fooling_figure(originals: torch.Tensor, foolings: torch.Tensor, original_titles: list[str],
+                   fooling_titles: list[str]) -> Figure:
+    """Per row: original, fooling image, difference, and 10x the difference (CS231n's layout)."""
+    n = originals.shape[0]
+    fig, axes = plt.subplots(n, 4, figsize=(9.2, 2.5 * n), squeeze=False)
+    for i in range(n):
+        diff = foolings[i : i + 1] - originals[i : i + 1]
+        panels = [deprocess(originals[i]), deprocess(foolings[i]), deprocess(diff), deprocess(10 * diff)]
+        titles = [original_titles[i], fooling_titles[i], "difference", "difference x10"]
+        for ax, panel, title in zip(axes[i], panels, titles, strict=True):
+            ax.imshow(np.asarray(panel))
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def class_viz_figure(
+    snapshots: list[tuple[int, torch.Tensor]], probs: list[float], class_name: str
+) -> Figure:
+    """The progression strip: one panel per snapshot, titled with the iteration and target probability."""
+    n = len(snapshots)
+    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6), squeeze=False)
+    for ax, (iteration, image), prob in zip(axes[0], snapshots, probs, strict=True):
+        ax.imshow(np.asarray(deprocess(image)))
+        ax.set_title(f"iteration {iteration}\np({class_name}) = {prob:.2f}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,76 @@
+"""What the three visualization task runners share: classifier and inputs from the config, figures as
+PNG + TensorBoard, and the closing summary (a Rich table and where the outputs went)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+from torch.utils.tensorboard import SummaryWriter
+
+from visgrad.utils import resolve_device
+from visgrad.vision.classifiers import Classifier, load_classifier
+from visgrad.vision.figures import save_figure
+from visgrad.vision.inputs import InputBatch, load_inputs
+
+
+@dataclass
+class TaskRun:
+    """One task run: config, device, classifier, output folder, TensorBoard writer, written files."""
+
+    cfg: DictConfig
+    device: torch.device
+    classifier: Classifier
+    output_dir: Path
+    writer: SummaryWriter
+    console: Console = field(default_factory=Console)
+    files: list[Path] = field(default_factory=list)
+
+    def inputs(self, limit: int | None) -> InputBatch:
+        """``cfg.task.images`` as a batch on the device (shapes images come from the classifier's data)."""
+        classifier_cfg = self.cfg.classifier
+        shapes_root = classifier_cfg.get("data_root") or Path(self.cfg.paths.data_dir) / "shapes"
+        batch = load_inputs(self.cfg.task.get("images"), self.classifier, limit, shapes_root,
+                            classifier_cfg.get("dataset"))
+        batch.images = batch.images.to(self.device)
+        return batch
+
+    def class_name(self, index: int) -> str:
+        return self.classifier.class_names[index]
+
+    def add_figure(self, fig, name: str, step: int = 0) -> Path:
+        """Log ``fig`` to TensorBoard under ``name`` and save it as ``<output_dir>/<name>.png``."""
+        self.writer.add_figure(name, fig, global_step=step, close=False)
+        path = save_figure(fig, self.output_dir / f"{name}.png")
+        self.files.append(path)
+        return path
+
+    def finish(self, title: str, metrics: dict[str, float]) -> dict[str, float]:
+        """Log the summary metrics, print them as a table with the output locations, close TensorBoard."""
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value)
+        self.writer.close()
+        table = Table(title=f"{title} ({self.classifier.name})")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in metrics.items():
+            table.add_row(key, f"{value:.4g}")
+        self.console.print(table)
+        for path in self.files:
+            self.console.print(f"figure: {path}")
+        self.console.print(f"TensorBoard: tensorboard --logdir {self.output_dir / 'tensorboard'}")
+        return metrics
+
+
+def start(cfg: DictConfig) -> TaskRun:
+    """Resolve the device, load (or train) the classifier and open the TensorBoard writer."""
+    device = resolve_device(cfg.device)
+    classifier = load_classifier(cfg.classifier, device)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    writer = SummaryWriter(str(output_dir / "tensorboard"))
+    return TaskRun(cfg, device, classifier, output_dir, writer)
