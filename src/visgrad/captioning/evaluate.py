@@ -1,0 +1,128 @@
+"""``python visualize.py task=captions ckpt_path=PATH``: evaluate a trained captioner checkpoint.
+
+Decodes one split of ``cfg.data`` with every strategy of ``cfg.task.strategies`` (greedy, beam,
+temperature), prints a Rich table of BLEU-1..4 / METEOR / CIDEr-D / mean log-probability / time, writes
+``captions.png`` (images with generated and reference captions, when the data has images) and
+``captions.json`` (all generated captions) into ``cfg.paths.output_dir``, and logs the metrics, the
+sample table and the figure to TensorBoard under ``<output_dir>/tensorboard``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+from torch.utils.tensorboard import SummaryWriter
+
+from visgrad.captioning.decoding import DecodingStrategy
+from visgrad.captioning.figures import caption_grid, samples_markdown
+from visgrad.captioning.harness import evaluate_strategies
+from visgrad.captioning.metrics import METRIC_NAMES
+from visgrad.captioning.module import CaptioningModule
+from visgrad.utils import resolve_device
+
+HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=rnn|lstm` " \
+         "(e.g. logs/train/runs/<time>/checkpoints/last.ckpt)"
+
+
+def load_captioner(ckpt_path: str | Path | None, device: torch.device) -> CaptioningModule:
+    """Load a ``CaptioningModule`` checkpoint, with a clear error if it is missing or of another kind."""
+    if not ckpt_path:
+        raise ValueError(f"task=captions needs a checkpoint: {HOW_TO}")
+    path = Path(str(ckpt_path)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}; {HOW_TO}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same explanation
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({error}); {HOW_TO}") from error
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
+    if "word_to_idx" not in hparams or "model.W_embed" not in state:
+        raise ValueError(f"{path} is not a captioning checkpoint (no CaptioningModule hyperparameters / "
+                         f"model.W_embed weights); {HOW_TO}")
+    module = CaptioningModule(**hparams)
+    module.load_state_dict(state)
+    return module.to(device).eval()
+
+
+def _check_vocabulary(module: CaptioningModule, eval_set, data_name: str) -> None:
+    model = module.model
+    if dict(eval_set.word_to_idx) != model.word_to_idx or eval_set.features.shape[1] != model.input_dim:
+        raise ValueError(
+            f"the checkpoint was trained with a vocabulary of {model.vocab_size} words and "
+            f"{model.input_dim}-d features, but data={data_name} has {len(eval_set.word_to_idx)} words and "
+            f"{eval_set.features.shape[1]}-d features; select the data config used for training (data=...)"
+        )
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate ``cfg.ckpt_path`` on split ``cfg.task.split`` of ``cfg.data``.
+
+    Returns ``{"<strategy>/<metric>": value}`` (metrics and ``log_prob``, the mean caption log-probability).
+    """
+    task = cfg.task
+    device = resolve_device(cfg.get("device", "auto"))
+    module = load_captioner(cfg.get("ckpt_path"), device)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    eval_set = datamodule.eval_set(task.split)
+    _check_vocabulary(module, eval_set, cfg.data.get("dataset", "?"))
+
+    strategies = {name: DecodingStrategy(**OmegaConf.to_container(spec, resolve=True))
+                  for name, spec in task.strategies.items()}
+    results = evaluate_strategies(module.model, eval_set, strategies, task.max_length, task.meteor,
+                                  task.batch_size)
+
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {f"{name}/{key}": value for name, result in results.items()
+               for key, value in result.metrics.items()}
+    summary.update({f"{name}/log_prob": result.mean_log_prob for name, result in results.items()})
+
+    console = Console(width=max(Console().width, 110))
+    console.print(_metrics_table(results, len(eval_set.references), task.split))
+    generated = {result.strategy.label: result.captions for result in results.values()}
+    (output_dir / "captions.json").write_text(json.dumps(
+        {"ckpt_path": str(cfg.ckpt_path), "split": task.split, "references": eval_set.references,
+         "generated": generated, "metrics": summary}, indent=1))
+
+    writer = SummaryWriter(str(output_dir / "tensorboard"))
+    for key, value in summary.items():
+        writer.add_scalar(f"captions/{key}", value, 0)
+    writer.add_text("captions/samples", samples_markdown(eval_set.references, generated, task.num_images), 0)
+    figure_path = None
+    if eval_set.images is not None:
+        figure = caption_grid(eval_set.images, eval_set.references, generated, limit=task.num_images)
+        figure_path = output_dir / "captions.png"
+        figure.savefig(figure_path, dpi=120)
+        writer.add_figure("captions/samples", figure, 0)
+    writer.close()
+
+    console.print(f"captions: {output_dir / 'captions.json'}")
+    console.print(f"figure: {figure_path or '(none: the data has no images)'}")
+    console.print(f"TensorBoard: tensorboard --logdir {output_dir / 'tensorboard'}")
+    return summary
+
+
+HEADERS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "cider_d": "CIDEr-D",
+           "meteor": "METEOR"}
+
+
+def _metrics_table(results: dict, count: int, split: str) -> Table:
+    table = Table(title=f"caption quality on {count} {split} images")
+    names = [m for m in METRIC_NAMES if any(m in r.metrics for r in results.values())]
+    table.add_column("decoding", no_wrap=True)
+    for name in names:
+        table.add_column(HEADERS[name], justify="right")
+    table.add_column("log P", justify="right")
+    table.add_column("s", justify="right")
+    for result in results.values():
+        table.add_row(result.strategy.label, *(f"{result.metrics[n]:.3f}" for n in names),
+                      f"{result.mean_log_prob:.2f}", f"{result.seconds:.1f}")
+    return table

@@ -1,0 +1,143 @@
+"""``CaptioningModule``: Lightning training of ``CaptioningRNN``, with caption metrics and samples.
+
+Logged: ``train/loss`` (step and epoch), ``val/loss``, and at every validation epoch end (greedy
+decoding of the datamodule's ``eval_set("val")``, one row per image) ``val/bleu1..4``, ``val/cider_d``
+and ``val/meteor`` (when Java is present); beam-search metrics too under ``val/beam/*`` if
+``beam_metrics`` is set. On rank zero, a Markdown table of sample captions (reference, greedy, beam)
+and, when the eval set has images, a matplotlib grid of images with their captions.
+Every rank computes the same metrics on the whole eval set (decoding is deterministic), so the logged
+values agree under DDP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from visgrad.captioning.decoding import DecodingStrategy
+from visgrad.captioning.figures import caption_grid, samples_markdown
+from visgrad.captioning.harness import decode_features, evaluate_strategies
+from visgrad.captioning.model import CaptioningRNN
+
+log = logging.getLogger(__name__)
+
+
+class CaptioningModule(pl.LightningModule):
+    """Train a CS231n captioner (``self.model``) with the CS231n loss.
+
+    Args:
+        word_to_idx, input_dim: from the datamodule (``model_kwargs()``).
+        wordvec_dim, hidden_dim, cell_type: the ``CaptioningRNN`` sizes and cell (``"rnn"`` | ``"lstm"``).
+        optimizer: ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` config).
+        scheduler: ``optimizer -> LRScheduler`` stepped once per epoch, or None.
+        max_length: longest decoded caption (words).
+        beam_size, length_alpha: beam search used for the sample table (and ``val/beam/*`` metrics).
+        beam_metrics: also score beam search at every validation epoch (slower).
+        meteor: METEOR in the metrics: True | False | "auto" (when Java is installed).
+        num_samples: images in the logged sample table / grid (0: none).
+    """
+
+    def __init__(
+        self,
+        word_to_idx: dict[str, int],
+        input_dim: int,
+        wordvec_dim: int = 128,
+        hidden_dim: int = 128,
+        cell_type: str = "lstm",
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        max_length: int = 30,
+        beam_size: int = 3,
+        length_alpha: float = 0.0,
+        beam_metrics: bool = False,
+        meteor: bool | str = "auto",
+        num_samples: int = 8,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.model = CaptioningRNN(dict(word_to_idx), input_dim, wordvec_dim, hidden_dim, cell_type)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.greedy = DecodingStrategy("greedy")
+        self.beam = DecodingStrategy("beam", beam_size=beam_size, length_alpha=length_alpha)
+
+    def forward(self, features: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
+        """The CS231n loss of captions (B, T) given image features (B, D)."""
+        return self.model.loss(features, captions)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        features, captions = batch
+        loss = self.model.loss(features, captions)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(captions))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        features, captions = batch
+        loss = self.model.loss(features, captions)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(captions))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        eval_set = self._val_eval_set()
+        if eval_set is None:
+            return
+        strategies = {"greedy": self.greedy}
+        if self.hparams.beam_metrics:
+            strategies["beam"] = self.beam
+        results = evaluate_strategies(self.model, eval_set, strategies, self.hparams.max_length,
+                                      meteor=self.hparams.meteor)
+        for name, result in results.items():
+            prefix = "val/" if name == "greedy" else f"val/{name}/"
+            for key, value in result.metrics.items():
+                show = name == "greedy" and key in ("bleu4", "cider_d")
+                self.log(prefix + key, value, prog_bar=show, sync_dist=True)
+        if self.trainer.is_global_zero and self.hparams.num_samples > 0:
+            self._log_samples(eval_set, results["greedy"].captions)
+
+    def _val_eval_set(self):
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "eval_set"):
+            log.warning("no datamodule with eval_set('val'): caption metrics are not computed")
+            return None
+        if getattr(self, "_eval_set_cache", None) is None:
+            self._eval_set_cache = datamodule.eval_set("val")
+        return self._eval_set_cache
+
+    def _log_samples(self, eval_set, greedy_captions: list[str]) -> None:
+        """Log a sample table (and image grid) of the first ``num_samples`` val images to TensorBoard."""
+        writers = [lg.experiment for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if not writers:
+            return
+        n = min(self.hparams.num_samples, len(eval_set.references))
+        beam, _ = decode_features(self.model, eval_set.features[:n], self.beam, eval_set.idx_to_word,
+                                  self.hparams.max_length)
+        references = eval_set.references[:n]
+        generated = {"greedy": greedy_captions[:n], self.beam.label: beam}
+        table = samples_markdown(references, generated, limit=n)
+        figure = None
+        if eval_set.images is not None:
+            figure = caption_grid(eval_set.images[:n], references, generated, limit=n)
+        for writer in writers:
+            writer.add_text("val/samples", table, self.global_step)
+            if figure is not None:
+                writer.add_figure("val/samples", figure, self.global_step, close=False)
+        if figure is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("CaptioningModule has no optimizer: pass optimizer=<params -> Optimizer> "
+                             "(conf/model/*.yaml sets a _partial_ torch.optim.Adam)")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+

@@ -1,0 +1,134 @@
+"""End to end: ``train.py`` (Hydra compose API) on a tiny `shapes` set, checkpoint evaluation, multirun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from visgrad.captioning.evaluate import load_captioner
+from visgrad.tasks import run_task
+from visgrad.training import train
+
+TINY_MODEL = ["model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "model.num_samples=4"]
+
+
+def data_overrides(shapes_root: Path) -> list[str]:
+    """Use the session's small `shapes` folder (its generator parameters, so it is not regenerated)."""
+    return [f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
+            "data.batch_size=50"]
+
+
+def tensorboard_tags(folder: Path) -> dict[str, list[str]]:
+    events = sorted(folder.rglob("events.out.tfevents.*"))
+    assert events, f"no TensorBoard event file under {folder}"
+    tags: dict[str, list[str]] = {}
+    for event in events:
+        accumulator = EventAccumulator(str(event), size_guidance={"images": 0, "tensors": 0})
+        accumulator.Reload()
+        for kind, names in accumulator.Tags().items():
+            if isinstance(names, list):
+                tags.setdefault(kind, []).extend(names)
+    return tags
+
+
+@pytest.fixture(scope="module")
+def trained_run(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Two epochs of a tiny LSTM through train.py's config; returns (cfg, returned metric)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    out = tmp_path_factory.mktemp("train_run")
+    GlobalHydra.instance().clear()
+    conf_dir = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose("train", overrides=[*data_overrides(shapes_root), *TINY_MODEL, "model=lstm",
+                                          "trainer.max_epochs=2", "print_config=false"],
+                      return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    value = train(cfg)
+    GlobalHydra.instance().clear()
+    return cfg, value
+
+
+def test_train_logs_metrics_samples_and_checkpoints(trained_run) -> None:
+    cfg, value = trained_run
+    out = Path(cfg.paths.output_dir)
+    assert value is not None and 0.0 <= value <= 1.0  # train.py returns val/bleu4
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((out / "checkpoints").glob("epoch_*.ckpt"))) == 1  # best on val/bleu4
+    tags = tensorboard_tags(out / "tensorboard")
+    for name in ("train/loss_step", "train/loss_epoch", "val/loss", "val/bleu1", "val/bleu4", "val/cider_d",
+                 "lr-Adam"):
+        assert name in tags["scalars"], name
+    assert "val/samples" in tags["images"]  # shapes has images: the caption grid
+    assert any(t.startswith("val/samples") for t in tags["tensors"])  # the Markdown sample table
+    # the learning rate decays once per epoch (ExponentialLR)
+    accumulator = EventAccumulator(str(next((out / "tensorboard").rglob("events.out.tfevents.*"))))
+    accumulator.Reload()
+    lrs = [e.value for e in accumulator.Scalars("lr-Adam")]
+    assert lrs[0] == pytest.approx(cfg.model.optimizer.lr)
+    assert lrs[-1] == pytest.approx(cfg.model.optimizer.lr * cfg.model.scheduler.gamma)
+
+
+def test_fast_dev_run_rnn(compose_cfg, shapes_root: Path) -> None:
+    cfg = compose_cfg("train", [*data_overrides(shapes_root), *TINY_MODEL, "model=rnn", "debug=fdr"])
+    train(cfg)  # one batch of train and val, metrics at validation end; must not raise
+
+
+def test_evaluate_checkpoint_task(trained_run, compose_cfg, shapes_root: Path) -> None:
+    train_cfg, _ = trained_run
+    ckpt = Path(train_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    cfg = compose_cfg("visualize", ["task=captions", f"ckpt_path={ckpt}", *data_overrides(shapes_root)[:3],
+                                    "task.meteor=false", "task.num_images=4", "device=cpu",
+                                    "task.strategies.beam.beam_size=3"])
+    metric = run_task(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert (out / "captions.png").is_file() and (out / "captions.json").is_file()
+    assert metric is not None and 0.0 <= metric <= 1.0  # greedy/bleu4
+    tags = tensorboard_tags(out / "tensorboard")
+    assert "captions/greedy/bleu4" in tags["scalars"] and "captions/beam/cider_d" in tags["scalars"]
+    assert "captions/samples" in tags["images"]
+
+
+def test_evaluate_task_errors(compose_cfg, shapes_root: Path, tmp_path: Path) -> None:
+    base = ["task=captions", *data_overrides(shapes_root)[:3]]
+    with pytest.raises(ValueError, match="needs a checkpoint: pass ckpt_path=PATH"):
+        run_task(compose_cfg("visualize", base))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.ckpt"):
+        run_task(compose_cfg("visualize", [*base, f"ckpt_path={tmp_path / 'nope.ckpt'}"]))
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"net.weight": torch.zeros(2)}, "hyper_parameters": {"lr": 1}}, other)
+    with pytest.raises(ValueError, match="is not a captioning checkpoint"):
+        run_task(compose_cfg("visualize", [*base, f"ckpt_path={other}"]))
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="is not a readable PyTorch checkpoint"):
+        load_captioner(garbage, torch.device("cpu"))
+
+
+def test_multirun_sweeps_cell_types(shapes_root: Path, tmp_path: Path, project_root: Path) -> None:
+    """``python train.py -m model=rnn,lstm ... trainer.fast_dev_run=true`` runs both jobs."""
+    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path)}
+    command = [sys.executable, str(project_root / "train.py"), "-m", "model=rnn,lstm",
+               *data_overrides(shapes_root), *TINY_MODEL, "trainer.fast_dev_run=true", "print_config=false",
+               "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        overrides = (sweep / job / ".hydra" / "overrides.yaml").read_text()
+        assert ("model=rnn" in overrides) == (job == "0")
