@@ -23,6 +23,7 @@ CLI: ``python -m visgrad.data.shapes --root data/shapes`` generates (if needed) 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -119,9 +120,15 @@ def _apart(a: Shape, b: Shape, size: int) -> bool:
     return abs(a.cx - b.cx) >= size / 8 and (abs(a.cx - b.cx) >= gap or abs(a.cy - b.cy) >= gap)
 
 
+@functools.lru_cache(maxsize=4)
+def _pixel_centres(size: int) -> np.ndarray:
+    """float (2, S, S): y and x of every pixel's centre."""
+    return np.mgrid[0:size, 0:size] + 0.5
+
+
 def shape_mask(shape: Shape, size: int) -> np.ndarray:
     """bool (size, size): the pixels (centres) inside the shape."""
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    yy, xx = _pixel_centres(size)
     dx, dy, r = xx - shape.cx, yy - shape.cy, shape.half
     kind = KINDS[shape.kind]
     if kind == "circle":
@@ -136,9 +143,9 @@ def shape_mask(shape: Shape, size: int) -> np.ndarray:
 def render(shapes: list[Shape], rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Draw a scene: uint8 image (S, S, 3), bool mask of all objects (S, S), kind of the largest object."""
     base = rng.integers(200, 240) + rng.integers(-10, 11, size=3)
-    yy, xx = np.mgrid[0:size, 0:size]
     image = np.broadcast_to(base, (size, size, 3)).astype(np.float32)
     if rng.random() < 0.5:  # soft stripes
+        yy, xx = _pixel_centres(size)
         angle, period = rng.uniform(0, np.pi), rng.uniform(8, 20) * size / 64
         image += 6 * np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)[..., None]
     mask = np.zeros((size, size), bool)

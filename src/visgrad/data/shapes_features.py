@@ -38,8 +38,9 @@ RAW_DIM = len(PALETTE) * GRID * GRID + MAX_OBJECTS * SLOT_DIM + MAX_OBJECTS + 1
 
 def colour_masks(images: np.ndarray) -> np.ndarray:
     """Which pixels have which palette colour. images: uint8 (N, S, S, 3) -> bool (N, K, S, S)."""
-    pixels = torch.from_numpy(images).float()[..., None, :]  # (N, S, S, 1, 3)
-    dist2 = ((pixels - torch.from_numpy(PALETTE)) ** 2).sum(-1)  # (N, S, S, K)
+    pixels = torch.from_numpy(images).float()  # (N, S, S, 3)
+    palette = torch.from_numpy(PALETTE)  # (K, 3)
+    dist2 = (pixels**2).sum(-1, keepdim=True) - 2 * pixels @ palette.T + (palette**2).sum(-1)  # (N, S, S, K)
     best, nearest = dist2.min(-1)
     masks = (nearest[..., None] == torch.arange(len(PALETTE))) & (best <= COLOUR_TOLERANCE**2)[..., None]
     return masks.permute(0, 3, 1, 2).numpy()
@@ -73,7 +74,7 @@ def _region_descriptor(region: np.ndarray, colour: int, size: int) -> np.ndarray
     return np.concatenate([[1.0], colour_onehot, geometry, patch.ravel()])
 
 
-def extract_features(images: np.ndarray, chunk: int = 256) -> np.ndarray:
+def extract_features(images: np.ndarray, chunk: int = 128) -> np.ndarray:
     """Raw features of images. images: uint8 (N, S, S, 3) -> float32 (N, RAW_DIM)."""
     n, size = len(images), images.shape[1]
     out = np.zeros((n, RAW_DIM), np.float32)
@@ -84,8 +85,8 @@ def extract_features(images: np.ndarray, chunk: int = 256) -> np.ndarray:
         out[start : start + len(masks), :occupancy_dim] = pooled.flatten(1).numpy()
         for b, image_masks in enumerate(masks):
             regions = []
-            for colour, mask in enumerate(image_masks):
-                labels, count = ndimage.label(mask)
+            for colour in np.flatnonzero(image_masks.any((1, 2))):
+                labels, count = ndimage.label(image_masks[colour])
                 for region_id in range(1, count + 1):
                     region = labels == region_id
                     if np.count_nonzero(region) >= MIN_REGION_PIXELS:
