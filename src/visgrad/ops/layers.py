@@ -78,7 +78,7 @@ def word_embedding(x, W):
     check_floating(W=W)
     check_embedding(tuple(x.shape), tuple(W.shape))
     check_ids("x", x, W.shape[0])
-    return WordEmbedding.apply(x, W)
+    return WordEmbedding.apply(x.to(W.device), W)
 
 
 def temporal_affine(x, w, b):

@@ -43,20 +43,20 @@ def _gate_grads(da, gates, dh, dc, tanh_c, prev_c):
     """
     H = dh.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    sig = gates[:, :3 * H]
-    torch.addcmul(sig, sig, sig, value=-1, out=da[:, :3 * H])  # sigma' = s (1 - s) for i, f, o
-    torch.mul(g, g, out=da[:, 3 * H:]).neg_().add_(1)  # tanh' = 1 - g^2
-    dc_total = torch.mul(tanh_c, tanh_c).neg_().add_(1).mul_(o).mul_(dh)  # through h = o tanh(c)
-    if dc is not None:
-        dc_total += dc
-    da[:, :H].mul_(g).mul_(dc_total)
+    sig, one = gates[:, :3 * H], gates.new_ones(())
+    torch.addcmul(sig, sig, sig, value=-1, out=da[:, :3 * H])  # sigmoid' = s (1 - s) for i, f, o
+    torch.addcmul(one, g, g, value=-1, out=da[:, 3 * H:]).mul_(i)  # (1 - g^2) i
+    dc_dh = torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o)  # dc/dh through h = o tanh(c)
+    dc = dc_dh.mul_(dh) if dc is None else torch.addcmul(dc, dc_dh, dh)
+    da[:, :H].mul_(g)
     if prev_c is None:
         da[:, H:2 * H].zero_()
     else:
-        da[:, H:2 * H].mul_(prev_c).mul_(dc_total)
+        da[:, H:2 * H].mul_(prev_c)
+    da[:, :2 * H].view(-1, 2, H).mul_(dc.unsqueeze(1))  # i and f slots
     da[:, 2 * H:3 * H].mul_(tanh_c).mul_(dh)
-    da[:, 3 * H:].mul_(i).mul_(dc_total)
-    return dc_total.mul_(f)
+    da[:, 3 * H:].mul_(dc)
+    return dc.mul_(f)
 
 
 class LSTMStep(torch.autograd.Function):
