@@ -49,7 +49,7 @@ from visgrad.data.coco import (
 from visgrad.data.shapes_features import PALETTE, Pca, extract_features
 from visgrad.data.vocab import build_vocab, encode_captions
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KINDS = ("circle", "square", "triangle", "diamond")
 COLOURS = ("red", "green", "blue", "yellow", "purple")
 SIZES = ("small", "large")
@@ -321,6 +321,7 @@ def ensure_shapes(
     for name, value, low in (
         ("num_train", num_train, 1),
         ("num_val", num_val, 1),
+        ("seed", seed, 0),
         ("image_size", image_size, 32),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -337,13 +338,21 @@ def ensure_shapes(
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         _generate(tmp, num_train, num_val, seed, image_size)
+        if _is_current(root, manifest):  # another process finished the same dataset meanwhile
+            shutil.rmtree(tmp)
+            return root
         old = None
-        if root.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-            os.replace(root, old / root.name)
-        os.replace(tmp, root)
+        if root.exists():  # an empty folder or an outdated dataset: swap it out, then delete it
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent)) / root.name
+            os.replace(root, old)
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            if old is not None:
+                os.replace(old, root)
+            raise
         if old is not None:
-            shutil.rmtree(old)
+            shutil.rmtree(old.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
