@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -73,10 +73,15 @@ def torchvision_classifier(
 
 
 def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu") -> Classifier:
-    """Instantiate ``cfg`` (a ``conf/classifier`` node) and move the model to ``device``."""
+    """Call ``cfg._target_`` (a ``conf/classifier`` node) with its other keys; move the model to ``device``.
+
+    The loader is called directly rather than through ``hydra.utils.instantiate`` so that its errors
+    (missing weights, unreadable files) reach the user as they are, not wrapped in an InstantiationException.
+    """
     if "_target_" not in cfg:
         raise ValueError(f"classifier config has no _target_: {OmegaConf.to_yaml(cfg)}")
-    loader_cfg = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in TASK_KEYS}
-    classifier: Classifier = instantiate(loader_cfg, _convert_="all")
+    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    loader = get_method(kwargs.pop("_target_"))
+    classifier: Classifier = loader(**{k: v for k, v in kwargs.items() if k not in TASK_KEYS})
     return classifier.to(device)
 

@@ -66,7 +66,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"cannot read weights file {path} as a PyTorch state dict: {err}") from err
+        reason = str(err).splitlines()[0][:160]
+        raise ValueError(f"cannot read weights file {path} as a PyTorch state dict ({reason})") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -184,8 +184,9 @@ def load_shapes_cnn(path: str | Path) -> Classifier:
         net = ShapesCNN(len(payload["class_names"]), payload["width"])
         net.load_state_dict(payload["state_dict"])
     except Exception as err:  # unreadable, foreign or stale files all need the same advice
+        reason = str(err).splitlines()[0][:160]
         raise ValueError(
-            f"cannot load the shapes classifier {path} ({err}); delete it or pass classifier.retrain=true"
+            f"cannot load the shapes classifier {path} ({reason}); delete it or pass classifier.retrain=true"
         ) from err
     net.eval()
     for param in net.parameters():

@@ -1,0 +1,179 @@
+"""The offline shapes classifier (train.py experiment, auto-training, export) and visualize.py end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visgrad.data.shapes import load_shapes_images
+from visgrad.tasks import run_task
+from visgrad.vision.image import ImageError
+from visgrad.vision.pretrained import WeightsNotFoundError
+from visgrad.vision.shapes_classifier import load_shapes_cnn, shapes_classifier
+
+TINY = {"width": 8}
+TINY_TRAIN = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0, "accelerator": "cpu"}
+TINY_DATASET = {"num_train": 200, "num_val": 60, "seed": 0, "image_size": 64}
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny shapes classifier, trained through the ``classifier=shapes`` loader (no file yet)."""
+    path = tmp_path_factory.mktemp("classifier") / "classifiers" / "shapes_cnn.pt"
+    shapes_classifier(str(path), str(shapes_root), TINY_DATASET, TINY, TINY_TRAIN)
+    return path
+
+
+def vis_overrides(shapes_root: Path, checkpoint: Path, *extra: str) -> list[str]:
+    return [
+        f"classifier.checkpoint={checkpoint}",
+        f"classifier.data_root={shapes_root}",
+        "classifier.dataset.num_train=200",
+        "classifier.dataset.num_val=60",
+        "device=cpu",
+        *extra,
+    ]
+
+
+def test_shapes_classifier_is_trained_exported_and_reused(tiny_classifier, shapes_root):
+    files = list(tiny_classifier.parent.iterdir())
+    assert files == [tiny_classifier]  # atomic export leaves no temporary files
+    classifier = load_shapes_cnn(tiny_classifier)
+    assert classifier.class_names == load_shapes_images(shapes_root, "val").label_names
+    assert classifier.image_size == 64 and not classifier.model.training
+    assert not any(p.requires_grad for p in classifier.model.parameters())
+    assert classifier.model(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
+    stamp = tiny_classifier.stat().st_mtime_ns
+    reused = shapes_classifier(str(tiny_classifier), str(shapes_root), TINY_DATASET, TINY, TINY_TRAIN)
+    assert tiny_classifier.stat().st_mtime_ns == stamp and reused.class_names == classifier.class_names
+
+
+def test_corrupt_classifier_file_says_how_to_recover(tmp_path):
+    bad = tmp_path / "shapes_cnn.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"shapes_cnn.pt.*classifier.retrain=true"):
+        load_shapes_cnn(bad)
+
+
+def test_train_py_experiment_trains_and_exports(compose_cfg, shapes_root, tmp_path):
+    from visgrad.training import train
+
+    checkpoint = tmp_path / "exported.pt"
+    cfg = compose_cfg("train", [
+        "experiment=shapes_classifier",
+        f"classifier.checkpoint={checkpoint}",
+        f"classifier.data_root={shapes_root}",
+        "classifier.dataset.num_train=200",
+        "classifier.dataset.num_val=60",
+        "classifier.model.width=8",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "~callbacks.rich_progress_bar",
+    ])
+    assert cfg.monitor.metric == "val/acc"
+    value = train(cfg)
+    assert 0.0 <= value <= 1.0
+    exported = load_shapes_cnn(checkpoint)
+    assert exported.class_names == ["circle", "square", "triangle", "diamond"]
+    assert torch.load(checkpoint, weights_only=True)["val_acc"] == pytest.approx(value)
+
+
+@pytest.mark.parametrize("method", ["vanilla", "smoothgrad", "integrated_gradients"])
+def test_visualize_saliency_end_to_end(compose_cfg, shapes_root, tiny_classifier, method):
+    cfg = compose_cfg("visualize", vis_overrides(
+        shapes_root, tiny_classifier, "task=saliency", f"task.method={method}", "task.num_images=12",
+        "task.num_show=3", "task.smoothgrad.num_samples=2", "task.integrated_gradients.steps=3",
+    ))
+    pointing = run_task(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert 0.0 <= pointing <= 1.0
+    assert (out / f"saliency_{method}.png").stat().st_size > 1000
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier):
+    cfg = compose_cfg("visualize", vis_overrides(
+        shapes_root, tiny_classifier, "task=fooling", "task.num_images=6", "task.num_show=2",
+        "task.max_iter=200",
+    ))
+    success = run_task(cfg)
+    assert success == 1.0  # an undertrained small CNN is easy to fool
+    assert (Path(cfg.paths.output_dir) / "fooling.png").stat().st_size > 1000
+
+
+def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifier):
+    cfg = compose_cfg("visualize", vis_overrides(
+        shapes_root, tiny_classifier, "task=class_viz", "task.target=diamond", "task.num_iterations=10",
+        "task.show_every=5",
+    ))
+    final_prob = run_task(cfg)
+    assert 0.0 <= final_prob <= 1.0
+    assert (Path(cfg.paths.output_dir) / "class_viz_3_diamond.png").stat().st_size > 1000
+
+
+def test_visualize_reads_a_folder_with_grayscale_and_rgba_images(compose_cfg, shapes_root, tiny_classifier,
+                                                                  tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray(np.full((80, 100), 128, np.uint8)).save(folder / "gray.png")
+    Image.new("RGBA", (50, 40), (200, 30, 30, 100)).save(folder / "rgba.png")
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=saliency",
+                                                 f"task.images={folder}"))
+    assert run_task(cfg) is None  # no masks, so no pointing game
+    assert (Path(cfg.paths.output_dir) / "saliency_vanilla.png").exists()
+
+
+def test_visualize_errors_are_clear(compose_cfg, shapes_root, tiny_classifier, tmp_path, monkeypatch):
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("no pixels here")
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, f"task.images={bad}"))
+    with pytest.raises(ImageError, match="broken.jpg"):
+        run_task(cfg)
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=class_viz",
+                                                 "task.target=triangel"))
+    with pytest.raises(ValueError, match="'triangle'"):
+        run_task(cfg)
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=fooling",
+                                                 "task.target=7"))
+    with pytest.raises(ValueError, match="out of range"):
+        run_task(cfg)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))
+    cfg = compose_cfg("visualize", ["classifier=squeezenet", "task=saliency"])
+    with pytest.raises(WeightsNotFoundError, match="squeezenet1_1-b8a52dc0.pth"):
+        run_task(cfg)
+
+
+@pytest.mark.slow
+def test_default_shapes_classifier_is_accurate(tmp_path):
+    """The default recipe (conf/classifier/shapes.yaml) reaches high validation accuracy (about a minute)."""
+    from omegaconf import OmegaConf
+
+    from visgrad.vision.shapes_classifier import train_shapes_classifier
+
+    conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "classifier" / "shapes.yaml")
+    path = tmp_path / "shapes_cnn.pt"
+    train_shapes_classifier(str(path), str(tmp_path / "shapes"), **{
+        key: OmegaConf.to_container(conf[key]) for key in ("dataset", "model", "train")
+    })
+    assert torch.load(path, weights_only=True)["val_acc"] > 0.9
+
+
+def _cached_squeezenet() -> bool:
+    from visgrad.vision.pretrained import cached_weights_path, imagenet_weights
+
+    return cached_weights_path(imagenet_weights("squeezenet1_1")).is_file()
+
+
+KITTEN = Path("/work/shared/assets/cs231n/kitten.jpg")
+
+
+@pytest.mark.skipif(not (_cached_squeezenet() and KITTEN.is_file()),
+                    reason="needs SqueezeNet weights in the torchvision cache and the CS231n kitten image")
+def test_squeezenet_on_the_kitten(compose_cfg):
+    cfg = compose_cfg("visualize", ["classifier=squeezenet", "task=fooling", f"task.images={KITTEN}",
+                                    "task.target=stingray"])
+    assert run_task(cfg) == 1.0
