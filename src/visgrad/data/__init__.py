@@ -1,30 +1,26 @@
 """Captioning data: the CS231n COCO folder format, the synthetic `shapes` dataset, and the vocabulary.
 
-``CaptionDataModule`` (and ``CaptionDataset``, ``EvalSet``) are imported on first use, so that the
-generator and loaders (``visgrad.data.shapes``, ``visgrad.data.coco``) do not pull in Lightning.
+Names are imported from their modules on first use, so that ``python -m visgrad.data.shapes`` runs cleanly
+and the generator and loaders do not pull in Lightning.
 """
 
-from visgrad.data.coco import CaptionDataError, load_coco_data
-from visgrad.data.shapes import ShapesImages, ensure_shapes, load_shapes_images
-from visgrad.data.vocab import decode_captions
+import importlib
 
-_LAZY = ("CaptionDataModule", "CaptionDataset", "EvalSet")
+_EXPORTS = {
+    "CaptionDataError": "coco",
+    "load_coco_data": "coco",
+    "ShapesImages": "shapes",
+    "ensure_shapes": "shapes",
+    "load_shapes_images": "shapes",
+    "decode_captions": "vocab",
+    "CaptionDataModule": "datamodule",
+    "CaptionDataset": "datamodule",
+    "EvalSet": "datamodule",
+}
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        from visgrad.data import datamodule
-
-        return getattr(datamodule, name)
-    raise AttributeError(f"module 'visgrad.data' has no attribute {name!r}")
-
-
-__all__ = [
-    "CaptionDataError",
-    "ShapesImages",
-    "decode_captions",
-    "ensure_shapes",
-    "load_coco_data",
-    "load_shapes_images",
-    *_LAZY,
-]
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'visgrad.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"visgrad.data.{_EXPORTS[name]}"), name)
