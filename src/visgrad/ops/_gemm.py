@@ -47,7 +47,10 @@ def mm(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None) -> tor
     Operands may have any strides (transposed views are free).
     """
     if _use_onednn(a, b):
-        if add is None or add.dim() == 1:
-            return _ONEDNN(a, b.t(), add, "none", [], "")
-        return _ONEDNN.binary(a, add, b.t(), None, "add")
+        try:
+            if add is None or add.dim() == 1:
+                return _ONEDNN(a, b.t(), add, "none", [], "")
+            return _ONEDNN.binary(a, add, b.t(), None, "add")
+        except RuntimeError:
+            pass  # a layout oneDNN rejects (shapes are checked by the callers): torch.mm takes any
     return a @ b if add is None else torch.addmm(add, a, b)
