@@ -118,11 +118,12 @@ def test_evaluate_task_errors(compose_cfg, shapes_root: Path, tmp_path: Path) ->
         load_captioner(garbage, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_cell_types(shapes_root: Path, tmp_path: Path, project_root: Path) -> None:
-    """``python train.py -m model=rnn,lstm ... trainer.fast_dev_run=true`` runs both jobs."""
+    """``python train.py -m model=rnn,lstm ... debug=fdr`` runs both jobs (one batch each)."""
     env = {**os.environ, "VISGRAD_ROOT": str(tmp_path)}
     command = [sys.executable, str(project_root / "train.py"), "-m", "model=rnn,lstm",
-               *data_overrides(shapes_root), *TINY_MODEL, "trainer.fast_dev_run=true", "print_config=false",
+               *data_overrides(shapes_root), *TINY_MODEL, "debug=fdr", "print_config=false",
                "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
