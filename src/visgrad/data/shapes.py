@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,14 +272,17 @@ def save_preview(
     count = min(count, len(images))
     cols = min(4, count)
     rows = -(-count // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.6 * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
             ax.imshow(images[i], interpolation="nearest")
-            text = decode_captions(captions[image_idxs == i], idx_to_word)
-            ax.set_title("\n".join(text), fontsize=7, loc="left")
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.05, hspace=0.35)
+            lines = [
+                textwrap.fill(c, 52, subsequent_indent="   ")
+                for c in decode_captions(captions[image_idxs == i], idx_to_word)
+            ]
+            ax.text(0, -0.03, "\n".join(lines), transform=ax.transAxes, fontsize=7, va="top")
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=1.3 / (4.6 * rows), top=0.99, wspace=0.08, hspace=0.55)
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
 
