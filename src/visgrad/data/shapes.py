@@ -208,7 +208,7 @@ def _generate(root: Path, num_train: int, num_val: int, seed: int, image_size: i
     idx_to_word, word_to_idx = vocabulary()
     data = {}
     with Progress(transient=True) as progress:
-        task = progress.add_task("shapes: rendering", total=4)
+        task = progress.add_task("shapes: rendering", total=5)
         for split, num in zip(SPLITS, (num_train, num_val), strict=True):
             data[split] = _generate_split(rng, num, image_size)
             progress.advance(task)
@@ -261,18 +261,16 @@ def save_preview(
     idx_to_word: list[str],
     count: int = 12,
 ) -> None:
-    """A PNG grid of the first ``count`` images, each titled with its captions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A PNG grid of the first ``count`` images, each with its captions below (matplotlib, no pyplot)."""
+    from matplotlib.figure import Figure
 
     from visgrad.data.vocab import decode_captions
 
     count = min(count, len(images))
     cols = min(4, count)
     rows = -(-count // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.6 * cols, 4.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
@@ -284,7 +282,6 @@ def save_preview(
             ax.text(0, -0.03, "\n".join(lines), transform=ax.transAxes, fontsize=7, va="top")
     fig.subplots_adjust(left=0.02, right=0.98, bottom=1.3 / (4.6 * rows), top=0.99, wspace=0.08, hspace=0.55)
     fig.savefig(path, dpi=80, metadata={"Software": None})
-    plt.close(fig)
 
 
 def _manifest(num_train: int, num_val: int, seed: int, image_size: int) -> dict:
