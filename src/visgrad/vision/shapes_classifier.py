@@ -12,6 +12,7 @@ like ImageNet images (:func:`visgrad.vision.image.normalize`), so every task tre
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -207,7 +208,13 @@ def train_shapes_classifier(checkpoint: str, data_root: str, dataset: dict, mode
         enable_checkpointing=False, enable_model_summary=False,
         callbacks=[pl.callbacks.RichProgressBar(), ExportClassifier(checkpoint)],
     )
-    trainer.fit(module, datamodule=datamodule)
+    quiet = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # GPU/TPU availability notes and tips
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    finally:
+        quiet.setLevel(level)
     return Path(checkpoint)
 
 
