@@ -186,8 +186,10 @@ def test_visualize_with_a_torchvision_model_from_weights_path(compose_cfg, tmp_p
     torch.manual_seed(0)
     weights = tmp_path / "squeezenet_random.pth"
     torch.save(torchvision.models.get_model("squeezenet1_1", weights=None).state_dict(), weights)
-    cfg = compose_cfg("visualize", ["classifier=squeezenet", f"classifier.weights_path={weights}", "device=cpu",
-                                    "task=fooling", "task.num_images=1", "task.max_iter=2", "task.target=gorilla"])
+    cfg = compose_cfg("visualize", [
+        "classifier=squeezenet", f"classifier.weights_path={weights}", "device=cpu", "task=fooling",
+        "task.num_images=1", "task.max_iter=2", "task.target=gorilla",
+    ])
     assert cfg.task.learning_rate == 1.0
     assert run_task(cfg) in (0.0, 1.0)
     assert (Path(cfg.paths.output_dir) / "fooling.png").exists()

@@ -61,8 +61,9 @@ class TaskRun:
             table.add_row(key, f"{value:.4g}")
         self.console.print(table)
         for path in self.files:
-            self.console.print(f"figure: {path}")
-        self.console.print(f"TensorBoard: tensorboard --logdir {self.output_dir / 'tensorboard'}")
+            self.console.print(f"figure: {path}", soft_wrap=True)
+        tensorboard = self.output_dir / "tensorboard"
+        self.console.print(f"TensorBoard: tensorboard --logdir {tensorboard}", soft_wrap=True)
         return metrics
 
 

@@ -174,7 +174,8 @@ class ExportClassifier(pl.Callback):
             return
         acc = trainer.callback_metrics.get("val/acc")
         path = save_classifier(pl_module, self.path, None if acc is None else float(acc))
-        Console().print(f"exported the shapes classifier (val/acc {float(acc or 0):.3f}) to {path}")
+        message = f"exported the shapes classifier (val/acc {float(acc or 0):.3f}) to {path}"
+        Console().print(message, soft_wrap=True)
 
 
 def load_shapes_cnn(path: str | Path) -> Classifier:
@@ -227,8 +228,9 @@ def shapes_classifier(
     if retrain or not path.is_file():
         reason = "retraining" if retrain else f"no shapes classifier at {path} yet"
         console.print(f"{reason}: training one on the shapes images in {data_root} "
-                      f"({train['max_epochs']} epochs, about a minute on a CPU)")
+                      f"({train['max_epochs']} epochs, about a minute on a CPU)", soft_wrap=True)
         train_shapes_classifier(str(path), data_root, dataset, model, train)
     else:
-        console.print(f"using the shapes classifier {path} (classifier.retrain=true retrains it)")
+        console.print(f"using the shapes classifier {path} (classifier.retrain=true retrains it)",
+                      soft_wrap=True)
     return load_shapes_cnn(path)
