@@ -73,6 +73,8 @@ def test_eval_set_groups_all_references_per_image(datamodule: CaptionDataModule,
     assert es.idx_to_word == data["idx_to_word"] and es.word_to_idx == data["word_to_idx"]
     small = datamodule.eval_set("val", max_images=7)
     assert len(small) == 7 and small.references == es.references[:7] and small.features.shape == (7, 200)
+    limited = CaptionDataModule(shapes_root, max_eval_images=9)
+    assert len(limited.eval_set("val")) == 9 and len(limited.eval_set("val", max_images=60)) == 60
     with pytest.raises(ValueError, match="split"):
         datamodule.eval_set("test")
 
@@ -106,6 +108,7 @@ def test_shapes_config_composes_and_generates_under_data_dir(compose_cfg, shapes
 def test_coco_config_fails_before_training_with_the_download_command(compose_cfg) -> None:
     cfg = compose_cfg("train", ["data=coco"])
     assert cfg.data.dataset == "coco" and cfg.data.root.endswith("coco_captioning")
+    assert cfg.data.max_eval_images == 2000
     dm = instantiate(cfg.data)
     dm.prepare_data()  # never downloads
     with pytest.raises(CaptionDataError, match="coco_captioning does not exist") as err:

@@ -79,6 +79,8 @@ class CaptionDataModule(pl.LightningDataModule):
         batch_size, num_workers: for the DataLoaders.
         shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size); ignored for COCO.
         seed: seed of the ``max_train`` subset.
+        max_eval_images: default size limit of ``eval_set`` (the first that many images; None: all), so
+            that caption metrics on COCO's 40k val images stay affordable.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class CaptionDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         shapes: Mapping | None = None,
         seed: int = 0,
+        max_eval_images: int | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -105,6 +108,7 @@ class CaptionDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.shapes = dict(shapes or {})
         self.seed = seed
+        self.max_eval_images = max_eval_images
         self.save_hyperparameters()
         self._data: dict | None = None
         self._eval_sets: dict[tuple[str, int | None], EvalSet] = {}
@@ -181,8 +185,10 @@ class CaptionDataModule(pl.LightningDataModule):
 
     def eval_set(self, split: str = "val", max_images: int | None = None) -> EvalSet:
         """``split`` grouped by image: the images its captions use (for train: after ``max_train``), each with
-        all of its captions in the folder as references. ``max_images`` keeps the first that many images.
+        all of its captions in the folder as references. Keeps the first ``max_images`` images (default:
+        the datamodule's ``max_eval_images``; None there too: all).
         """
+        max_images = max_images if max_images is not None else self.max_eval_images
         key = (split, max_images)
         if key not in self._eval_sets:
             self._eval_sets[key] = self._make_eval_set(split, max_images)
