@@ -139,6 +139,9 @@ def test_bad_vocab_urls_and_h5_are_named(copy_root: Path) -> None:
         CaptionDataError, match=r"coco2014_vocab.json lacks the special token\(s\) \['<END>'\]"
     ):
         load_coco_data(copy_root)
+    vocab_path.write_text(json.dumps({**good, "word_to_idx": {**good["word_to_idx"], "circle": 999}}))
+    with pytest.raises(CaptionDataError, match="do not describe the same vocabulary"):
+        load_coco_data(copy_root)
     vocab_path.write_text("{not json")
     with pytest.raises(CaptionDataError, match="coco2014_vocab.json is not valid JSON"):
         load_coco_data(copy_root)

@@ -81,9 +81,7 @@ def _read_vocab(root: Path) -> dict:
         raise _fail(root, f"{path} lacks the special token(s) {missing}")
     if word_to_idx["<NULL>"] != 0:
         raise _fail(root, f"{path}: '<NULL>' must have index 0, found {word_to_idx['<NULL>']}")
-    if any(idx_to_word[i] != w for w, i in word_to_idx.items() if 0 <= i < len(idx_to_word)) or len(
-        word_to_idx
-    ) != len(idx_to_word):
+    if word_to_idx != {word: idx for idx, word in enumerate(idx_to_word)}:
         raise _fail(root, f"{path}: 'idx_to_word' and 'word_to_idx' do not describe the same vocabulary")
     return {"idx_to_word": idx_to_word, "word_to_idx": word_to_idx}
 
