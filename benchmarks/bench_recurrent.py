@@ -12,6 +12,7 @@ BLAS/OpenMP pools (torch and NumPy) are limited through the environment.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -97,7 +98,7 @@ def _contenders(cell, N, T, D, H):
 
 
 def _worker(args):
-    """Time every contender at ``args.worker`` threads; print one result line per cell (parsed by main)."""
+    """Time every contender at ``args.worker`` threads; print one JSON result line per cell for main."""
     import torch
 
     from visgrad.ops import _gemm
@@ -109,7 +110,8 @@ def _worker(args):
     for cell in args.cells:
         runs, clear = _contenders(cell, N, T, D, H)
         runs["matmul"] = lambda: _gemm.mm(A, B)  # the fastest square GEMM available to the ops
-        times = {name: [] for name in runs}
+        wall = {name: [] for name in runs}
+        cpu = {name: [] for name in runs}
         names = list(runs)
         for r in range(args.warmup + args.repeats):
             for k in range(len(names)):
@@ -117,12 +119,14 @@ def _worker(args):
                 if name == "numpy" and not args.warmup <= r < args.warmup + args.numpy_repeats:
                     continue
                 clear()
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 runs[name]()
                 if r >= args.warmup:
-                    times[name].append(time.perf_counter() - start)
-        med = {name: statistics.median(ts) for name, ts in times.items()}
-        print("RESULT", cell, args.worker, *(f"{name}={med[name]!r}" for name in names), flush=True)
+                    wall[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
+        result = {"cell": cell, "wall": {n: statistics.median(v) for n, v in wall.items()},
+                  "cpu": {n: statistics.median(v) for n, v in cpu.items()}}
+        print("RESULT", json.dumps(result), flush=True)
 
 
 def main(argv=None):
@@ -134,31 +138,31 @@ def main(argv=None):
     cores = os.cpu_count() or 1
     threads = [cores if t == "all" else int(t) for t in args.threads]
     N, T, D, H = args.batch, args.steps, args.input_dim, args.hidden_dim
-    print(f"N={N} T={T} D={D} H={H} float32 CPU, forward+backward, {args.repeats} rounds "
+    print(f"N={N} T={T} D={D} H={H} float32 CPU, forward+backward, medians of {args.repeats} rounds "
           f"({args.numpy_repeats} for NumPy) after {args.warmup} warm-up, contenders alternating; "
-          f"{cores} cores; load average {os.getloadavg()[0]:.2f}; GEMMs of visgrad.ops and the matmul peak: "
+          f"{cores} cores; GEMMs of visgrad.ops and of the matmul peak: "
           f"{'oneDNN' if _gemm._ONEDNN else 'torch.mm'}")
-    header = (f"{'cell':5} {'thr':>3} {'visgrad ms':>10} {'torch.nn ms':>11} {'numpy ms':>9} "
-              f"{'vg/nn':>6} {'nn/vg':>6} {'np/vg':>6} {'vg GF/s':>8} {'nn GF/s':>8} {'mm GF/s':>8} "
-              f"{'vg/peak':>7} {'nn/peak':>7}")
-    print(header)
+    print("vg/nn: visgrad time / torch.nn time (wall clock; 'cpu': process CPU time, robust to other load);")
+    print("GF/s: GEMM FLOPs of forward+backward per second; peak: a square matmul in the same rounds.")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{'cell':5} {'thr':>3} {'visgrad ms':>10} {'torch.nn ms':>11} {'numpy ms':>9} {'vg/nn':>6} "
+          f"{'vg/nn cpu':>9} {'np/vg':>6} {'vg GF/s':>8} {'peak GF/s':>9} {'vg/peak':>7} {'nn/peak':>7}")
     for n in threads:
         env = dict(os.environ, OMP_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n), OPENBLAS_NUM_THREADS=str(n))
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--worker", str(n)]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         for line in out.splitlines():
-            if not line.startswith("RESULT"):
+            if not line.startswith("RESULT "):
                 continue
-            _, cell, _, *pairs = line.split()
-            med = {k: float(v) for k, v in (p.split("=") for p in pairs)}
-            flops = _gemm_flops(cell, N, T, D, H)
-            peak = 2 * args.matmul_size**3 / med["matmul"]
-            vg, nn = flops / med["visgrad"], flops / med["torch.nn"]
-            print(f"{cell:5} {n:>3} {1e3 * med['visgrad']:>10.1f} {1e3 * med['torch.nn']:>11.1f} "
-                  f"{1e3 * med['numpy']:>9.1f} {med['visgrad'] / med['torch.nn']:>6.3f} "
-                  f"{med['torch.nn'] / med['visgrad']:>6.2f} {med['numpy'] / med['visgrad']:>6.1f} "
-                  f"{vg / 1e9:>8.1f} {nn / 1e9:>8.1f} {peak / 1e9:>8.1f} {vg / peak:>7.2f} {nn / peak:>7.2f}",
-                  flush=True)
+            res = json.loads(line[len("RESULT "):])
+            wall, cpu = res["wall"], res["cpu"]
+            flops = _gemm_flops(res["cell"], N, T, D, H)
+            peak = 2 * args.matmul_size**3 / wall["matmul"]
+            vg, nn = flops / wall["visgrad"], flops / wall["torch.nn"]
+            print(f"{res['cell']:5} {n:>3} {1e3 * wall['visgrad']:>10.1f} {1e3 * wall['torch.nn']:>11.1f} "
+                  f"{1e3 * wall['numpy']:>9.1f} {wall['visgrad'] / wall['torch.nn']:>6.3f} "
+                  f"{cpu['visgrad'] / cpu['torch.nn']:>9.3f} {wall['numpy'] / wall['visgrad']:>6.1f} "
+                  f"{vg / 1e9:>8.1f} {peak / 1e9:>9.1f} {vg / peak:>7.2f} {nn / peak:>7.2f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
