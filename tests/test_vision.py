@@ -13,6 +13,7 @@ from visgrad.vision.classifiers import resolve_class
 from visgrad.vision.fooling import make_fooling_images
 from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD, clamp_image, normalize, unnormalize
 from visgrad.vision.saliency import (
+    ig_baseline,
     integrated_gradients_saliency,
     mass_in_mask,
     pointing_game,
@@ -102,6 +103,17 @@ def test_integrated_gradients_completeness_on_a_cnn():
     assert abs(attribution.sum().item() - delta.item()) < 1e-3 * max(1.0, abs(delta.item()))
     torch.testing.assert_close(integrated_gradients_saliency(X, y, model, steps=steps),
                                attribution.abs().amax(dim=1))
+
+
+def test_integrated_gradients_baselines():
+    X = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    torch.testing.assert_close(unnormalize(ig_baseline(X, "black")), torch.zeros_like(X))
+    torch.testing.assert_close(ig_baseline(X, "mean"), torch.zeros_like(X))
+    blurred = ig_baseline(X, "blur")
+    assert blurred.shape == X.shape and blurred.std() < 0.5 * X.std()
+    torch.testing.assert_close(blurred.mean(dim=(2, 3)), X.mean(dim=(2, 3)), atol=0.15, rtol=0)
+    with pytest.raises(ValueError, match="black, mean or blur"):
+        ig_baseline(X, "white")
 
 
 def test_saliency_dispatch_batches_and_rejects_unknown_methods():

@@ -8,6 +8,7 @@ colour channels, as CS231n does.
 from __future__ import annotations
 
 import torch
+import torchvision.transforms.functional as TF
 from torch import nn
 
 from visgrad.vision.image import normalize
@@ -57,20 +58,36 @@ def smoothgrad_saliency(
     return total / num_samples
 
 
+def ig_baseline(X: torch.Tensor, kind: str = "black") -> torch.Tensor:
+    """The reference image of Integrated Gradients for a batch X (N, 3, H, W).
+
+    ``black`` (all pixels 0, the usual choice), ``mean`` (the ImageNet mean colour) or ``blur`` (X blurred
+    with sigma = H / 8, which keeps the colours but removes the shapes; Sturmfels et al., 2020).
+    """
+    if kind == "black":
+        return normalize(torch.zeros_like(X))
+    if kind == "mean":
+        return torch.zeros_like(X)
+    if kind == "blur":
+        sigma = X.shape[-2] / 8
+        return TF.gaussian_blur(X, kernel_size=2 * int(2 * sigma) + 1, sigma=sigma)
+    raise ValueError(f"unknown Integrated Gradients baseline {kind!r}; choose black, mean or blur")
+
+
 def integrated_gradients_saliency(
     X: torch.Tensor,
     y: torch.Tensor,
     model: nn.Module,
     steps: int = 32,
-    baseline: torch.Tensor | None = None,
+    baseline: torch.Tensor | str = "black",
 ) -> torch.Tensor:
     """Integrated Gradients: (X - baseline) times the mean gradient along the straight path to X.
 
-    The path integral uses the midpoint rule with ``steps`` points; the default baseline is a black image.
-    Returns (N, H, W) = max over channels of the absolute attribution.
+    The path integral uses the midpoint rule with ``steps`` points; ``baseline`` is an image like X or a
+    kind for :func:`ig_baseline`. Returns (N, H, W) = max over channels of the absolute attribution.
     """
-    if baseline is None:
-        baseline = normalize(torch.zeros_like(X))
+    if isinstance(baseline, str):
+        baseline = ig_baseline(X, baseline)
     total = torch.zeros_like(X)
     for k in range(steps):
         alpha = (k + 0.5) / steps
