@@ -11,7 +11,13 @@ import torchvision
 
 from visgrad.vision import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 from visgrad.vision.style_networks import disable_inplace, random_vgg
-from visgrad.vision.style_objective import build_objective, check_layers, optimize_image, pixel_bounds
+from visgrad.vision.style_objective import (
+    GramLoss,
+    build_objective,
+    check_layers,
+    optimize_image,
+    pixel_bounds,
+)
 
 
 def gram_loop(f: np.ndarray, normalize: bool) -> np.ndarray:
@@ -90,6 +96,20 @@ def test_loss_gradients_match_finite_differences_in_float64():
     assert torch.autograd.gradcheck(lambda v: gram_matrix(v), (x,))
     assert torch.autograd.gradcheck(lambda v: style_loss([v], [0], [gram_target], [2.0]), (x,))
     assert torch.autograd.gradcheck(lambda v: tv_loss(v, 0.3), (x,))
+
+
+def test_fused_gram_loss_equals_style_loss_and_passes_gradcheck():
+    gen = torch.Generator().manual_seed(5)
+    f = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(2, 3, 3, generator=gen, dtype=torch.float64)
+    weight = torch.tensor(1.7, dtype=torch.float64)
+    fused = GramLoss.apply(f, target, weight)
+    reference = style_loss([f], [0], [target], [1.7])
+    torch.testing.assert_close(fused, reference, rtol=1e-12, atol=0)
+    (g_fused,) = torch.autograd.grad(fused, f)
+    (g_ref,) = torch.autograd.grad(reference, f)
+    torch.testing.assert_close(g_fused, g_ref, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v: GramLoss.apply(v, target, weight), (f,))
 
 
 def test_extract_features_returns_every_module_output_in_order():

@@ -16,15 +16,36 @@ from PIL import Image, ImageDraw, ImageFilter
 from visgrad.vision.image import ImageError, load_image
 
 SKIMAGE_PICTURES = (
-    "astronaut", "brick", "camera", "cat", "chelsea", "coffee", "grass", "gravel", "hubble_deep_field",
-    "immunohistochemistry", "retina", "rocket", "text",
-)  # fmt: skip
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "chelsea",
+    "coffee",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "rocket",
+    "text",
+)
 
 # Night-sky palette (RGB): deep and light blues, teal, yellow, cream.
 STROKE_PALETTE = np.array(
-    [[16, 32, 84], [30, 64, 140], [62, 110, 190], [110, 160, 210], [40, 120, 130], [230, 200, 70],
-     [245, 225, 140], [250, 245, 220], [20, 40, 60]], dtype=np.float64,
-)  # fmt: skip
+    [
+        [16, 32, 84],
+        [30, 64, 140],
+        [62, 110, 190],
+        [110, 160, 210],
+        [40, 120, 130],
+        [230, 200, 70],
+        [245, 225, 140],
+        [250, 245, 220],
+        [20, 40, 60],
+    ],
+    dtype=np.float64,
+)
 
 
 def load_image_spec(spec: str) -> Image.Image:

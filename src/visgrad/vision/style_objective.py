@@ -14,9 +14,35 @@ import torch
 from torch import nn
 
 from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD
-from visgrad.vision.style import content_loss, extract_features, gram_matrix, style_loss, tv_loss
+from visgrad.vision.style import content_loss, extract_features, gram_matrix, tv_loss
 
 Losses = dict[str, torch.Tensor]
+
+
+class GramLoss(torch.autograd.Function):
+    """``weight * sum((gram_matrix(features) - target) ** 2)`` with a one-GEMM backward.
+
+    Autograd of ``F @ F.T`` spends two matrix products on the backward (one per operand) plus one on the
+    forward; with ``D = G - T`` the gradient is ``dF = 2 * weight * (D + D^T) @ F / (C * H * W)``, one
+    product that reuses the forward's ``D``. Inputs: features (N, C, H, W), target (N, C, C), weight
+    (scalar tensor). Only ``features`` gets a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = features.shape
+        flat = features.reshape(n, c, h * w)
+        diff = torch.baddbmm(target, flat, flat.transpose(1, 2), beta=-1.0, alpha=1.0 / (c * h * w))
+        ctx.save_for_backward(flat, diff, weight)
+        ctx.shape = features.shape
+        return weight * diff.pow(2).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        flat, diff, weight = ctx.saved_tensors
+        n, c, h, w = ctx.shape
+        scale = grad * weight * (2.0 / (c * h * w))
+        return (torch.bmm(diff + diff.transpose(1, 2), flat) * scale).reshape(ctx.shape), None, None
 
 
 @dataclass
@@ -28,9 +54,9 @@ class StyleObjective:
     content_weight: float | torch.Tensor
     content_target: torch.Tensor | None
     style_layers: tuple[int, ...]
-    style_weights: tuple[float | torch.Tensor, ...]
+    style_weights: tuple[torch.Tensor, ...]
     style_targets: list[torch.Tensor]
-    tv_weight: float
+    tv_weight: float | torch.Tensor | None  # None: no TV term
 
     def __call__(self, img: torch.Tensor) -> Losses:
         feats = extract_features(img, self.net)
@@ -40,12 +66,12 @@ class StyleObjective:
             if self.content_target is not None
             else zero
         )
-        style = (
-            style_loss(feats, self.style_layers, self.style_targets, self.style_weights)
-            if self.style_layers
-            else zero
-        )
-        tv = tv_loss(img, self.tv_weight) if self.tv_weight else zero
+        style = zero
+        for layer, target, weight in zip(
+            self.style_layers, self.style_targets, self.style_weights, strict=True
+        ):
+            style = style + GramLoss.apply(feats[layer], target, weight)
+        tv = tv_loss(img, self.tv_weight) if self.tv_weight is not None else zero
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv}
 
 
@@ -84,8 +110,9 @@ def build_objective(
     - blend: one non-negative weight per style image (None: equal). The Gram targets are blended,
       ``T_l = sum_s b_s G_s,l / sum_s b_s``, which has the same gradient as the b-weighted sum of the
       separate style losses (they differ by a constant).
-    - normalize_weights: divide the content weight by ``||content features||^2`` and each style weight by
-      ``||T_l||^2``, so that weights are comparable across networks and layers (CS231n: False).
+    - normalize_weights: divide the content weight by ``||content features||^2``, each style weight by
+      ``||T_l||^2`` and the TV weight by the TV of the content image (else the first style image), so that
+      weights are relative and comparable across networks, layers and image sizes (CS231n: False).
     """
     if len(style_layers) != len(style_weights):
         raise ValueError(
@@ -119,10 +146,15 @@ def build_objective(
                 sum(b * g[i] for b, g in zip(blend, grams, strict=True)) / total for i in range(len(used))
             ]
     weights = [w for _, w in used]
+    use_tv = tv_weight != 0
     if normalize_weights:
         if content_target is not None:
             content_weight = content_weight / content_target.pow(2).sum().clamp_min(1e-12)
         weights = [w / t.pow(2).sum().clamp_min(1e-12) for w, t in zip(weights, style_targets, strict=True)]
+        reference = content if content is not None else (styles[0] if styles else None)
+        if use_tv and reference is not None:
+            tv_weight = tv_weight / tv_loss(reference, 1.0).clamp_min(1e-12)
+    weights = [torch.as_tensor(w, dtype=styles[0].dtype, device=styles[0].device) for w in weights]
     return StyleObjective(
         net=net,
         content_layer=content_layer if content_target is not None else None,
@@ -131,7 +163,7 @@ def build_objective(
         style_layers=tuple(layer for layer, _ in used),
         style_weights=tuple(weights),
         style_targets=style_targets,
-        tv_weight=tv_weight,
+        tv_weight=tv_weight if use_tv else None,
     )
 
 
