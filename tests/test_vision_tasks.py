@@ -193,3 +193,15 @@ def test_visualize_with_a_torchvision_model_from_weights_path(compose_cfg, tmp_p
     assert cfg.task.learning_rate == 1.0
     assert run_task(cfg) in (0.0, 1.0)
     assert (Path(cfg.paths.output_dir) / "fooling.png").exists()
+
+
+def test_visualize_reads_cs231n_npz_with_labels(compose_cfg, shapes_root, tiny_classifier, tmp_path):
+    rng = np.random.default_rng(0)
+    archive = tmp_path / "imagenet_val_25.npz"
+    np.savez(archive, X=rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8), y=np.array([0, 2, 3]))
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, f"task.images={archive}",
+                                                 "task.optimized_metric=saliency/accuracy"))
+    assert run_task(cfg) in (0.0, 1 / 3, 2 / 3, 1.0)  # true labels from y were used
+    np.savez(archive, X=rng.integers(0, 256, (1, 224, 224, 3), dtype=np.uint8), y=np.array([76]))
+    with pytest.raises(ValueError, match="not classes of shapes"):
+        run_task(cfg)

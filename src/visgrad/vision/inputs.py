@@ -3,6 +3,7 @@
 - ``shapes``: the `shapes` validation images, with their labels and object masks (for measured quality);
 - ``samples``: photos that ship with scikit-image (a cat, a cup of coffee, an astronaut, a rocket);
 - a path to an image, a folder of images, or a list of them;
+- CS231n's ``imagenet_val_25.npz`` (arrays ``X`` uint8 (N, 224, 224, 3) and ``y`` labels), with its labels;
 - ``null``: ``shapes`` for the shapes classifier, ``samples`` for ImageNet classifiers.
 """
 
@@ -12,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 
 from visgrad.vision.classifiers import Classifier
-from visgrad.vision.image import list_images, load_image, normalize, preprocess
+from visgrad.vision.image import ImageError, list_images, load_image, normalize, preprocess
 
 SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
 
@@ -73,6 +75,18 @@ def file_inputs(paths: str | Path | Sequence[str | Path], size: int, limit: int 
     return InputBatch(torch.cat(images), [Path(file).name for file in files])
 
 
+def npz_inputs(path: str | Path, size: int, limit: int | None) -> InputBatch:
+    """CS231n's ImageNet sample file: images ``X`` (N, H, W, 3) uint8 and true labels ``y`` (N,)."""
+    path = Path(path).expanduser()
+    try:
+        with np.load(path) as data:
+            images, labels = data["X"][:limit], data["y"][:limit]
+    except (OSError, ValueError, KeyError) as err:
+        raise ImageError(f"cannot read {path} as an image archive with arrays X and y ({err})") from err
+    batch = torch.cat([square_preprocess(Image.fromarray(np.asarray(x, np.uint8)), size) for x in images])
+    return InputBatch(batch, [f"{path.stem} {i}" for i in range(len(batch))], torch.as_tensor(labels).long())
+
+
 def load_inputs(
     spec: str | Sequence[str] | None,
     classifier: Classifier,
@@ -88,4 +102,11 @@ def load_inputs(
         return shapes_inputs(shapes_root, dict(shapes_dataset or {}), size, limit)
     if spec == "samples":
         return sample_inputs(size, limit)
+    if isinstance(spec, (str, Path)) and str(spec).endswith(".npz"):
+        batch = npz_inputs(spec, size, limit)
+        labels, num_classes = batch.labels, len(classifier.class_names)
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"labels y in {spec} are not classes of {classifier.name} "
+                             f"(0..{num_classes - 1}); use an ImageNet classifier")
+        return batch
     return file_inputs(spec, size, limit)
