@@ -57,6 +57,9 @@ def test_corrupt_classifier_file_says_how_to_recover(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"shapes_cnn.pt.*classifier.retrain=true"):
         load_shapes_cnn(bad)
+    torch.save({"format": 99, "state_dict": {}}, bad)
+    with pytest.raises(ValueError, match=r"format 99, expected 1.*classifier.retrain=true"):
+        load_shapes_cnn(bad)
 
 
 def test_train_py_experiment_trains_and_exports(compose_cfg, shapes_root, tmp_path):

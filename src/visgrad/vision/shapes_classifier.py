@@ -183,6 +183,8 @@ def load_shapes_cnn(path: str | Path) -> Classifier:
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT_VERSION:
+            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT_VERSION}")
         net = ShapesCNN(len(payload["class_names"]), payload["width"])
         net.load_state_dict(payload["state_dict"])
     except Exception as err:  # unreadable, foreign or stale files all need the same advice
