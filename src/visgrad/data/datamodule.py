@@ -124,8 +124,7 @@ class CaptionDataModule(pl.LightningDataModule):
     def _load(self) -> dict:
         """Load the folder once: numpy arrays from ``load_coco_data`` plus torch views of them."""
         if self._data is None:
-            if self.dataset == "shapes" and not self.root.is_dir():
-                self.prepare_data()
+            self.prepare_data()  # no-op unless a `shapes` folder is missing or outdated
             data = load_coco_data(self.root, max_train=None, pca_features=self.pca_features)
             data["all_train_captions"] = data["train_captions"]
             data["all_train_image_idxs"] = data["train_image_idxs"]
