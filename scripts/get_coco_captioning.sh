@@ -12,6 +12,7 @@ URL="${COCO_CAPTIONING_URL:-http://cs231n.stanford.edu/coco_captioning.zip}"
 dest="${1:-data/coco_captioning}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$here/.venv/bin/python}"
+[ -x "$python" ] || python=python3
 
 if [ -f "$dest/coco2014_captions.h5" ]; then
     echo "$dest already holds coco2014_captions.h5; nothing to download."
@@ -34,6 +35,10 @@ else
     wget -O "$tmp/coco_captioning.zip" "$URL"
 fi
 "$python" -m zipfile -e "$tmp/coco_captioning.zip" "$tmp/unzipped"
+if [ ! -f "$tmp/unzipped/coco_captioning/coco2014_captions.h5" ]; then
+    echo "error: $URL does not hold coco_captioning/coco2014_captions.h5; nothing was installed." >&2
+    exit 1
+fi
 rmdir "$dest" 2>/dev/null || true
 mv "$tmp/unzipped/coco_captioning" "$dest"
 

@@ -201,3 +201,12 @@ def test_download_script_installs_and_checks_a_zip(
     assert [p.name for p in dest.parent.iterdir()] == ["coco_captioning"]  # no download leftovers
     again = subprocess.run(["bash", str(script), str(dest)], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "nothing to download" in again.stdout
+
+    wrong = tmp_path / "wrong.zip"
+    with zipfile.ZipFile(wrong, "w") as z:
+        z.writestr("something/else.txt", "not the captioning data")
+    other = tmp_path / "other" / "coco_captioning"
+    env["COCO_CAPTIONING_URL"] = wrong.as_uri()
+    failed = subprocess.run(["bash", str(script), str(other)], env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and "nothing was installed" in failed.stderr
+    assert list(other.parent.iterdir()) == []
