@@ -42,8 +42,9 @@ def create_class_visualization(
 ) -> ClassVisualization:
     """Generate an image (1, 3, image_size, image_size) that maximises the score of class ``target_y``.
 
-    Each iteration: jitter by up to ``max_jitter`` pixels, step ``lr * g / ||g||_2`` up the gradient of
-    the regularised score, undo the jitter, clamp to valid pixels; blur every ``blur_every`` iterations.
+    Each iteration (as CS231n): jitter by up to ``max_jitter`` pixels, step ``learning_rate * g`` up the
+    gradient g of the regularised score, undo the jitter, clamp to valid pixels; blur every ``blur_every``
+    iterations with std ``blur_sigma``.
     Snapshots are taken at the start, every ``show_every`` iterations and at the end.
     ``progress(iteration)`` is called after each iteration (for progress bars).
     """
@@ -62,7 +63,7 @@ def create_class_visualization(
             (grad,) = torch.autograd.grad(objective, shifted)
         result.scores.append(scores[0, target_y].item())
         result.probs.append(scores[0].softmax(dim=0)[target_y].item())
-        stepped = shifted.detach() + learning_rate * grad / grad.norm().clamp_min(1e-12)
+        stepped = shifted.detach() + learning_rate * grad
         img = clamp_image(jitter(stepped, -ox, -oy))
         if blur_every and t % blur_every == 0:
             img = blur_image(img, sigma=blur_sigma)

@@ -11,6 +11,7 @@ from rich.progress import Progress
 
 from visgrad.vision.class_viz import class_probability, create_class_visualization
 from visgrad.vision.figures import class_viz_figure
+from visgrad.vision.image import to_uint8
 from visgrad.vision.runner import start
 
 
@@ -34,6 +35,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         run_.writer.add_scalar("class_viz/target_score", score, step)
         run_.writer.add_scalar("class_viz/target_prob", prob, step)
     probs = [class_probability(image, target, classifier.model) for _, image in result.snapshots]
+    for iteration, image in result.snapshots:  # TensorBoard's step slider shows the progression
+        run_.writer.add_image("class_viz/image", to_uint8(image)[0], iteration, dataformats="HWC")
     slug = re.sub(r"[^a-z0-9]+", "_", class_name.lower()).strip("_")
     run_.add_figure(class_viz_figure(result.snapshots, probs, class_name), f"class_viz_{target}_{slug}")
     metrics = {
