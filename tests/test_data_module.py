@@ -117,6 +117,17 @@ def test_coco_config_fails_before_training_with_the_download_command(compose_cfg
     assert not Path(cfg.data.root).exists()
 
 
+def test_shapes_parameters_regenerate_only_when_given(tmp_path: Path) -> None:
+    root = tmp_path / "shapes"
+    CaptionDataModule(root, shapes=dict(num_train=30, num_val=10)).setup("fit")
+    stamp = (root / "manifest.json").stat().st_mtime_ns
+    assert CaptionDataModule(root).model_kwargs()["input_dim"] == 30  # used as it is
+    assert (root / "manifest.json").stat().st_mtime_ns == stamp
+    dm = CaptionDataModule(root, shapes=dict(num_train=35, num_val=10))
+    dm.setup("fit")
+    assert dm.model_kwargs()["input_dim"] == 35 and len(dm.eval_set("train")) == 35
+
+
 def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dataset"):
         CaptionDataModule(tmp_path, dataset="imagenet")

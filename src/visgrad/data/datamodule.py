@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from visgrad.data.coco import SPLITS, load_coco_data, subsample_train
-from visgrad.data.shapes import ensure_shapes, load_shapes_images
+from visgrad.data.shapes import MANIFEST, ensure_shapes, load_shapes_images
 from visgrad.data.vocab import decode_captions
 
 DATASETS = ("shapes", "coco")
@@ -77,7 +77,8 @@ class CaptionDataModule(pl.LightningDataModule):
         pca_features: use the 512-d ``*_pca.h5`` features instead of the raw ``*_fc7.h5`` ones.
         max_train: keep a random subset of this many training captions (None: all), drawn with ``seed``.
         batch_size, num_workers: for the DataLoaders.
-        shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size); ignored for COCO.
+        shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size); None: use the folder
+            as it is (generated with the defaults if missing). Ignored for COCO.
         seed: seed of the ``max_train`` subset.
         max_eval_images: default size limit of ``eval_set`` (the first that many images; None: all), so
             that caption metrics on COCO's 40k val images stay affordable.
@@ -114,8 +115,12 @@ class CaptionDataModule(pl.LightningDataModule):
         self._eval_sets: dict[tuple[str, int | None], EvalSet] = {}
 
     def prepare_data(self) -> None:
-        """Generate the `shapes` dataset if needed; COCO is never downloaded (see scripts/)."""
-        if self.dataset == "shapes":
+        """Generate the `shapes` dataset if needed; COCO is never downloaded (see scripts/).
+
+        With ``shapes`` parameters the folder is made to match them; without, an existing `shapes` folder is
+        used as it is and a missing one is generated with the defaults.
+        """
+        if self.dataset == "shapes" and (self.shapes or not (self.root / MANIFEST).is_file()):
             ensure_shapes(self.root, **self.shapes)
 
     def setup(self, stage: str | None = None) -> None:
@@ -124,7 +129,7 @@ class CaptionDataModule(pl.LightningDataModule):
     def _load(self) -> dict:
         """Load the folder once: numpy arrays from ``load_coco_data`` plus torch views of them."""
         if self._data is None:
-            self.prepare_data()  # no-op unless a `shapes` folder is missing or outdated
+            self.prepare_data()  # a no-op unless a `shapes` folder is missing or outdated
             data = load_coco_data(self.root, max_train=None, pca_features=self.pca_features)
             data["all_train_captions"] = data["train_captions"]
             data["all_train_image_idxs"] = data["train_image_idxs"]
