@@ -31,7 +31,7 @@ def _parse(argv=None):
     p.add_argument("--threads", nargs="+", default=["1", "all"], help="thread counts; 'all' = every core")
     p.add_argument("--repeats", type=int, default=20, help="timed rounds per contender")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
-    p.add_argument("--numpy-repeats", type=int, default=3, help="timed rounds of the (slow) NumPy reference")
+    p.add_argument("--numpy-repeats", type=int, default=5, help="timed rounds of the (slow) NumPy reference")
     p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul giving the peak")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
