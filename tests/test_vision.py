@@ -246,3 +246,19 @@ def test_resolve_class_by_index_name_and_suggestions():
 
 def test_imagenet_mean_std_are_cs231n():
     assert IMAGENET_MEAN == (0.485, 0.456, 0.406) and IMAGENET_STD == (0.229, 0.224, 0.225)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_saliency_fooling_and_class_viz_on_cuda_match_cpu():
+    model = small_cnn(dtype=torch.float32)
+    X = torch.randn(2, 3, 16, 16)
+    y = torch.tensor([1, 2])
+    cuda_model = small_cnn(dtype=torch.float32).cuda()
+    torch.testing.assert_close(compute_saliency_maps(X.cuda(), y.cuda(), cuda_model).cpu(),
+                               compute_saliency_maps(X, y, model), atol=1e-4, rtol=1e-3)
+    _, on_gpu = make_fooling_images(X.cuda(), y.cuda(), cuda_model, learning_rate=0.5)
+    _, on_cpu = make_fooling_images(X, y, model, learning_rate=0.5)
+    assert on_gpu.success.cpu().tolist() == on_cpu.success.tolist()
+    viz = create_class_visualization(1, cuda_model, num_iterations=3, image_size=16, seed=0, device="cuda")
+    assert viz.image.device.type == "cuda"
