@@ -1,16 +1,19 @@
 """Time per style-transfer optimisation step vs a bare forward+backward of the same feature network.
 
-    .venv/bin/python benchmarks/bench_style.py [--sizes 192 512] [--rounds 5] [--nets random squeezenet]
+    .venv/bin/python benchmarks/bench_style.py [--sizes 192 512] [--rounds 5] [--nets random squeezenet vgg19]
 
 Contenders, alternated round by round on the same image (medians reported):
 - ``bare``: forward through the feature network up to the deepest layer used, ``feats[-1].sum()``, backward
   to the image (the floor: what any pixel optimisation must pay);
+- ``floor``: ``bare`` plus the two matrix products per style layer that any exact Gram loss needs
+  (``G = F F^T`` forward, ``(G - T) F`` backward); ``step / floor`` is the cost of the loss bookkeeping;
 - ``step``: one step of :func:`visgrad.vision.style_objective.optimize_image` (content + 4 style Gram
   losses + TV, backward, Adam update, clamp), with precomputed targets;
 - ``naive``: the textbook loop: all modules of the network every step, Gram targets recomputed from the
   stored style features, ``.item()`` of every loss term every step.
-``squeezenet`` uses SqueezeNet 1.1's architecture (CS231n's layers) with random weights: speed does not
-depend on the weight values, so no download is needed.
+``squeezenet`` and ``vgg19`` use torchvision's architectures (CS231n's and the paper's layers) with random
+weights: speed does not depend on the weight values, so no download is needed. One torch thread by default
+(``--threads``), which is steadier on a shared machine.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from visgrad.vision.style import content_loss, extract_features, gram_matrix, st
 from visgrad.vision.style_networks import disable_inplace, random_vgg
 from visgrad.vision.style_objective import build_objective, optimize_image
 
-NETS = {  # name -> (builder, content layer, style layers)
-    "random": (random_vgg, 4, (1, 4, 7, 10)),
-    "squeezenet": (lambda: torchvision.models.squeezenet1_1(weights=None).features, 3, (1, 4, 6, 7)),
+NETS = {  # name -> (builder, content layer, style layers, steps per timing at 192 px)
+    "random": (random_vgg, 4, (1, 4, 7, 10), 10),
+    "squeezenet": (lambda: torchvision.models.squeezenet1_1(weights=None).features, 3, (1, 4, 6, 7), 10),
+    "vgg19": (lambda: torchvision.models.vgg19(weights=None).features, 22, (1, 6, 11, 20, 29), 2),
 }
 
 
 def _prepare(name: str, size: int):
-    build, content_layer, style_layers = NETS[name]
+    build, content_layer, style_layers, _ = NETS[name]
     torch.manual_seed(0)
     cnn = disable_inplace(build()).eval().requires_grad_(False)
     content, style = torch.randn(2, 1, 3, size, size).unbind(0)
@@ -60,6 +64,16 @@ def bench(name: str, size: int, rounds: int, steps: int) -> dict[str, float]:
             x = img.clone().requires_grad_(True)
             extract_features(x, obj.net)[-1].sum().backward()
 
+    def floor() -> None:
+        for _ in range(steps):
+            x = img.clone().requires_grad_(True)
+            feats = extract_features(x, obj.net)
+            with torch.no_grad():
+                for layer, target in zip(obj.style_layers, obj.style_targets, strict=True):
+                    flat = feats[layer].flatten(2)
+                    torch.bmm(torch.baddbmm(target, flat, flat.transpose(1, 2), beta=-1), flat)
+            feats[-1].sum().backward()
+
     def step() -> None:
         optimize_image(img, obj, "adam", steps=steps, lr=0.01)
 
@@ -83,7 +97,7 @@ def bench(name: str, size: int, rounds: int, steps: int) -> dict[str, float]:
             opt.step()
             x.data.clamp_(-2.2, 2.7)
 
-    contenders = {"bare": bare, "step": step, "naive": naive}
+    contenders = {"bare": bare, "floor": floor, "step": step, "naive": naive}
     for fn in contenders.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {k: [] for k in contenders}
@@ -98,23 +112,37 @@ def bench(name: str, size: int, rounds: int, steps: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 512])
-    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    parser.add_argument("--nets", nargs="+", default=["random", "squeezenet"], choices=list(NETS))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu, median of {args.rounds} rounds"
     )
-    print(
-        f"{'net':<11}{'size':>6}{'bare ms':>10}{'step ms':>10}{'naive ms':>10}{'step/bare':>11}"
-        f"{'naive/bare':>12}{'steps/s':>9}"
-    )
+    header = [
+        "bare ms",
+        "floor ms",
+        "step ms",
+        "naive ms",
+        "step/bare",
+        "step/floor",
+        "naive/bare",
+        "steps/s",
+    ]
+    print(f"{'net':<11}{'size':>5}" + "".join(f"{h:>11}" for h in header))
     for name in args.nets:
         for size in args.sizes:
-            steps = 10 if size <= 256 else 3
+            steps = max(1, NETS[name][3] * 192**2 // size**2)
             t = bench(name, size, args.rounds, steps)
-            ms = [t[k] * 1e3 for k in ("bare", "step", "naive")]
-            ratios = f"{t['step'] / t['bare']:>11.3f}{t['naive'] / t['bare']:>12.3f}{1 / t['step']:>9.2f}"
-            print(f"{name:<11}{size:>6}" + "".join(f"{m:>10.1f}" for m in ms) + ratios)
+            row = [t[k] * 1e3 for k in ("bare", "floor", "step", "naive")]
+            row += [t["step"] / t["bare"], t["step"] / t["floor"], t["naive"] / t["bare"], 1 / t["step"]]
+            print(
+                f"{name:<11}{size:>5}"
+                + "".join(f"{v:>11.1f}" for v in row[:4])
+                + "".join(f"{v:>11.3f}" for v in row[4:7])
+                + f"{row[7]:>11.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class GramLoss(torch.autograd.Function):
         flat, diff, weight = ctx.saved_tensors
         n, c, h, w = ctx.shape
         scale = grad * weight * (2.0 / (c * h * w))
-        return (torch.bmm(diff + diff.transpose(1, 2), flat) * scale).reshape(ctx.shape), None, None
+        return torch.bmm((diff + diff.transpose(1, 2)) * scale, flat).reshape(ctx.shape), None, None
 
 
 @dataclass
