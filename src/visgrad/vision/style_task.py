@@ -11,28 +11,26 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import matplotlib
+import torch
+import torchvision.transforms.functional as TF
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from torch.utils.tensorboard import SummaryWriter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: E402
-from PIL import Image  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
-from rich.table import Table  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-
-from visgrad.utils import resolve_device  # noqa: E402
-from visgrad.vision.image import ImageError, deprocess, preprocess  # noqa: E402
-from visgrad.vision.style_images import (  # noqa: E402
+from visgrad.utils import resolve_device
+from visgrad.vision.image import ImageError, deprocess, preprocess
+from visgrad.vision.style_images import (
     load_image_spec,
     luminance,
     match_colors,
     with_content_colors,
 )
-from visgrad.vision.style_networks import load_feature_net  # noqa: E402
-from visgrad.vision.style_objective import build_objective, check_layers, optimize_image, pixel_bounds  # noqa: E402
+from visgrad.vision.style_networks import load_feature_net
+from visgrad.vision.style_objective import build_objective, check_layers, optimize_image, pixel_bounds
 
 CHOICES = {
     "optimizer": ("adam", "lbfgs"),
@@ -127,10 +125,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     if task.init == "content":
         init = content.clone()
-    else:  # CS231n: uniform noise in normalised units
+    else:  # CS231n: uniform noise in [0, 1) in normalised units
         shape = content.shape if content is not None else (1, 3, task.image_size, task.image_size)
         init = torch.rand(shape, device=device)
-        init = torch.maximum(torch.minimum(init, pixel_bounds(init)[1]), pixel_bounds(init)[0])
 
     writer = SummaryWriter(str(out_dir / "tensorboard"))
     snap_steps = _snapshot_steps(task.steps, task.num_snapshots)
@@ -187,7 +184,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     _save_strip(snapshots, paths["snapshots"])
     style_names = [Path(s).name for s in style_specs] if needs_style else []
     _save_figure(content_img, style_imgs, style_names, image, task, paths["figure"], net.description)
-    writer.add_image("result", _pixels(preprocess(image, None)), task.steps)
+    writer.add_image("result", TF.to_tensor(image), task.steps)
     writer.close()
 
     final["time/steps_per_s"] = task.steps / seconds
@@ -205,14 +202,14 @@ def _snapshot_steps(steps: int, count: int) -> set[int]:
 
 
 def _save_strip(snapshots: list[tuple[int, Image.Image]], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(2.4 * len(snapshots), 2.6), squeeze=False)
+    fig = Figure(figsize=(2.4 * len(snapshots), 2.6))
+    axes = fig.subplots(1, len(snapshots), squeeze=False)
     for ax, (step, img) in zip(axes[0], snapshots, strict=True):
         ax.imshow(img)
         ax.set_title(f"step {step}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _save_figure(content, styles, style_names, result, task, path: Path, net_description: str) -> None:
@@ -223,7 +220,8 @@ def _save_figure(content, styles, style_names, result, task, path: Path, net_des
         for s, n, b in zip(styles, style_names, blend, strict=True)
     ]
     panels.append((result, f"{task.name}"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.9), squeeze=False)
+    fig = Figure(figsize=(3.6 * len(panels), 3.9))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (img, title) in zip(axes[0], panels, strict=True):
         ax.imshow(img)
         ax.set_title(title, fontsize=9)
@@ -231,7 +229,6 @@ def _save_figure(content, styles, style_names, result, task, path: Path, net_des
     fig.suptitle(net_description, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _print_summary(task, net_description, style_specs, final, paths, out_dir) -> None:
