@@ -7,6 +7,7 @@ BLAS/OpenMP pools (torch and NumPy) are limited through the environment.
 
     python benchmarks/bench_recurrent.py                       # N=128, T=16, D=256, H=512, 1 and all threads
     python benchmarks/bench_recurrent.py --threads 1 2 --repeats 30 --cells lstm
+    python benchmarks/bench_recurrent.py --omp-wait-policy passive    # on a machine shared with other jobs
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def _parse(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     p.add_argument("--numpy-repeats", type=int, default=5, help="timed rounds of the (slow) NumPy reference")
     p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul giving the peak")
+    p.add_argument("--omp-wait-policy", choices=["active", "passive"], default=None,
+                   help="OMP_WAIT_POLICY of the workers; passive (idle threads sleep, not spin) keeps "
+                        "multi-thread timings meaningful on an oversubscribed machine; default: inherited")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -144,11 +148,14 @@ def main(argv=None):
           f"{'oneDNN' if _gemm._ONEDNN else 'torch.mm'}")
     print("vg/nn: visgrad time / torch.nn time (wall clock; 'cpu': process CPU time, robust to other load);")
     print("GF/s: GEMM FLOPs of forward+backward per second; peak: a square matmul in the same rounds.")
-    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(f"OMP_WAIT_POLICY={args.omp_wait_policy or os.environ.get('OMP_WAIT_POLICY', '(default)')}; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
     print(f"{'cell':5} {'thr':>3} {'visgrad ms':>10} {'torch.nn ms':>11} {'numpy ms':>9} {'vg/nn':>6} "
           f"{'vg/nn cpu':>9} {'np/vg':>6} {'vg GF/s':>8} {'peak GF/s':>9} {'vg/peak':>7} {'nn/peak':>7}")
     for n in threads:
         env = dict(os.environ, OMP_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n), OPENBLAS_NUM_THREADS=str(n))
+        if args.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--worker", str(n)]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         for line in out.splitlines():
