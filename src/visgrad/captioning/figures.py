@@ -30,25 +30,29 @@ def samples_markdown(
 
 def caption_grid(
     images: np.ndarray, references: Sequence[Sequence[str]], generated: Mapping[str, Sequence[str]],
-    limit: int = 8, ncols: int = 4, width: int = 34,
+    limit: int = 8, ncols: int = 4, width: int = 44,
 ) -> plt.Figure:
     """A grid of the first ``limit`` images (M, H, W, 3) uint8, each titled with its generated captions
-    (one line per strategy) and its first reference caption."""
+    (one per strategy) and its first reference caption, wrapped at ``width`` characters."""
     count = min(limit, len(images))
     if count == 0:
         raise ValueError("caption_grid needs at least one image")
+    titles = []
+    for i in range(count):
+        texts = [f"{name}: {captions[i]}" for name, captions in generated.items()]
+        texts.append(f"reference: {references[i][0]}")
+        titles.append("\n".join(textwrap.fill(t, width=width, subsequent_indent="    ") for t in texts))
     ncols = min(ncols, count)
     nrows = -(-count // ncols)
-    lines_per_panel = len(generated) + 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, (2.6 + 0.32 * lines_per_panel) * nrows),
-                             squeeze=False)
+    side = 2.8  # inches per image
+    text = 0.14 * max(title.count("\n") + 1 for title in titles) + 0.1  # inches of text under each image
+    height = nrows * (side + text) + 0.1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (side + 0.2), height), squeeze=False)
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.05 / height, bottom=text / height,
+                        hspace=text / side, wspace=0.07)
     for ax in axes.flat:
         ax.axis("off")
-    for i, ax in enumerate(axes.flat[:count]):
-        ax.imshow(images[i])
-        texts = [f"{name}: {captions[i]}" for name, captions in generated.items()]
-        texts.append(f"ref: {references[i][0]}")
-        ax.set_title("\n".join(textwrap.shorten(t, width=width, placeholder="...") for t in texts),
-                     fontsize=7, loc="left")
-    fig.tight_layout()
+    for ax, image, title in zip(axes.flat, images[:count], titles, strict=False):
+        ax.imshow(image, interpolation="nearest")
+        ax.text(0, -0.02, title, transform=ax.transAxes, va="top", ha="left", fontsize=7)
     return fig

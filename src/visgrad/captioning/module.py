@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -104,9 +105,7 @@ class CaptioningModule(pl.LightningModule):
         if datamodule is None or not hasattr(datamodule, "eval_set"):
             log.warning("no datamodule with eval_set('val'): caption metrics are not computed")
             return None
-        if getattr(self, "_eval_set_cache", None) is None:
-            self._eval_set_cache = datamodule.eval_set("val")
-        return self._eval_set_cache
+        return datamodule.eval_set("val")
 
     def _log_samples(self, eval_set, greedy_captions: list[str]) -> None:
         """Log a sample table (and image grid) of the first ``num_samples`` val images to TensorBoard."""
@@ -127,8 +126,6 @@ class CaptioningModule(pl.LightningModule):
             if figure is not None:
                 writer.add_figure("val/samples", figure, self.global_step, close=False)
         if figure is not None:
-            import matplotlib.pyplot as plt
-
             plt.close(figure)
 
     def configure_optimizers(self):
