@@ -82,9 +82,12 @@ def test_train_logs_metrics_samples_and_checkpoints(trained_run) -> None:
     assert lrs[-1] == pytest.approx(cfg.model.optimizer.lr * cfg.model.scheduler.gamma)
 
 
-def test_fast_dev_run_rnn(compose_cfg, shapes_root: Path) -> None:
-    cfg = compose_cfg("train", [*data_overrides(shapes_root), *TINY_MODEL, "model=rnn", "debug=fdr"])
-    train(cfg)  # one batch of train and val, metrics at validation end; must not raise
+def test_fast_dev_run_rnn_with_beam_metrics(compose_cfg, shapes_root: Path) -> None:
+    """One batch of train and val (debug=fdr); beam-search metrics logged as val/beam/* on request."""
+    cfg = compose_cfg("train", [*data_overrides(shapes_root), *TINY_MODEL, "model=rnn", "debug=fdr",
+                                "model.beam_metrics=true", "optimized_metric=val/beam/cider_d"])
+    value = train(cfg)
+    assert value is not None and value >= 0.0
 
 
 def test_evaluate_checkpoint_task(trained_run, compose_cfg, shapes_root: Path) -> None:
