@@ -66,8 +66,9 @@ def test_train_logs_metrics_samples_and_checkpoints(trained_run) -> None:
     cfg, value = trained_run
     out = Path(cfg.paths.output_dir)
     assert value is not None and 0.0 <= value <= 1.0  # train.py returns val/bleu4
-    assert (out / "checkpoints" / "last.ckpt").is_file()
-    assert len(list((out / "checkpoints").glob("epoch_*.ckpt"))) == 1  # best on val/bleu4
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == cfg.trainer.max_epochs - 1  # last.ckpt is the final epoch, not the best one
+    assert len(list((out / "checkpoints").glob("best_epoch_*.ckpt"))) == 1  # best on val/bleu4
     tags = tensorboard_tags(out / "tensorboard")
     for name in ("train/loss_step", "train/loss_epoch", "val/loss", "val/bleu1", "val/bleu4", "val/cider_d",
                  "lr-Adam"):

@@ -88,10 +88,9 @@ def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConf
         table.add_row(key, f"{metrics[key]:.4f}")
     console = Console()
     console.print(table)
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None:
-        console.print(f"best checkpoint: {checkpoint.best_model_path or '(none)'}")
-        console.print(f"last checkpoint: {checkpoint.last_model_path or '(none)'}")
+    for checkpoint in trainer.checkpoint_callbacks:
+        kind = f"best {checkpoint.monitor}" if checkpoint.monitor else "last"
+        console.print(f"{kind} checkpoint: {checkpoint.best_model_path or '(none)'}")
     output_dir = Path(cfg.paths.output_dir)
     console.print(f"run folder: {output_dir}")
     if trainer.loggers:
