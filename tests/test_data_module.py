@@ -68,6 +68,7 @@ def test_eval_set_groups_all_references_per_image(datamodule: CaptionDataModule,
         assert refs == [c for c, j in zip(captions, data["val_image_idxs"], strict=True) if j == i]
         assert all("<" not in r for r in refs)
     assert sum(map(len, es.references)) == len(captions)
+    assert all(len(set(refs)) == len(refs) == 5 for refs in es.references)  # complete val references
     np.testing.assert_array_equal(es.images, load_shapes_images(shapes_root, "val").images)
     assert np.array_equal(np.asarray(Image.open(es.urls[5])), es.images[5])
     assert es.idx_to_word == data["idx_to_word"] and es.word_to_idx == data["word_to_idx"]

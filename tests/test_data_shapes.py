@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,8 +30,8 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ensure_shapes(tmp_path_factory.mktemp("tiny") / "a", seed=3, **TINY)
 
 
-def expected_captions(objects: np.ndarray) -> tuple[str, set[str]]:
-    """The grammar written out independently: (the first caption, all allowed captions) of one image."""
+def expected_captions(objects: np.ndarray) -> list[str]:
+    """The grammar written out independently: all captions allowed for one image, in template order."""
     objs = [o for o in objects if o[0] >= 0]
     np_ = [f"a {SIZES[o[2]]} {COLOURS[o[1]]} {KINDS[o[0]]}" for o in objs]
     bare = [f"a {COLOURS[o[1]]} {KINDS[o[0]]}" for o in objs]
@@ -60,22 +61,62 @@ def expected_captions(objects: np.ndarray) -> tuple[str, set[str]]:
             f"{a} {b} and {c}",
             f"{bare[0]} left of {bare[1]} left of {bare[2]}",
         ]
-    return forms[0], set(forms)
+    return forms
 
 
-@pytest.mark.parametrize("split", ["train", "val"])
-def test_captions_decode_to_the_grammar_of_each_image(shapes_root: Path, split: str) -> None:
-    data = load_coco_data(shapes_root)
-    objects = load_shapes_objects(shapes_root, split)
+def captions_per_image(root: Path, split: str) -> tuple[list[list[str]], np.ndarray]:
+    """The decoded captions of each image of ``split`` (in file order) and the split's object annotations."""
+    data = load_coco_data(root)
+    objects = load_shapes_objects(root, split)
     captions = decode_captions(data[f"{split}_captions"], data["idx_to_word"])
     idxs = data[f"{split}_image_idxs"]
     assert np.all(np.diff(idxs) >= 0) and set(idxs.tolist()) == set(range(len(objects)))
-    for i, image_objects in enumerate(objects):
-        mine = [c for c, j in zip(captions, idxs, strict=True) if j == i]
-        first, allowed = expected_captions(image_objects)
-        assert 3 <= len(mine) <= 5 and len(set(mine)) == len(mine)
-        assert mine[0] == first
-        assert set(mine) <= allowed
+    return [[c for c, j in zip(captions, idxs, strict=True) if j == i] for i in range(len(objects))], objects
+
+
+def test_train_captions_are_3_to_5_grammar_forms_with_the_first_always_there(shapes_root: Path) -> None:
+    mine, objects = captions_per_image(shapes_root, "train")
+    counts = np.bincount([len(m) for m in mine], minlength=6)
+    assert counts[:3].sum() == 0 and counts[3:].min() > 0  # 3, 4 and 5 captions all occur, nothing else
+    for captions, image_objects in zip(mine, objects, strict=True):
+        allowed = expected_captions(image_objects)
+        assert captions[0] == allowed[0] and len(set(captions)) == len(captions)
+        assert set(captions) <= set(allowed)
+        assert captions == [c for c in allowed if c in captions]  # template order
+
+
+def test_val_references_are_complete(shapes_root: Path) -> None:
+    """Every val image has every caption the grammar allows for it, each exactly once, in template order
+    (``CaptionDataModule.eval_set`` passes a val image's captions on as its references)."""
+    mine, objects = captions_per_image(shapes_root, "val")
+    for captions, image_objects in zip(mine, objects, strict=True):
+        assert captions == expected_captions(image_objects)
+
+
+def test_train_captions_and_all_images_are_those_of_format_2(tiny_root: Path) -> None:
+    """Format 3 changed only the val captions: the train captions and the images are bit for bit those
+    format 2 generated (this digest was computed with format 2), so the random stream is unchanged."""
+    data = load_coco_data(tiny_root)
+    digest = hashlib.sha256()
+    for array in (
+        data["train_captions"],
+        data["train_image_idxs"],
+        load_shapes_images(tiny_root, "val").images,
+    ):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    assert digest.hexdigest() == "edabbb553c5772891b64256199fde72d39611a50a1254130891a6a6cdc5bfbe9"
+    assert json.loads((tiny_root / "manifest.json").read_text())["format_version"] == 3
+
+
+def test_complete_and_sampled_captions_consume_the_random_stream_alike() -> None:
+    scene = shapes_module.sample_scene(np.random.default_rng(1), 64)
+    forms = [f.format(A="x", B="y", C="z", a="x", b="y", c="z") for f in shapes_module.TEMPLATES[len(scene)]]
+    rngs = np.random.default_rng(5), np.random.default_rng(5)
+    complete = shapes_module.captions_for(scene, rngs[0], complete=True)
+    sampled = shapes_module.captions_for(scene, rngs[1])
+    assert len(complete) == len(forms) == 5 and 3 <= len(sampled) <= 5
+    assert sampled[0] == complete[0] and sampled == [c for c in complete if c in sampled]
+    assert rngs[0].random() == rngs[1].random()
 
 
 @pytest.mark.parametrize("split", ["train", "val"])

@@ -3,7 +3,7 @@
 Each image (S x S RGB, default 64) shows one to three non-overlapping shapes (circle, square, triangle,
 diamond) in one of five colours (red, green, blue, yellow, purple) and two sizes (small, large), at random
 positions on a light, plain or softly striped background. Objects are listed left to right (their centres
-are at least S/8 apart horizontally) and each image gets 3-5 captions from a small grammar, with
+are at least S/8 apart horizontally) and each image gets captions from a small grammar, with
 NP = "a <size> <colour> <kind>":
 
 - 1 object: ``NP`` | ``there is NP`` | ``a <colour> <kind>`` | ``the image shows NP`` | ``NP in the picture``
@@ -12,7 +12,9 @@ NP = "a <size> <colour> <kind>":
 - 3 objects: ``NP1 left of NP2 left of NP3`` | ``NP3 right of NP2 right of NP1`` | ``there is NP1 NP2 and
   NP3`` | ``NP1 NP2 and NP3`` | the first without sizes
 
-The first form is always among an image's captions, the others are drawn at random. Features come from a
+A train image gets the first form plus 2-4 others drawn at random (3-5 captions, varied training
+targets); a val image gets all five forms, in template order, so its references are complete: every
+caption the grammar allows counts as correct when scoring decoders (BLEU, CIDEr). Features come from a
 fixed extractor (``visgrad.data.shapes_features``). Besides the COCO files, ``shapes_images.h5`` holds the
 images, object masks, labels (kind of the largest object) and object annotations, the images are also PNGs
 under ``images/<split>/`` (listed in ``*_urls.txt``), and ``preview.png`` shows a few of them with captions.
@@ -50,7 +52,7 @@ from visgrad.data.coco import (
 from visgrad.data.shapes_features import PALETTE, Pca, extract_features
 from visgrad.data.vocab import build_vocab, encode_captions
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: val images carry every caption form of the grammar
 KINDS = ("circle", "square", "triangle", "diamond")
 COLOURS = ("red", "green", "blue", "yellow", "purple")
 SIZES = ("small", "large")
@@ -160,13 +162,19 @@ def render(shapes: list[Shape], rng: np.random.Generator, size: int) -> tuple[np
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask, shapes[int(np.argmax(areas))].kind
 
 
-def captions_for(shapes: list[Shape], rng: np.random.Generator) -> list[str]:
-    """3-5 captions of a scene (objects sorted left to right): the first template, then random others."""
+def captions_for(shapes: list[Shape], rng: np.random.Generator, complete: bool = False) -> list[str]:
+    """Captions of a scene (objects sorted left to right), in template order: all forms if ``complete``,
+    else 3-5 of them (the first, then 2-4 random others).
+
+    The random draw is made either way, so both settings consume ``rng`` alike and the scenes that follow
+    (images, features) do not depend on ``complete``.
+    """
     forms = TEMPLATES[len(shapes)]
     names = dict(zip("ABC", (s.phrase() for s in shapes), strict=False))
     names |= dict(zip("abc", (s.phrase(with_size=False) for s in shapes), strict=False))
     extra = rng.choice(np.arange(1, len(forms)), size=int(rng.integers(2, 5)), replace=False)
-    return [forms[i].format(**names) for i in [0, *sorted(extra)]]
+    chosen = range(len(forms)) if complete else [0, *sorted(extra)]
+    return [forms[i].format(**names) for i in chosen]
 
 
 def vocabulary() -> tuple[list[str], dict[str, int]]:
@@ -177,7 +185,7 @@ def vocabulary() -> tuple[list[str], dict[str, int]]:
     return build_vocab([" ".join(words)])
 
 
-def _generate_split(rng: np.random.Generator, num: int, size: int) -> dict:
+def _generate_split(rng: np.random.Generator, num: int, size: int, complete_captions: bool) -> dict:
     images = np.zeros((num, size, size, 3), np.uint8)
     masks = np.zeros((num, size, size), bool)
     labels = np.zeros(num, np.int64)
@@ -187,7 +195,7 @@ def _generate_split(rng: np.random.Generator, num: int, size: int) -> dict:
         shapes = sample_scene(rng, size)
         images[i], masks[i], labels[i] = render(shapes, rng, size)
         objects[i, : len(shapes)] = [(s.kind, s.colour, s.size, round(s.cx), round(s.cy)) for s in shapes]
-        for caption in captions_for(shapes, rng):
+        for caption in captions_for(shapes, rng, complete=complete_captions):
             captions.append(caption)
             image_idxs.append(i)
     return dict(
@@ -210,7 +218,7 @@ def _generate(root: Path, num_train: int, num_val: int, seed: int, image_size: i
     with Progress(transient=True) as progress:
         task = progress.add_task("shapes: rendering", total=5)
         for split, num in zip(SPLITS, (num_train, num_val), strict=True):
-            data[split] = _generate_split(rng, num, image_size)
+            data[split] = _generate_split(rng, num, image_size, complete_captions=split == "val")
             progress.advance(task)
         progress.update(task, description="shapes: features")
         for split in SPLITS:
