@@ -93,6 +93,10 @@ class LSTM(torch.autograd.Function):
     """Whole-sequence LSTM from c0 = 0.
 
     x (N, T, D), h0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,) -> h (N, T, H).
+
+    Per-op overhead dominates the sequential loops at small H, so each step runs one GEMM and few
+    elementwise ops, writing into preallocated buffers; all work that does not depend on the recurrence
+    is done for all steps at once before or after the loop.
     """
 
     @staticmethod
@@ -101,16 +105,24 @@ class LSTM(torch.autograd.Function):
         H = h0.shape[1]
         xs = x.transpose(0, 1).reshape(T * N, D)  # time-major rows: step t is rows t*N .. t*N+N-1
         gates = mm(xs, Wx, b).view(T, N, 4 * H)  # x Wx + b of every step, overwritten by its activated gates
+        # tanh(g) = 2 sigmoid(2 g) - 1 (see _activate): doubling the g pre-activations once here and in a copy
+        # of Wh (exact: powers of two) lets one sigmoid per step activate all four gates.
+        gates[:, :, 3 * H:].mul_(2)
+        Wh2 = Wh.clone()
+        Wh2[:, 3 * H:].mul_(2)
+        minus_one = x.new_full((), -1)
         hs = x.new_empty(T + 1, N, H)  # hs[0] = h0, hs[t + 1] = h_t
         hs[0] = h0
-        cs = x.new_empty(T, N, H)
+        cs = x.new_empty(T + 1, N, H)  # cs[0] = c0 = 0, cs[t + 1] = c_t
+        cs[0].zero_()
         tanh_cs = x.new_empty(T, N, H)
         for t in range(T):
-            i, f, o, g = _activate(mm(hs[t], Wh, gates[t]), gates[t])
-            torch.mul(i, g, out=cs[t])
-            if t:
-                cs[t].addcmul_(f, cs[t - 1])
-            torch.mul(o, _tanh(cs[t], tanh_cs[t]), out=hs[t + 1])
+            a = gates[t]
+            torch.sigmoid(mm(hs[t], Wh2, a, out=a), out=a)
+            i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            torch.add(minus_one, g, alpha=2, out=g)  # g = 2 sigmoid(2 g) - 1 = tanh(g)
+            torch.mul(i, g, out=cs[t + 1]).addcmul_(f, cs[t])
+            torch.mul(o, _tanh(cs[t + 1], tanh_cs[t]), out=hs[t + 1])
         ctx.save_for_backward(xs, Wx, Wh, gates, cs, tanh_cs, hs)
         ctx.x_shape = (N, T, D)
         return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
@@ -123,11 +135,34 @@ class LSTM(torch.autograd.Function):
         N, T, D = ctx.x_shape
         H = hs.shape[2]
         dh = dh.transpose(0, 1)  # (T, N, H) view
+        # With dc_t the gradient reaching c_t, the pre-activation gradients of step t are
+        #   da_i = dc_t g i (1 - i),  da_f = dc_t c_{t-1} f (1 - f),  da_o = dh_t tanh(c_t) o (1 - o),
+        #   da_g = dc_t i (1 - g^2),  and dc_t = dh_t o (1 - tanh(c_t)^2) + dc_{t+1} f_{t+1}.
+        # Only dh_t and dc_t depend on the recurrence: the factors multiplying them are computed for all
+        # steps at once into da, which each step then scales in place (i and f slots together).
+        i, f, o, g = (gates[:, :, k * H:(k + 1) * H] for k in range(4))
+        one = gates.new_ones(())
         da = torch.empty_like(gates)
-        dc = None
+        sig = gates[:, :, :3 * H]
+        torch.addcmul(sig, sig, sig, value=-1, out=da[:, :, :3 * H])  # sigmoid' = s (1 - s) for i, f, o
+        torch.addcmul(one, g, g, value=-1, out=da[:, :, 3 * H:]).mul_(i)  # (1 - g^2) i
+        da[:, :, :H].mul_(g)
+        da[:, :, H:2 * H].mul_(cs[:-1])
+        da[:, :, 2 * H:3 * H].mul_(tanh_cs)
+        dc_dh = torch.addcmul(one, tanh_cs, tanh_cs, value=-1).mul_(o)  # dc_t/dh_t through h_t = o tanh(c_t)
+        dh_buf = dh.new_empty(N, H)
+        dc = torch.mul(dh[T - 1], dc_dh[T - 1])  # holds dc_{t+1} f_{t+1} between steps
         for t in range(T - 1, -1, -1):
-            dh_t = dh[t] if t == T - 1 else mm(da[t + 1], Wh.t(), dh[t])
-            dc = _gate_grads(da[t], gates[t], dh_t, dc, tanh_cs[t], cs[t - 1] if t else None)
+            if t == T - 1:
+                dh_t = dh[t]
+            else:
+                dh_t = mm(da[t + 1], Wh.t(), dh[t], out=dh_buf)
+                dc.addcmul_(dh_t, dc_dh[t])
+            da[t, :, :2 * H].view(N, 2, H).mul_(dc.unsqueeze(1))  # i and f slots
+            da[t, :, 2 * H:3 * H].mul_(dh_t)
+            da[t, :, 3 * H:].mul_(dc)
+            if t:
+                dc.mul_(f[t])
         da2 = da.view(T * N, 4 * H)
         dx = mm(da2, Wx.t()).view(T, N, D).transpose(0, 1) if need[0] else None
         dh0 = mm(da[0], Wh.t()) if need[1] else None
