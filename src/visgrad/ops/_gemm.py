@@ -33,13 +33,18 @@ def _probe():
 
 
 _ONEDNN = _probe()
-ONEDNN_MIN_MNK = 2**25  # M * K * N from which oneDNN beats torch.addmm (measured on 2 AMD EPYC cores)
+# M * K * N from which oneDNN beats torch.addmm (measured on 2 AMD EPYC cores); oneDNN copies a transposed
+# ``a`` first, which only pays off for larger products.
+ONEDNN_MIN_MNK = 2**25
+ONEDNN_MIN_MNK_TRANSPOSED_A = 2**28
 
 
 def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return (_ONEDNN is not None and a.device.type == "cpu" and a.dtype == torch.float32
-            and b.dtype == torch.float32 and a.numel() > 0 and b.numel() > 0
-            and a.shape[0] * a.shape[1] * b.shape[1] >= ONEDNN_MIN_MNK and torch.backends.mkldnn.enabled)
+    if _ONEDNN is None or a.device.type != "cpu" or a.dtype != torch.float32 or b.dtype != torch.float32:
+        return False
+    mnk = a.shape[0] * a.shape[1] * b.shape[1]
+    return (mnk > 0 and mnk >= (ONEDNN_MIN_MNK if a.is_contiguous() else ONEDNN_MIN_MNK_TRANSPOSED_A)
+            and torch.backends.mkldnn.enabled)
 
 
 def mm(a: torch.Tensor, b: torch.Tensor, add: torch.Tensor | None = None,

@@ -59,6 +59,12 @@ def _gate_grads(da, gates, dh, dc, tanh_c, prev_c):
     return dc.mul_(f)
 
 
+def _doubled_g(w):
+    """Double, in place, the g block (the last quarter) of ``w`` (4H, ...) and return it."""
+    w[3 * (w.shape[0] // 4):].mul_(2)
+    return w
+
+
 class LSTMStep(torch.autograd.Function):
     """One LSTM step: x (N, D), prev_h (N, H), prev_c (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,)."""
 
@@ -104,12 +110,13 @@ class LSTM(torch.autograd.Function):
         N, T, D = x.shape
         H = h0.shape[1]
         xs = x.transpose(0, 1).reshape(T * N, D)  # time-major rows: step t is rows t*N .. t*N+N-1
-        gates = mm(xs, Wx, b).view(T, N, 4 * H)  # x Wx + b of every step, overwritten by its activated gates
-        # tanh(g) = 2 sigmoid(2 g) - 1 (see _activate): doubling the g pre-activations once here and in a copy
-        # of Wh (exact: powers of two) lets one sigmoid per step activate all four gates.
-        gates[:, :, 3 * H:].mul_(2)
-        Wh2 = Wh.clone()
-        Wh2[:, 3 * H:].mul_(2)
+        # tanh(g) = 2 sigmoid(2 g) - 1 (see _activate): weights and bias with doubled g columns (exact: a
+        # power of two) let one sigmoid per step activate all four gates. The weights are copied transposed,
+        # the layout oneDNN reads without reordering them on every call.
+        Wx2, Wh2, b2 = (_doubled_g(w.clone(memory_format=torch.contiguous_format))
+                        for w in (Wx.t(), Wh.t(), b))
+        Wx2, Wh2 = Wx2.t(), Wh2.t()
+        gates = mm(xs, Wx2, b2).view(T, N, 4 * H)  # x Wx + b of all steps, overwritten by the activated gates
         minus_one = x.new_full((), -1)
         hs = x.new_empty(T + 1, N, H)  # hs[0] = h0, hs[t + 1] = h_t
         hs[0] = h0
