@@ -48,7 +48,7 @@ def test_optuna_search_runs_trials(shapes_root: Path, tmp_path: Path, project_ro
     command = [sys.executable, str(project_root / "train.py"), "hparams_search=captioning_optuna",
                "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
                f"data.root={shapes_root}", *SMALL_DATA, "trainer.max_epochs=1",
-               "+trainer.limit_train_batches=3", "print_config=false", "callbacks=none"]
+               "trainer.limit_train_batches=3", "print_config=false", "callbacks=none"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
