@@ -30,8 +30,11 @@ lint: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
+## Benchmarks (print medians and ratios; figures recorded in BENCHMARKS.md).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_recurrent.py
+	$(PY) benchmarks/bench_captioning.py
+	$(PY) benchmarks/bench_style.py
 
 clean-venv:
 	rm -rf $(VENV)
