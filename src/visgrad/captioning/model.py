@@ -106,7 +106,7 @@ class CaptioningRNN(nn.Module):
 
         Returns: scores (N, T, V); scores[:, t] predicts the word after ``words[:, t]``.
         """
-        h0 = features @ self.W_proj + self.b_proj
+        h0 = torch.addmm(self.b_proj, features, self.W_proj)
         x = ops.word_embedding(words, self.W_embed)
         recurrent = ops.lstm if self.cell_type == "lstm" else ops.rnn
         h = recurrent(x, h0, self.Wx, self.Wh, self.b)
@@ -137,7 +137,7 @@ class CaptioningRNN(nn.Module):
     def initial_state(self, features: Tensor) -> tuple[Tensor, Tensor | None]:
         """Decoder state before the ``<START>`` token: h0 = features W_proj + b_proj (N, H); c0 = 0 (LSTM)."""
         self._check_features(features)
-        h0 = features @ self.W_proj + self.b_proj
+        h0 = torch.addmm(self.b_proj, features, self.W_proj)
         c0 = torch.zeros_like(h0) if self.cell_type == "lstm" else None
         return h0, c0
 
