@@ -30,10 +30,12 @@ def _activate(a, out):
     return out[:, :H], out[:, H:2 * H], out[:, 2 * H:3 * H], out[:, 3 * H:]
 
 
-def _tanh(x, out):
-    """tanh(x) written into ``out`` as 2 sigmoid(2 x) - 1 (see ``_activate``); returns ``out``."""
+def _tanh(x, out, minus_one=None):
+    """tanh(x) written into ``out`` as 2 sigmoid(2 x) - 1 (see ``_activate``); returns ``out``.
+
+    ``minus_one``: a 0-d tensor holding -1 in ``out``'s dtype (made here if None; loops pass their own)."""
     torch.mul(x, 2, out=out).sigmoid_()
-    return torch.add(out.new_full((), -1), out, alpha=2, out=out)
+    return torch.add(out.new_full((), -1) if minus_one is None else minus_one, out, alpha=2, out=out)
 
 
 def _gate_grads(da, gates, dh, dc, tanh_c, prev_c):
@@ -132,7 +134,7 @@ class LSTM(torch.autograd.Function):
             torch.sigmoid(mm(h_s[t], Wh2, a, out=a), out=a)
             torch.add(minus_one, g, alpha=2, out=g)  # g = 2 sigmoid(2 g) - 1 = tanh(g)
             torch.mul(i_s[t], g, out=c_s[t + 1]).addcmul_(f_s[t], c_s[t])
-            torch.mul(o_s[t], _tanh(c_s[t + 1], tanh_c_s[t]), out=h_s[t + 1])
+            torch.mul(o_s[t], _tanh(c_s[t + 1], tanh_c_s[t], minus_one), out=h_s[t + 1])
         ctx.save_for_backward(xs, Wx, Wh, gates, cs, tanh_cs, hs)
         ctx.x_shape = (N, T, D)
         return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
