@@ -286,8 +286,17 @@ def test_cuda_matches_cpu(cell):
 # ------------------------------------------------------------------------------- GEMM backends
 
 
+@pytest.fixture
+def onednn_for_all_sizes(monkeypatch):
+    """Route even tiny products to oneDNN (normally only large ones go there)."""
+    from visgrad.ops import _gemm
+
+    monkeypatch.setattr(_gemm, "ONEDNN_MIN_MNK", 0)
+    monkeypatch.setattr(_gemm, "ONEDNN_MIN_MNK_TRANSPOSED_A", 0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_gemm_helper_matches_torch_mm(dtype):
+def test_gemm_helper_matches_torch_mm(dtype, onednn_for_all_sizes):
     from visgrad.ops._gemm import mm
 
     g = torch.Generator().manual_seed(0)
@@ -298,10 +307,12 @@ def test_gemm_helper_matches_torch_mm(dtype):
     torch.testing.assert_close(mm(a.t().contiguous().t(), b), a @ b, **tol)
     torch.testing.assert_close(mm(a, b, add), add + a @ b, **tol)
     torch.testing.assert_close(mm(a, b, bias), bias + a @ b, **tol)
+    out = torch.empty(40, 20, dtype=dtype)
+    torch.testing.assert_close(mm(a, b, add, out=out), add + a @ b, **tol)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
-def test_same_results_with_and_without_onednn(cell, monkeypatch):
+def test_same_results_with_and_without_onednn(cell, monkeypatch, onednn_for_all_sizes):
     from visgrad.ops import _gemm
 
     torch.manual_seed(0)
