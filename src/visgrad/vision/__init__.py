@@ -5,7 +5,7 @@ from visgrad.vision.fooling import make_fooling_image, make_fooling_images
 from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD, deprocess, load_image, preprocess
 from visgrad.vision.pretrained import WeightsNotFoundError, load_torchvision_model
 from visgrad.vision.saliency import compute_saliency_maps, integrated_gradients_saliency, smoothgrad_saliency
-from visgrad.vision.style import content_loss, extract_features, gram_matrix, style_loss, tv_loss  # noqa: F401
+from visgrad.vision.style import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 
 __all__ = [
     "IMAGENET_MEAN",
