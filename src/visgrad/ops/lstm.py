@@ -2,8 +2,9 @@
 
 The sequence op works time-major internally: one GEMM projects the inputs of all steps, each step adds
 one GEMM for the recurrence and activates its gates in place; the forward keeps the activated gates,
-the cell states and tanh of the cell states, so the backward recomputes nothing. The backward runs one
-GEMM per step for the recurrent gradient and whole-sequence GEMMs for dx, dWx and dWh.
+the cell states and tanh of the cell states, so the backward recomputes nothing. The backward computes
+the gate-derivative factors of all steps at once, then runs one GEMM and five elementwise ops per step for
+the recurrent gradient, and whole-sequence GEMMs for dx, dWx and dWh.
 """
 
 from __future__ import annotations
