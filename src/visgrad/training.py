@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from visgrad.utils import print_config_tree
 
@@ -43,9 +43,9 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = _instantiate_group(cfg.get("callbacks"))
     loggers = _instantiate_group(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    if loggers:
-        for logger in loggers:
-            logger.log_hyperparams(dict(cfg=cfg_to_flat_dict(cfg)))
+    hparams = {"cfg": cfg_to_flat_dict(cfg)} if loggers else {}
+    for logger in loggers:
+        logger.log_hyperparams(hparams)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -54,14 +54,11 @@ def train(cfg: DictConfig) -> float | None:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     _print_summary(trainer, metrics, cfg)
-    value = metrics.get(cfg.get("optimized_metric") or "")
-    return value
+    return metrics.get(cfg.get("optimized_metric") or "")
 
 
 def cfg_to_flat_dict(cfg: DictConfig) -> dict:
     """The config as a flat ``{"a/b/c": value}`` dict of scalars, for TensorBoard's hparams view."""
-    from omegaconf import OmegaConf
-
     flat: dict = {}
 
     def visit(node, prefix: str) -> None:

@@ -10,19 +10,7 @@ def eval_numerical_gradient(f, x, h=1e-5):
 
     ``x`` is perturbed in place and restored. Returns an array shaped like ``x``.
     """
-    grad = np.zeros_like(x, dtype=np.float64)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        fxph = f(x)
-        x[ix] = old - h
-        fxmh = f(x)
-        x[ix] = old
-        grad[ix] = (fxph - fxmh) / (2 * h)
-        it.iternext()
-    return grad
+    return eval_numerical_gradient_array(f, x, 1.0, h)
 
 
 def eval_numerical_gradient_array(f, x, df, h=1e-5):
