@@ -48,6 +48,22 @@ def test_batches_pair_each_caption_with_its_image_features(
     assert len(list(datamodule.test_dataloader())) == len(batches)
 
 
+def test_training_order_depends_only_on_seed_and_epoch(shapes_root: Path) -> None:
+    def epoch_order(seed: int, epoch: int) -> torch.Tensor:
+        dm = CaptionDataModule(shapes_root, batch_size=32, seed=seed)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)  # what Lightning does at every epoch start
+        return torch.cat([c for _, c in loader])
+
+    torch.manual_seed(123)  # the global RNG must not matter (a resumed run has a fresh one)
+    first = epoch_order(seed=0, epoch=1)
+    torch.manual_seed(456)
+    assert torch.equal(first, epoch_order(seed=0, epoch=1))
+    assert not torch.equal(first, epoch_order(seed=0, epoch=2))
+    assert not torch.equal(first, epoch_order(seed=1, epoch=1))
+
+
 def test_model_kwargs(datamodule: CaptionDataModule, shapes_root: Path) -> None:
     kwargs = datamodule.model_kwargs()
     assert set(kwargs) == {"word_to_idx", "input_dim"}

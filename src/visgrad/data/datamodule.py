@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from visgrad.data.coco import SPLITS, load_coco_data, subsample_train
 from visgrad.data.shapes import MANIFEST, ensure_shapes, load_shapes_images
@@ -79,7 +79,7 @@ class CaptionDataModule(pl.LightningDataModule):
         batch_size, num_workers: for the DataLoaders.
         shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size); None: use the folder
             as it is (generated with the defaults if missing). Ignored for COCO.
-        seed: seed of the ``max_train`` subset.
+        seed: seed of the ``max_train`` subset and of the training order (reshuffled every epoch).
         max_eval_images: default size limit of ``eval_set`` (the first that many images; None: all), so
             that caption metrics on COCO's 40k val images stay affordable.
     """
@@ -163,10 +163,26 @@ class CaptionDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.dataset_for(split),
-            batch_size=self.batch_size,
+        """A loader whose order depends only on ``seed`` and the epoch (Lightning calls ``set_epoch``).
+
+        The same ``DistributedSampler`` serves one process and DDP: rank r of W takes every W-th item of
+        the epoch's permutation, so a DDP step with W x B items sees exactly the B-item batch of a
+        single-process run with batch W x B, and a resumed run replays the epoch order of an
+        uninterrupted one.
+        """
+        dataset = self.dataset_for(split)
+        trainer = self.trainer
+        sampler = DistributedSampler(
+            dataset,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
             shuffle=shuffle,
+            seed=self.seed,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
