@@ -1,13 +1,14 @@
 """One evaluation harness for every decoding strategy: decode an ``EvalSet``, score it, time it.
 
 Used by the LightningModule at validation epoch end, by ``visualize.py task=captions`` and by the
-benchmarks, so the numbers they report are computed the same way.
+benchmarks, so the numbers they report are computed the same way. ``decode_sharded`` splits the
+decoding across the processes of a distributed run and gathers the captions of the whole set.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +50,72 @@ def decode_features(
         log_probs.append(sequence_log_prob(model, batch, tokens).cpu())
         captions.extend(decode_captions(tokens.cpu().numpy(), idx_to_word))
     return captions, torch.cat(log_probs)
+
+
+def shard_indices(num_items: int, rank: int, world_size: int) -> torch.Tensor:
+    """The items of process ``rank`` of ``world_size``: rank, rank + W, rank + 2W, ... (int64)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+    return torch.arange(rank, num_items, world_size)
+
+
+def gather_shards(
+    tokens: torch.Tensor, indices: torch.Tensor, num_items: int, world_size: int,
+    all_gather: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Reassemble per-process results into one (num_items, L) tensor, in item order, on every process.
+
+    Inputs:
+    - tokens: (S, L) results of this process for its items ``indices`` (S,), S <= ceil(num_items / W).
+    - all_gather: ``tensor (P, ...) -> (W, P, ...)``, the same tensor from every process stacked by rank
+      (``LightningModule.all_gather``). Shards are padded to P = ceil(num_items / W) rows with index -1
+      so that every process sends the same shape; the padding is dropped here.
+
+    Raises if the gathered indices do not cover every item exactly once.
+    """
+    rows = -(-num_items // world_size)
+    padded_tokens = tokens.new_zeros((rows, *tokens.shape[1:]))
+    padded_tokens[: len(tokens)] = tokens
+    padded_indices = torch.full((rows,), -1, dtype=torch.long, device=tokens.device)
+    padded_indices[: len(indices)] = indices.to(tokens.device)
+    all_tokens = all_gather(padded_tokens).reshape(world_size * rows, *tokens.shape[1:])
+    all_indices = all_gather(padded_indices).reshape(world_size * rows)
+    keep = all_indices >= 0
+    all_tokens, all_indices = all_tokens[keep], all_indices[keep]
+    if not torch.equal(torch.sort(all_indices).values, torch.arange(num_items, device=all_indices.device)):
+        raise RuntimeError(f"gathered shards hold items {all_indices.tolist()}, expected each of "
+                           f"0..{num_items - 1} once: do all {world_size} processes decode the same set?")
+    out = torch.empty_like(all_tokens)
+    out[all_indices] = all_tokens
+    return out
+
+
+@torch.no_grad()
+def decode_sharded(
+    model, features: torch.Tensor, strategy: DecodingStrategy, idx_to_word, max_length: int = 30,
+    rank: int = 0, world_size: int = 1, all_gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 512,
+) -> list[str]:
+    """Decode (M, D) features split across ``world_size`` processes; every process gets all M captions.
+
+    Process ``rank`` decodes items rank, rank + W, ... and ``gather_shards`` collects the token ids with
+    ``all_gather``. Greedy and beam decoding treat each image on its own, so the captions equal those of a
+    single process; temperature sampling draws from per-process generators and does not.
+    """
+    if world_size > 1 and all_gather is None:
+        raise ValueError(f"decode_sharded with world_size={world_size} needs all_gather "
+                         "(e.g. LightningModule.all_gather)")
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    mine = shard_indices(features.shape[0], rank, world_size)
+    tokens = [
+        decode(model, features[batch].to(device=device, dtype=dtype), strategy, max_length)
+        for batch in mine.split(batch_size)
+    ]
+    tokens = torch.cat(tokens) if tokens else torch.empty((0, max_length), dtype=torch.long, device=device)
+    if world_size > 1:
+        tokens = gather_shards(tokens, mine, features.shape[0], world_size, all_gather)
+    return decode_captions(tokens.cpu().numpy(), idx_to_word)
 
 
 def evaluate_strategies(

@@ -5,8 +5,10 @@ decoding of the datamodule's ``eval_set("val")``, one row per image) ``val/bleu1
 and ``val/meteor`` (when Java is present); beam-search metrics too under ``val/beam/*`` if
 ``beam_metrics`` is set. On rank zero, a Markdown table of sample captions (reference, greedy, beam)
 and, when the eval set has images, a matplotlib grid of images with their captions.
-Every rank computes the same metrics on the whole eval set (decoding is deterministic), so the logged
-values agree under DDP.
+Under DDP (``trainer=ddp``) every process decodes its share of the eval set (images rank, rank + W, ...),
+the token ids are gathered, rank zero scores the whole set once and broadcasts the metrics, so every
+process logs the same values, equal to a single-process run's; ``train/loss`` and ``val/loss`` are
+averaged over all processes (``sync_dist``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
-from visgrad.captioning.harness import decode_features, evaluate_strategies
+from visgrad.captioning.harness import decode_features, decode_sharded
+from visgrad.captioning.metrics import caption_metrics
 from visgrad.captioning.model import CaptioningRNN
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,8 @@ class CaptioningModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         features, captions = batch
         loss = self.model.loss(features, captions)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(captions))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=len(captions))
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -90,15 +94,25 @@ class CaptioningModule(pl.LightningModule):
         strategies = {"greedy": self.greedy}
         if self.hparams.beam_metrics:
             strategies["beam"] = self.beam
-        results = evaluate_strategies(self.model, eval_set, strategies, self.hparams.max_length,
-                                      meteor=self.hparams.meteor)
-        for name, result in results.items():
+        captions = {
+            name: decode_sharded(self.model, eval_set.features, strategy, eval_set.idx_to_word,
+                                 self.hparams.max_length, self.trainer.global_rank, self.trainer.world_size,
+                                 self.all_gather)
+            for name, strategy in strategies.items()
+        }
+        metrics = None
+        if self.trainer.is_global_zero:
+            metrics = {name: caption_metrics(generated, eval_set.references, meteor=self.hparams.meteor)
+                       for name, generated in captions.items()}
+        metrics = self.trainer.strategy.broadcast(metrics, src=0)
+        for name, values in metrics.items():
             prefix = "val/" if name == "greedy" else f"val/{name}/"
-            for key, value in result.metrics.items():
+            for key, value in values.items():
                 show = name == "greedy" and key in ("bleu4", "cider_d")
+                # The same value on every process: the mean over processes leaves it as it is.
                 self.log(prefix + key, value, prog_bar=show, sync_dist=True)
         if self.trainer.is_global_zero and self.hparams.num_samples > 0:
-            self._log_samples(eval_set, results["greedy"].captions)
+            self._log_samples(eval_set, captions["greedy"])
 
     def _val_eval_set(self):
         datamodule = getattr(self.trainer, "datamodule", None)
