@@ -83,6 +83,26 @@ def test_word_embedding_matches_reference():
     np.testing.assert_allclose(W.grad.numpy(), ref.word_embedding_backward(dout.numpy(), cache), rtol=1e-12)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize(("V", "N", "T"), [(4, 3, 5), (40, 3, 5), (6, 1, 1)])  # table and direct routes
+def test_word_sequence_matches_reference(cell, V, N, T):
+    """word_lstm / word_rnn equal the reference embedding followed by the reference recurrent layer."""
+    m = 4 if cell == "lstm" else 1
+    words = torch.randint(V, (N, T), generator=torch.Generator().manual_seed(V))
+    args = [_randn(V, 3), _randn(N, 5), _randn(3, m * 5), _randn(5, m * 5), _randn(m * 5)]
+    h = getattr(ops, f"word_{cell}")(words, *args)
+    W_embed, h0, Wx, Wh, b = _np(args)
+    x, embed_cache = ref.word_embedding_forward(words.numpy(), W_embed)
+    h_ref, cache = getattr(ref, f"{cell}_forward")(x, h0, Wx, Wh, b)
+    np.testing.assert_allclose(h.detach().numpy(), h_ref, rtol=1e-12, atol=1e-14)
+    dh = torch.randn_like(h)
+    h.backward(dh)
+    dx, *rest = getattr(ref, f"{cell}_backward")(dh.numpy(), cache)
+    want = [ref.word_embedding_backward(dx, embed_cache), *rest]
+    for got, w in zip(_grads(args), want, strict=True):
+        np.testing.assert_allclose(got.numpy(), w, rtol=1e-10, atol=1e-12)
+
+
 def test_temporal_affine_matches_reference():
     args = [_randn(2, 3, 4), _randn(4, 5), _randn(5)]
     out = ops.temporal_affine(*args)
@@ -119,6 +139,15 @@ def test_gradcheck_sequence(fn):
 def test_gradcheck_step(fn, cell):
     args = _recurrent_args(cell, 2, 1, 3, 4, sequence=False)
     assert torch.autograd.gradcheck(getattr(ops, fn), args)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("V", [3, 20])  # table and direct routes
+def test_gradcheck_word_sequence(cell, V):
+    m = 4 if cell == "lstm" else 1
+    words = torch.tensor([[0, 2, 2], [1, V - 1, 0]])
+    args = (_randn(V, 3), _randn(2, 4), _randn(3, m * 4), _randn(4, m * 4), _randn(m * 4))
+    assert torch.autograd.gradcheck(lambda *a: getattr(ops, f"word_{cell}")(words, *a), args)
 
 
 def test_gradcheck_layers():

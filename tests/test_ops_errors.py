@@ -68,6 +68,17 @@ def test_word_ids_outside_vocabulary():
         ops.word_embedding(_z(2, 3), W)
 
 
+def test_word_sequence_errors():
+    W_embed, h0, Wx, Wh, b = _z(10, 3), _z(2, 4), _z(3, 16), _z(4, 16), _z(16)
+    with _raises(ValueError, "words holds word id 10 at position (1, 0), outside the vocabulary of size 10 "
+                             "(valid ids are 0..9)"):
+        ops.word_lstm(torch.tensor([[1, 2], [10, 0]]), W_embed, h0, Wx, Wh, b)
+    with pytest.raises(ValueError, match=r"^Wh must be \(H, 4H\) = \(4, 16\) for an LSTM, got \(4, 4\)"):
+        ops.word_lstm(torch.tensor([[1, 2], [3, 0]]), W_embed, h0, Wx, _z(4, 4), b)
+    with pytest.raises(ValueError, match=r"^Wx must be \(D, H\) = \(3, 4\)"):
+        ops.word_rnn(torch.tensor([[1, 2], [3, 0]]), W_embed, h0, _z(5, 4), _z(4, 4), _z(4))
+
+
 def test_loss_and_affine_errors():
     x = _z(2, 3, 10)
     y, mask = torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)

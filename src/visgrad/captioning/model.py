@@ -107,9 +107,9 @@ class CaptioningRNN(nn.Module):
         Returns: scores (N, T, V); scores[:, t] predicts the word after ``words[:, t]``.
         """
         h0 = torch.addmm(self.b_proj, features, self.W_proj)
-        x = ops.word_embedding(words, self.W_embed)
-        recurrent = ops.lstm if self.cell_type == "lstm" else ops.rnn
-        h = recurrent(x, h0, self.Wx, self.Wh, self.b)
+        # = ops.lstm(ops.word_embedding(words, W_embed), ...), with the vocabulary projected once
+        recurrent = ops.word_lstm if self.cell_type == "lstm" else ops.word_rnn
+        h = recurrent(words, self.W_embed, h0, self.Wx, self.Wh, self.b)
         return ops.temporal_affine(h, self.W_vocab, self.b_vocab)
 
     def loss(self, features: Tensor, captions: Tensor) -> Tensor:

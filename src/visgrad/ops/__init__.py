@@ -4,6 +4,7 @@ Same argument order as ``visgrad.reference`` (CS231n), any floating dtype, any d
 
     import visgrad.ops as ops
     h = ops.lstm(x, h0, Wx, Wh, b)                      # x (N, T, D), Wx (D, 4H) -> h (N, T, H)
+    h = ops.word_lstm(words, W_embed, h0, Wx, Wh, b)    # = lstm(word_embedding(words, W_embed), ...)
     scores = ops.temporal_affine(h, W_vocab, b_vocab)   # (N, T, V)
     loss = ops.temporal_softmax_loss(scores, y, mask)   # scalar; .backward() runs the hand-written backward
 
@@ -18,8 +19,8 @@ from visgrad.ops.layers import (
     temporal_softmax_loss,
     word_embedding,
 )
-from visgrad.ops.lstm import LSTM, LSTMStep, lstm, lstm_step
-from visgrad.ops.rnn import RNN, RNNStep, rnn, rnn_step
+from visgrad.ops.lstm import LSTM, LSTMStep, WordLSTM, lstm, lstm_step, word_lstm
+from visgrad.ops.rnn import RNN, RNNStep, WordRNN, rnn, rnn_step, word_rnn
 
 __all__ = [
     "LSTM",
@@ -29,6 +30,8 @@ __all__ = [
     "TemporalAffine",
     "TemporalSoftmaxLoss",
     "WordEmbedding",
+    "WordLSTM",
+    "WordRNN",
     "lstm",
     "lstm_step",
     "rnn",
@@ -36,4 +39,6 @@ __all__ = [
     "temporal_affine",
     "temporal_softmax_loss",
     "word_embedding",
+    "word_lstm",
+    "word_rnn",
 ]

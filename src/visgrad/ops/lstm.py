@@ -14,6 +14,14 @@ from torch.autograd.function import once_differentiable
 
 from visgrad.ops._checks import check_floating
 from visgrad.ops._gemm import mm
+from visgrad.ops._sequence import (
+    check_words,
+    hidden_grads,
+    project_inputs_backward,
+    project_words,
+    project_words_backward,
+    time_major,
+)
 from visgrad.reference._checks import check_recurrent
 
 
@@ -99,43 +107,104 @@ class LSTMStep(torch.autograd.Function):
         )
 
 
+def _doubled_g_weights(Wx, Wh, b):
+    """Copies of Wx (D, 4H), Wh (H, 4H), b (4H,) with the g columns doubled (exact: a power of two), so that
+    one sigmoid per step activates all four gates (tanh(g) = 2 sigmoid(2 g) - 1, see ``_activate``).
+
+    The weights are copied transposed and returned as (D, 4H) / (H, 4H) views of (4H, .) storage: the
+    layout oneDNN reads without reordering it on every call.
+    """
+    Wx2, Wh2, b2 = (_doubled_g(w.clone(memory_format=torch.contiguous_format)) for w in (Wx.t(), Wh.t(), b))
+    return Wx2.t(), Wh2.t(), b2
+
+
+def _recurrence(gates, h0, Wh2):
+    """Run the LSTM recurrence from c0 = 0 over precomputed input terms.
+
+    gates (T, N, 4H): x_t Wx + b of every step, g columns doubled; overwritten in place by the activated
+    gates i, f, o, g. h0 (N, H); Wh2 (H, 4H) with doubled g columns (``_doubled_g_weights``).
+    Returns hs (T + 1, N, H) with hs[0] = h0, cs (T + 1, N, H) with cs[0] = 0, and tanh_cs (T, N, H).
+    Each step runs one GEMM and few elementwise ops, writing into preallocated buffers.
+    """
+    T, N, G = gates.shape
+    H = G // 4
+    minus_one = gates.new_full((), -1)
+    hs = gates.new_empty(T + 1, N, H)
+    hs[0] = h0
+    cs = gates.new_empty(T + 1, N, H)
+    cs[0].zero_()
+    tanh_cs = gates.new_empty(T, N, H)
+    # Per-step views made in a few calls up front (each Python-level slice costs about a microsecond).
+    a_s, h_s, c_s, tanh_c_s = gates.unbind(), hs.unbind(), cs.unbind(), tanh_cs.unbind()
+    i_s, f_s, o_s, g_s = (gates[:, :, k * H:(k + 1) * H].unbind() for k in range(4))
+    for t in range(T):
+        a, g = a_s[t], g_s[t]
+        torch.sigmoid(mm(h_s[t], Wh2, a, out=a), out=a)
+        torch.add(minus_one, g, alpha=2, out=g)  # g = 2 sigmoid(2 g) - 1 = tanh(g)
+        torch.mul(i_s[t], g, out=c_s[t + 1]).addcmul_(f_s[t], c_s[t])
+        torch.mul(o_s[t], _tanh(c_s[t + 1], tanh_c_s[t], minus_one), out=h_s[t + 1])
+    return hs, cs, tanh_cs
+
+
+def _recurrence_backward(dh, gates, cs, tanh_cs, Wh):
+    """Pre-activation gradients of every step, last step first.
+
+    dh (T, N, H): gradient of the hidden states (any strides); gates, cs, tanh_cs: from ``_recurrence``;
+    Wh (H, 4H). Returns da (T, N, 4H), the gradient of x_t Wx + b (and of h_{t-1} Wh) at every step.
+    """
+    T, N, G = gates.shape
+    H = G // 4
+    # With dc_t the gradient reaching c_t, the pre-activation gradients of step t are
+    #   da_i = dc_t g i (1 - i),  da_f = dc_t c_{t-1} f (1 - f),  da_o = dh_t tanh(c_t) o (1 - o),
+    #   da_g = dc_t i (1 - g^2),  and dc_t = dh_t o (1 - tanh(c_t)^2) + dc_{t+1} f_{t+1}.
+    # Only dh_t and dc_t depend on the recurrence: the factors multiplying them are computed for all
+    # steps at once into da, which each step then scales in place (i and f slots together).
+    i, f, o, g = (gates[:, :, k * H:(k + 1) * H] for k in range(4))
+    one = gates.new_ones(())
+    da = torch.empty_like(gates)
+    torch.addcmul(gates, gates, gates, value=-1, out=da)  # sigmoid' = s (1 - s) for i, f, o (all at once)
+    torch.addcmul(one, g, g, value=-1, out=da[:, :, 3 * H:]).mul_(i)  # (1 - g^2) i
+    da[:, :, :H].mul_(g)
+    da[:, :, H:2 * H].mul_(cs[:-1])
+    da[:, :, 2 * H:3 * H].mul_(tanh_cs)
+    dc_dh = torch.addcmul(one, tanh_cs, tanh_cs, value=-1).mul_(o)  # dc_t/dh_t through h_t = o tanh(c_t)
+    dh_buf = dh.new_empty(N, H)
+    dc = torch.mul(dh[T - 1], dc_dh[T - 1])  # holds dc_{t+1} f_{t+1} between steps
+    dc_2 = dc.unsqueeze(1)  # (N, 1, H) view, broadcast over the i and f slots
+    da_s, dh_s, dc_dh_s, f_s = da.unbind(), dh.unbind(), dc_dh.unbind(), f.unbind()
+    da_if_s = da[:, :, :2 * H].unflatten(2, (2, H)).unbind()
+    da_o_s, da_g_s = da[:, :, 2 * H:3 * H].unbind(), da[:, :, 3 * H:].unbind()
+    for t in range(T - 1, -1, -1):
+        if t == T - 1:
+            dh_t = dh_s[t]
+        else:
+            dh_t = mm(da_s[t + 1], Wh.t(), dh_s[t], out=dh_buf)
+            dc.addcmul_(dh_t, dc_dh_s[t])
+        da_if_s[t].mul_(dc_2)
+        da_o_s[t].mul_(dh_t)
+        da_g_s[t].mul_(dc)
+        if t:
+            dc.mul_(f_s[t])
+    return da
+
+
 class LSTM(torch.autograd.Function):
     """Whole-sequence LSTM from c0 = 0.
 
     x (N, T, D), h0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,) -> h (N, T, H).
 
-    Per-op overhead dominates the sequential loops at small H, so each step runs one GEMM and few
-    elementwise ops, writing into preallocated buffers; all work that does not depend on the recurrence
-    is done for all steps at once before or after the loop.
+    Per-op overhead dominates the sequential loops at small H, so all work that does not depend on the
+    recurrence is done for all steps at once, before or after the loop: one GEMM projects the inputs of
+    all steps; whole-sequence GEMMs give dx, dWx and dWh.
     """
 
     @staticmethod
     def forward(ctx, x, h0, Wx, Wh, b):
         N, T, D = x.shape
-        H = h0.shape[1]
-        xs = x.transpose(0, 1).reshape(T * N, D)  # time-major rows: step t is rows t*N .. t*N+N-1
-        # tanh(g) = 2 sigmoid(2 g) - 1 (see _activate): weights and bias with doubled g columns (exact: a
-        # power of two) let one sigmoid per step activate all four gates. The weights are copied transposed,
-        # the layout oneDNN reads without reordering them on every call.
-        Wx2, Wh2, b2 = (_doubled_g(w.clone(memory_format=torch.contiguous_format))
-                        for w in (Wx.t(), Wh.t(), b))
-        Wx2, Wh2 = Wx2.t(), Wh2.t()
-        gates = mm(xs, Wx2, b2).view(T, N, 4 * H)  # x Wx + b of all steps, overwritten by the activated gates
-        minus_one = x.new_full((), -1)
-        hs = x.new_empty(T + 1, N, H)  # hs[0] = h0, hs[t + 1] = h_t
-        hs[0] = h0
-        cs = x.new_empty(T + 1, N, H)  # cs[0] = c0 = 0, cs[t + 1] = c_t
-        cs[0].zero_()
-        tanh_cs = x.new_empty(T, N, H)
-        # Per-step views made in a few calls up front (each Python-level slice costs about a microsecond).
-        a_s, h_s, c_s, tanh_c_s = gates.unbind(), hs.unbind(), cs.unbind(), tanh_cs.unbind()
-        i_s, f_s, o_s, g_s = (gates[:, :, k * H:(k + 1) * H].unbind() for k in range(4))
-        for t in range(T):
-            a, g = a_s[t], g_s[t]
-            torch.sigmoid(mm(h_s[t], Wh2, a, out=a), out=a)
-            torch.add(minus_one, g, alpha=2, out=g)  # g = 2 sigmoid(2 g) - 1 = tanh(g)
-            torch.mul(i_s[t], g, out=c_s[t + 1]).addcmul_(f_s[t], c_s[t])
-            torch.mul(o_s[t], _tanh(c_s[t + 1], tanh_c_s[t], minus_one), out=h_s[t + 1])
+        xs = time_major(x)
+        Wx2, Wh2, b2 = _doubled_g_weights(Wx, Wh, b)
+        gates = mm(xs, Wx2, b2).view(T, N, -1)  # x Wx + b of all steps, overwritten by the activated gates
+        hs, cs, tanh_cs = _recurrence(gates, h0, Wh2)
         ctx.save_for_backward(xs, Wx, Wh, gates, cs, tanh_cs, hs)
         ctx.x_shape = (N, T, D)
         return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
@@ -145,47 +214,41 @@ class LSTM(torch.autograd.Function):
     def backward(ctx, dh):
         xs, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
         need = ctx.needs_input_grad
-        N, T, D = ctx.x_shape
-        H = hs.shape[2]
-        dh = dh.transpose(0, 1)  # (T, N, H) view
-        # With dc_t the gradient reaching c_t, the pre-activation gradients of step t are
-        #   da_i = dc_t g i (1 - i),  da_f = dc_t c_{t-1} f (1 - f),  da_o = dh_t tanh(c_t) o (1 - o),
-        #   da_g = dc_t i (1 - g^2),  and dc_t = dh_t o (1 - tanh(c_t)^2) + dc_{t+1} f_{t+1}.
-        # Only dh_t and dc_t depend on the recurrence: the factors multiplying them are computed for all
-        # steps at once into da, which each step then scales in place (i and f slots together).
-        i, f, o, g = (gates[:, :, k * H:(k + 1) * H] for k in range(4))
-        one = gates.new_ones(())
-        da = torch.empty_like(gates)
-        torch.addcmul(gates, gates, gates, value=-1, out=da)  # sigmoid' = s (1 - s) for i, f, o (all at once)
-        torch.addcmul(one, g, g, value=-1, out=da[:, :, 3 * H:]).mul_(i)  # (1 - g^2) i
-        da[:, :, :H].mul_(g)
-        da[:, :, H:2 * H].mul_(cs[:-1])
-        da[:, :, 2 * H:3 * H].mul_(tanh_cs)
-        dc_dh = torch.addcmul(one, tanh_cs, tanh_cs, value=-1).mul_(o)  # dc_t/dh_t through h_t = o tanh(c_t)
-        dh_buf = dh.new_empty(N, H)
-        dc = torch.mul(dh[T - 1], dc_dh[T - 1])  # holds dc_{t+1} f_{t+1} between steps
-        dc_2 = dc.unsqueeze(1)  # (N, 1, H) view, broadcast over the i and f slots
-        da_s, dh_s, dc_dh_s, f_s = da.unbind(), dh.unbind(), dc_dh.unbind(), f.unbind()
-        da_if_s = da[:, :, :2 * H].unflatten(2, (2, H)).unbind()
-        da_o_s, da_g_s = da[:, :, 2 * H:3 * H].unbind(), da[:, :, 3 * H:].unbind()
-        for t in range(T - 1, -1, -1):
-            if t == T - 1:
-                dh_t = dh_s[t]
-            else:
-                dh_t = mm(da_s[t + 1], Wh.t(), dh_s[t], out=dh_buf)
-                dc.addcmul_(dh_t, dc_dh_s[t])
-            da_if_s[t].mul_(dc_2)
-            da_o_s[t].mul_(dh_t)
-            da_g_s[t].mul_(dc)
-            if t:
-                dc.mul_(f_s[t])
-        da2 = da.view(T * N, 4 * H)
-        dx = mm(da2, Wx.t()).view(T, N, D).transpose(0, 1) if need[0] else None
-        dh0 = mm(da[0], Wh.t()) if need[1] else None
-        dWx = mm(xs.t(), da2) if need[2] else None
-        dWh = mm(hs[:-1].view(T * N, H).t(), da2) if need[3] else None
-        db = da2.sum(0) if need[4] else None
+        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, Wh)
+        dx, dWx, db = project_inputs_backward(da.view(len(xs), -1), xs, Wx, ctx.x_shape,
+                                              need[0], need[2], need[4])
+        dh0, dWh = hidden_grads(da, hs, Wh, need[1], need[3])
         return dx, dh0, dWx, dWh, db
+
+
+class WordLSTM(torch.autograd.Function):
+    """LSTM over embedded words from c0 = 0: ``LSTM(word_embedding(words, W_embed), ...)`` in one op.
+
+    words (N, T) ids in [0, V), W_embed (V, W), h0 (N, H), Wx (W, 4H), Wh (H, 4H), b (4H,) -> h (N, T, H).
+    For small vocabularies the input terms come from the projected vocabulary W_embed Wx + b (V, 4H)
+    (see ``visgrad.ops._sequence``), which removes the whole-sequence input GEMMs of ``LSTM``.
+    """
+
+    @staticmethod
+    def forward(ctx, words, W_embed, h0, Wx, Wh, b):
+        N, T = words.shape
+        ids = words.t().reshape(-1)  # time-major
+        Wx2, Wh2, b2 = _doubled_g_weights(Wx, Wh, b)
+        gates = project_words(ids, W_embed, Wx2, b2).view(T, N, -1)
+        hs, cs, tanh_cs = _recurrence(gates, h0, Wh2)
+        ctx.save_for_backward(ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs)
+        return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh):
+        ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, Wh)
+        dW_embed, dWx, db = project_words_backward(da.view(len(ids), -1), ids, W_embed, Wx,
+                                                   need[1], need[3], need[5])
+        dh0, dWh = hidden_grads(da, hs, Wh, need[2], need[4])
+        return None, dW_embed, dh0, dWx, dWh, db
 
 
 def _check(x, h, Wx, Wh, b, sequence, h_name, c=None):
@@ -207,3 +270,13 @@ def lstm(x, h0, Wx, Wh, b):
     -> h (N, T, H)."""
     _check(x, h0, Wx, Wh, b, True, "h0")
     return LSTM.apply(x, h0, Wx, Wh, b)
+
+
+def word_lstm(words, W_embed, h0, Wx, Wh, b):
+    """``lstm(word_embedding(words, W_embed), h0, Wx, Wh, b)`` as one faster op (same values and gradients).
+
+    words (N, T) integer ids in [0, V), W_embed (V, W), h0 (N, H), Wx (W, 4H), Wh (H, 4H), b (4H,)
+    -> h (N, T, H).
+    """
+    check_words(words, W_embed, h0, Wx, Wh, b, gates=4)
+    return WordLSTM.apply(words.to(W_embed.device), W_embed, h0, Wx, Wh, b)
