@@ -180,3 +180,25 @@ def test_cpu_ddp_matches_single_process(shapes_root: Path, compose_cfg, tmp_path
     assert one_metrics["val/bleu1"] > 0.0  # trained enough for the metrics to say something
     for name in ("val/loss", "train/loss_epoch"):
         assert ddp_metrics[name] == pytest.approx(one_metrics[name], rel=1e-5), name
+
+
+@pytest.mark.slow
+def test_local_sweep_with_ddp_spawn(shapes_root: Path, tmp_path: Path) -> None:
+    """`-m` with DDP on one machine: ddp_spawn starts the ranks from inside each job (the default `ddp`
+    would relaunch the whole `-m` command line in every rank); one folder per job, nothing else."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "VISGRAD_ROOT": str(ROOT)}
+    env.pop("OMP_NUM_THREADS", None)
+    proc = subprocess.run(
+        [sys.executable, "train.py", "-m", "trainer=ddp", "trainer.strategy=ddp_spawn", "model=rnn,lstm",
+         *data_overrides(shapes_root, 25), *TINY, f"hydra.sweep.dir={sweep}",
+         f"paths.log_dir={tmp_path / 'logs'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("MEMBER: 2/2") + proc.stderr.count("MEMBER: 2/2") == 2  # rank 1 of each job
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    for job in ("0", "1"):
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+        assert scalars(sweep / job)["val/bleu1"] >= 0.0
+    assert not (tmp_path / "logs").exists()  # no stray run folders of relaunched ranks

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,22 @@ def test_slurm_launcher_writes_a_valid_sbatch_script(compose_cfg, tmp_path: Path
                  "#SBATCH --gpus-per-node=4", "#SBATCH --time=90", "#SBATCH --cpus-per-task=4",
                  "#SBATCH --mem=32GB"):
         assert line in script, (line, script)
+
+
+@pytest.mark.slow
+def test_sweep_through_submitit(shapes_root: Path, tmp_path: Path) -> None:
+    """hydra-submitit-launcher runs train.py's jobs (here with submitit's local executor, the SLURM one's
+    twin without a cluster): every job's folder gets its checkpoints under the sweep folder."""
+    root = Path(__file__).resolve().parents[1]
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "train.py", "-m", "hydra/launcher=submitit_local", "model=rnn,lstm",
+         f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
+         "model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "trainer.max_epochs=1",
+         "trainer.limit_train_batches=2", "print_config=false", f"hydra.sweep.dir={sweep}"],
+        cwd=root, env={**os.environ, "VISGRAD_ROOT": str(root)}, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for job in ("0", "1"):
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file(), job
+    assert (sweep / ".submitit").is_dir()  # submitit's job records (logs, pickled results)
