@@ -23,6 +23,7 @@ from visgrad.captioning.harness import decode_features, decode_sharded, gather_s
 from visgrad.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "train.py")
 TINY = ["model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "model.num_samples=2",
         "trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.deterministic=true",
         "print_config=false"]
@@ -141,13 +142,14 @@ def test_cpu_ddp_matches_single_process(shapes_root: Path, compose_cfg, tmp_path
     DistributedSampler adds no repeated captions and val/loss matches too.
     """
     logs = tmp_path / "logs"
+    # cwd: Hydra's job log files (train.log, train_ddp_process_1.log) are written relative to it
     env = {**os.environ, "VISGRAD_ROOT": str(ROOT), "PYTHONUNBUFFERED": "1"}
     env.pop("OMP_NUM_THREADS", None)  # Lightning gives each of the 2 processes one thread
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "train.py", "trainer=ddp", "trainer.devices=2", *data_overrides(shapes_root, 10),
+        [sys.executable, TRAIN, "trainer=ddp", "trainer.devices=2", *data_overrides(shapes_root, 10),
          *TINY, *SGD, f"paths.log_dir={logs}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     ddp_seconds = time.perf_counter() - start
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -190,10 +192,10 @@ def test_local_sweep_with_ddp_spawn(shapes_root: Path, tmp_path: Path) -> None:
     env = {**os.environ, "VISGRAD_ROOT": str(ROOT)}
     env.pop("OMP_NUM_THREADS", None)
     proc = subprocess.run(
-        [sys.executable, "train.py", "-m", "trainer=ddp", "trainer.strategy=ddp_spawn", "model=rnn,lstm",
+        [sys.executable, TRAIN, "-m", "trainer=ddp", "trainer.strategy=ddp_spawn", "model=rnn,lstm",
          *data_overrides(shapes_root, 25), *TINY, f"hydra.sweep.dir={sweep}",
          f"paths.log_dir={tmp_path / 'logs'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("MEMBER: 2/2") + proc.stderr.count("MEMBER: 2/2") == 2  # rank 1 of each job

@@ -125,11 +125,12 @@ def test_sweep_through_submitit(shapes_root: Path, tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "train.py", "-m", "hydra/launcher=submitit_local", "model=rnn,lstm",
+        [sys.executable, str(root / "train.py"), "-m", "hydra/launcher=submitit_local", "model=rnn,lstm",
          f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
          "model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "trainer.max_epochs=1",
          "trainer.limit_train_batches=2", "print_config=false", f"hydra.sweep.dir={sweep}"],
-        cwd=root, env={**os.environ, "VISGRAD_ROOT": str(root)}, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env={**os.environ, "VISGRAD_ROOT": str(root)}, capture_output=True, text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for job in ("0", "1"):
