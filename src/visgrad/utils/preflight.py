@@ -1,0 +1,155 @@
+"""Check the composed training config before any work starts (data generation, model, Trainer).
+
+``validate_config(cfg)`` raises one ``ConfigError`` that lists every bad value, one line each, naming the
+key, the value, what is allowed and an override that fixes it, e.g.::
+
+    model.optimizer.lr=-0.001: must be a positive number; e.g. model.optimizer.lr=0.005
+
+Keys a config does not have are skipped (the classifier experiment has ``model.lr``, the captioner
+``model.optimizer.lr``). What only the data files can tell (feature size, vocabulary, caption ids,
+``max_train`` larger than the split, corrupt h5) is checked by ``visgrad.data`` when it loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+_ABSENT = object()
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and the fix."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``check(value)`` is True for a good value; ``allowed`` says what is; ``example`` is a good value."""
+
+    key: str
+    check: Callable[[object], bool]
+    allowed: str
+    example: object
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def positive_int(v) -> bool:
+    return _is_int(v) and v >= 1
+
+
+def non_negative_int(v) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def positive_number(v) -> bool:
+    return _is_number(v) and v > 0 and v == v and v != float("inf")
+
+
+def non_negative_number(v) -> bool:
+    return _is_number(v) and 0 <= v < float("inf")
+
+
+def optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda v: v is None or check(v)
+
+
+def one_of(*choices) -> Callable[[object], bool]:
+    return lambda v: any(v == c and type(v) is type(c) for c in choices)
+
+
+def limit_batches(v) -> bool:
+    """Lightning's ``limit_*_batches``: None, an int >= 0 (batches) or a float in [0, 1] (fraction)."""
+    return v is None or non_negative_int(v) or (isinstance(v, float) and 0.0 <= v <= 1.0)
+
+
+LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
+
+RULES: tuple[Rule, ...] = (
+    Rule("seed", _is_int, "an integer", 231),
+    Rule("data.batch_size", positive_int, "a positive integer", 100),
+    Rule("data.num_workers", non_negative_int, "an integer >= 0", 0),
+    Rule("data.max_train", optional(positive_int), "null (all) or a positive integer", "null"),
+    Rule("data.max_eval_images", optional(positive_int), "null (all) or a positive integer", "null"),
+    Rule("data.dataset", one_of("shapes", "coco"), "one of shapes, coco", "shapes (or data=coco)"),
+    Rule("data.seed", _is_int, "an integer", 0),
+    Rule("data.shapes.num_train", positive_int, "a positive integer", 4000),
+    Rule("data.shapes.num_val", positive_int, "a positive integer", 500),
+    Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 16, "an integer >= 16", 64),
+    Rule("model.cell_type", one_of("rnn", "lstm"), "one of rnn, lstm", "lstm (or model=rnn)"),
+    Rule("model.wordvec_dim", positive_int, "a positive integer", 128),
+    Rule("model.hidden_dim", positive_int, "a positive integer", 128),
+    Rule("model.optimizer.lr", positive_number, "a positive number", 0.005),
+    Rule("model.lr", positive_number, "a positive number", 0.001),
+    Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9),
+    Rule("model.max_length", positive_int, "a positive integer", 30),
+    Rule("model.beam_size", positive_int, "a positive integer", 3),
+    Rule("model.length_alpha", non_negative_number, "a number >= 0", 0.0),
+    Rule("model.num_samples", non_negative_int, "an integer >= 0", 8),
+    Rule("model.meteor", one_of(True, False, "auto"), "true, false or auto", "auto"),
+    Rule("trainer.max_epochs", lambda v: v is None or v == -1 or positive_int(v),
+         "a positive integer (or -1: no limit)", 10),
+    Rule("trainer.min_epochs", optional(non_negative_int), "null or an integer >= 0", 1),
+    Rule("trainer.gradient_clip_val", optional(non_negative_number), "null (off) or a number >= 0", 5.0),
+    Rule("trainer.limit_train_batches", limit_batches, LIMIT_BATCHES, "null"),
+    Rule("trainer.limit_val_batches", limit_batches, LIMIT_BATCHES, "null"),
+    Rule("trainer.log_every_n_steps", positive_int, "a positive integer", 10),
+    Rule("trainer.check_val_every_n_epoch", optional(positive_int), "null or a positive integer", 1),
+    Rule("monitor.mode", one_of("min", "max"), "min or max", "max"),
+    Rule("faults.nonfinite", one_of("raise", "skip"), "raise or skip", "raise"),
+    Rule("faults.max_skipped", optional(non_negative_int), "null (no limit) or an integer >= 0", 20),
+)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _select(cfg: DictConfig, key: str):
+    """``cfg``'s resolved value at ``key``, or ``_ABSENT``; ``???`` or an unresolvable value: ConfigError."""
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+    except MissingMandatoryValue:
+        raise ConfigError(f"{key}=???: a value is required; set {key}=VALUE") from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{key}: cannot resolve its value ({str(error).splitlines()[0]})") from None
+
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """One line per bad value of ``cfg`` (empty when all is well)."""
+    problems = []
+    for rule in RULES:
+        try:
+            value = _select(cfg, rule.key)
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        if value is not _ABSENT and not rule.check(value):
+            problems.append(f"{rule.key}={_fmt(value)}: must be {rule.allowed}; "
+                            f"e.g. {rule.key}={rule.example}")
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
+        problems.append(f"ckpt_path={_fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
+                        "(to continue a killed run, use resume=<its run folder> instead)")
+    return problems
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` listing every problem of ``cfg`` (see ``config_problems``)."""
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
