@@ -3,6 +3,7 @@
     python train.py model=lstm
     python train.py -m model=rnn,lstm model.hidden_dim=128,512
     python train.py experiment=overfit_lstm
+    python train.py resume=logs/train/runs/<time>     # continue a killed run in its own folder
 """
 
 import os
@@ -11,7 +12,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-os.environ.setdefault("VISGRAD_ROOT", str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("VISGRAD_ROOT", str(ROOT))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -22,4 +24,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from visgrad.utils.resume import expand_sys_argv
+
+    expand_sys_argv(ROOT / "conf", "train")  # resume=RUN → the run's saved overrides and folder
     main()

@@ -3,58 +3,117 @@
 The contract with the config groups: ``cfg.data`` instantiates a LightningDataModule that, after
 ``prepare_data()`` and ``setup("fit")``, answers ``model_kwargs()`` with what the model needs from the
 data (vocabulary, feature size, class names); ``cfg.model`` instantiates the LightningModule with those.
+
+Before any data work the config is validated (``visgrad.utils.preflight``) and the Trainer is built (so
+bad trainer settings fail early too). A run writes only into its own folder: a fresh run refuses a folder
+that already holds checkpoints, and ``resume=RUN`` continues ``RUN/checkpoints/last.ckpt`` in ``RUN``
+(``visgrad.utils.resume``), with TensorBoard purging the killed attempt's steps after that checkpoint.
+The final metrics are printed and written to ``<run>/metrics.json``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from visgrad.utils import print_config_tree
+from visgrad.utils.preflight import ConfigError, validate_config
+from visgrad.utils.resume import resume_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-def _instantiate_group(group: DictConfig | None) -> list:
-    """Instantiate every ``_target_`` entry of a callbacks/logger group (a dict of named configs)."""
+def _instantiate_group(group: DictConfig | None, extra: dict[type, dict] | None = None) -> list:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group (a dict of named configs).
+
+    ``extra`` maps a class to keyword arguments added when an entry's target is (a subclass of) it.
+    """
     if not group:
         return []
-    return [instantiate(conf) for conf in group.values() if conf is not None and "_target_" in conf]
+    objects = []
+    for conf in group.values():
+        if conf is None or "_target_" not in conf:
+            continue
+        cls = get_class(conf._target_)
+        kwargs = {k: v for base, kw in (extra or {}).items() if issubclass(cls, base) for k, v in kw.items()}
+        objects.append(instantiate(conf, **kwargs))
+    return objects
 
 
 def train(cfg: DictConfig) -> float | None:
     """Fit ``cfg.model`` on ``cfg.data``; print final metrics and where logs and checkpoints are.
 
     Returns the value of ``cfg.optimized_metric`` (for sweeps and Optuna), or None if it was not logged.
+    Raises ``ConfigError`` (before any data is generated or loaded) for bad config values, a fresh run in a
+    folder that holds checkpoints, or a ``resume`` that cannot continue.
     """
+    validate_config(cfg)
     if cfg.get("print_config"):
         print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
     pl.seed_everything(cfg.seed, workers=True)
+
+    ckpt_path, purge = cfg.get("ckpt_path"), None
+    if cfg.get("resume"):
+        last, step = resume_checkpoint(cfg)
+        ckpt_path = str(last)
+        # TensorBoard drops what the killed attempt logged after the checkpoint's step (it is redone).
+        purge = {TensorBoardLogger: {"purge_step": step + 1}}
+    callbacks = _instantiate_group(cfg.get("callbacks"))
+    if not cfg.get("resume"):
+        _refuse_used_checkpoint_dirs(callbacks)
+    loggers = _instantiate_group(cfg.get("logger"), extra=purge)
+    plugins = [p if isinstance(p, str) else instantiate(p) for p in cfg.trainer.get("plugins") or []]
+    if cfg.get("checkpoint_io"):
+        plugins.append(instantiate(cfg.checkpoint_io))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      plugins=plugins or None)
 
     datamodule: pl.LightningDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
 
-    callbacks = _instantiate_group(cfg.get("callbacks"))
-    loggers = _instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = {"cfg": cfg_to_flat_dict(cfg)} if loggers else {}
     for logger in loggers:
         logger.log_hyperparams(hparams)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # Checkpoints hold the config (DictConfig) besides tensors: load them fully (the user's own runs).
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test") and hasattr(datamodule, "test_dataloader"):
-        trainer.test(model, datamodule=datamodule, ckpt_path="best")
+        trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
+    if trainer.is_global_zero:
+        _write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
     _print_summary(trainer, metrics, cfg)
     return metrics.get(cfg.get("optimized_metric") or "")
+
+
+def _refuse_used_checkpoint_dirs(callbacks: list) -> None:
+    """A fresh run must not write into a folder that holds another run's checkpoints."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            folder = Path(callback.dirpath)
+            found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+            if found:
+                run = folder.parent
+                raise ConfigError(
+                    f"{folder} already holds checkpoints ({', '.join(p.name for p in found[:3])}) of another "
+                    f"run; a run never writes into another's folder. To continue that run: python train.py "
+                    f"resume={run}; for a new run leave hydra.run.dir unset (or give a new folder)")
+
+
+def _write_metrics(path: Path, metrics: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(metrics.items())), indent=1) + "\n")
 
 
 def cfg_to_flat_dict(cfg: DictConfig) -> dict:

@@ -1,0 +1,161 @@
+"""Resume a killed training run in its own folder: ``python train.py resume=logs/train/runs/<time>``.
+
+``expand_resume_argv`` turns ``resume=RUN [overrides]`` into the command line that recreates the run: the
+overrides it was started with (``RUN/.hydra/overrides.yaml``, or those of its latest resume), then the
+new ones (which replace saved ones of the same key), ``resume=RUN``, ``hydra.run.dir=RUN`` (same folder,
+logs and TensorBoard) and ``hydra.output_subdir=.hydra/resume_<k>`` (the original ``.hydra`` stays as it
+was). Before Hydra starts it checks that the run has a ``checkpoints/last.ckpt`` to continue from and that
+the recomposed config is the saved one (``RUN/.hydra/config.yaml``): if ``conf/`` changed since, it stops
+and names the keys and the overrides that restore the run's values.
+
+``train()`` then calls ``resume_checkpoint`` for the checkpoint path and checks the run is not finished.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from visgrad.utils.preflight import ConfigError
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+RESUME_SUBDIR = "resume_"
+
+
+def expand_sys_argv(config_dir: Path, config_name: str) -> None:
+    """``train.py``'s entry point: expand ``resume=RUN`` in ``sys.argv``, or exit with the reason it can't."""
+    try:
+        sys.argv = expand_resume_argv(sys.argv, config_dir, config_name)
+    except ConfigError as error:
+        sys.exit(f"Error: {error}")
+
+
+def expand_resume_argv(argv: list[str], config_dir: Path, config_name: str) -> list[str]:
+    """``[prog, ..., "resume=RUN", ...]`` → ``[prog, ..., *RUN's overrides, "resume=RUN", hydra..., ...]``.
+
+    ``argv`` without a ``resume=`` argument, or already expanded (with ``hydra.run.dir=``, as Lightning
+    relaunches DDP workers), is returned unchanged. Raises ``ConfigError`` when the run cannot be resumed
+    (no such run folder, no ``last.ckpt``, finished, a multirun, conf/ changed since the run started).
+    """
+    positions = [i for i, arg in enumerate(argv) if arg.startswith("resume=")]
+    if not positions or any(arg.startswith("hydra.run.dir=") for arg in argv):
+        return argv
+    if len(positions) > 1:
+        raise ConfigError("resume= was given more than once: resume one run at a time")
+    if any(arg in ("-m", "--multirun") or arg.startswith("hydra.mode=") for arg in argv):
+        raise ConfigError("resume= cannot be combined with -m/--multirun: resume each job of a sweep on its "
+                          "own with python train.py resume=<sweep folder>/<job number>")
+    at = positions[0]
+    run = Path(argv[at].split("=", 1)[1]).expanduser().resolve()
+    latest = latest_attempt(run)
+    saved_overrides = list(OmegaConf.load(latest / "overrides.yaml"))
+    extras = [arg for i, arg in enumerate(argv[1:], 1) if i != at and "=" in arg and not arg.startswith("-")]
+    new_keys = {_override_key(arg) for arg in extras}
+    kept = [o for o in saved_overrides if not o.startswith("resume=") and _override_key(o) not in new_keys]
+
+    composed = _check_same_config(run, latest, [*kept, *extras], new_keys, config_dir, config_name)
+    _check_checkpoint(run, composed.trainer)
+    attempt = 1 + max((int(p.name[len(RESUME_SUBDIR):]) for p in _resume_dirs(run)), default=0)
+    expansion = [*kept, f"resume={run}", f"hydra.run.dir={run}",
+                 f"hydra.output_subdir=.hydra/{RESUME_SUBDIR}{attempt}"]
+    return [*argv[:at], *expansion, *argv[at + 1:]]
+
+
+def latest_attempt(run: Path) -> Path:
+    """The ``.hydra`` folder of the run's latest start: ``.hydra/resume_<k>`` for the largest k, else
+    ``.hydra``. Raises ``ConfigError`` when ``run`` is not a train.py run folder."""
+    if not run.is_dir():
+        raise ConfigError(f"resume={run}: no such run folder; pass a folder under logs/train/runs/ "
+                          "(or logs/train/multiruns/<time>/<job>)")
+    if not (run / ".hydra" / "overrides.yaml").is_file():
+        raise ConfigError(f"resume={run}: not a train.py run folder (no .hydra/overrides.yaml); pass the "
+                          "folder that holds .hydra/ and checkpoints/")
+    resumes = _resume_dirs(run)
+    return resumes[-1] if resumes else run / ".hydra"
+
+
+def _resume_dirs(run: Path) -> list[Path]:
+    """``RUN/.hydra/resume_<k>`` folders of earlier resumes, by k."""
+    found = [(int(p.name[len(RESUME_SUBDIR):]), p) for p in (run / ".hydra").glob(f"{RESUME_SUBDIR}*")
+             if p.name[len(RESUME_SUBDIR):].isdigit() and (p / "overrides.yaml").is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def resume_checkpoint(cfg: DictConfig) -> tuple[Path, int]:
+    """For ``train()`` with ``cfg.resume`` set: the run's ``last.ckpt`` and its global step.
+
+    Checks that the job runs in the resumed folder (``python train.py resume=RUN`` arranges it) and that
+    the run has epochs or steps left under ``cfg.trainer``'s limits.
+    """
+    run = Path(cfg.resume).expanduser().resolve()
+    output_dir = Path(cfg.paths.output_dir).resolve()
+    if output_dir != run:
+        raise ConfigError(f"resume={run} but this job writes to {output_dir}: resume with "
+                          f"python train.py resume={run} (it continues in the run's own folder)")
+    return _check_checkpoint(run, cfg.trainer)
+
+
+def _check_checkpoint(run: Path, trainer: DictConfig) -> tuple[Path, int]:
+    """``run``'s ``last.ckpt`` and its global step; ``ConfigError`` if it is missing or the run is finished
+    under the ``trainer`` config's ``max_epochs`` / ``max_steps``."""
+    last = run / LAST_CHECKPOINT
+    if not last.is_file():
+        raise ConfigError(f"resume={run}: there is no {LAST_CHECKPOINT} (the run stopped before its first "
+                          "training epoch ended, or ran with callbacks=none); nothing to resume: start it "
+                          "again as a new run with its overrides (.hydra/overrides.yaml)")
+    state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
+    epochs_done, step = int(state["epoch"]) + 1, int(state["global_step"])
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    if max_epochs not in (None, -1) and epochs_done >= max_epochs:
+        raise ConfigError(f"resume={run}: the run is finished ({LAST_CHECKPOINT} is from epoch {epochs_done} "
+                          f"of trainer.max_epochs={max_epochs}); nothing to resume. To train it longer, "
+                          f"add trainer.max_epochs=<more than {epochs_done}>")
+    if max_steps not in (None, -1) and step >= max_steps:
+        raise ConfigError(f"resume={run}: the run is finished ({LAST_CHECKPOINT} is at step {step} of "
+                          f"trainer.max_steps={max_steps}); nothing to resume. To train it longer, add "
+                          f"trainer.max_steps=<more than {step}>")
+    return last, step
+
+
+def _override_key(override: str) -> str:
+    """The key (``group@package`` or ``a.b.c``) an override sets, e.g. ``+trainer.max_epochs=3`` → same key
+    as ``trainer.max_epochs=3``."""
+    parsed = OverridesParser.create().parse_overrides([override])[0]
+    return parsed.key_or_group + (f"@{parsed.package}" if parsed.package else "")
+
+
+def _check_same_config(run: Path, latest: Path, overrides: list[str], new_keys: set[str],
+                       config_dir: Path, config_name: str) -> DictConfig:
+    """Compose ``config_name`` with ``overrides`` and compare it (unresolved) with the config saved in
+    ``latest``, ignoring ``resume`` and the keys under ``new_keys`` (the overrides given with resume=);
+    returns the composed config."""
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        composed = compose(config_name=config_name, overrides=overrides)
+    now = _flatten(OmegaConf.to_container(composed, resolve=False))
+    saved = _flatten(OmegaConf.to_container(OmegaConf.load(latest / "config.yaml"), resolve=False))
+    ignored = {"resume", *(key.split("@")[0] for key in new_keys)}
+    changed = sorted(key for key in now.keys() | saved.keys()
+                     if now.get(key, "<unset>") != saved.get(key, "<unset>")
+                     and not any(key == k or key.startswith(k + ".") for k in ignored))
+    if changed:
+        listed = "; ".join(f"{k}: saved {saved.get(k, '<unset>')!r}, now {now.get(k, '<unset>')!r}"
+                           for k in changed[:8])
+        more = f" (and {len(changed) - 8} more)" if len(changed) > 8 else ""
+        raise ConfigError(f"resume={run}: conf/ changed since the run started, so the resumed run would "
+                          f"differ from it at {listed}{more}. Pass the saved values as overrides after "
+                          "resume= (or new values on purpose), or start a new run")
+    return composed
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        flat: dict = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: node}

@@ -1,0 +1,207 @@
+"""Crash safety: kill -9 mid-epoch and ``train.py resume=RUN`` ends exactly like an uninterrupted run;
+atomic checkpoint writes; a run never writes into another run's folder; clear resume errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from visgrad.training import train
+from visgrad.utils.checkpoint_io import AtomicCheckpointIO
+from visgrad.utils.preflight import ConfigError
+from visgrad.utils.resume import expand_resume_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# 200 captions in batches of 50: 4 steps per epoch, 3 epochs; the kill comes at step 6 (epoch 2 of 3, its
+# third batch), after last.ckpt of epoch 1 (step 4).
+def run_overrides(shapes_root: Path) -> list[str]:
+    return [f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
+            "data.batch_size=50", "data.max_train=200", "model.wordvec_dim=16", "model.hidden_dim=32",
+            "model.meteor=false", "model.num_samples=2", "trainer.max_epochs=3",
+            "trainer.log_every_n_steps=1", "trainer.deterministic=true", "print_config=false",
+            "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "VISGRAD_ROOT": str(cwd), "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    _, err = process.communicate(timeout=300)
+    return process.returncode, err
+
+
+def scalars(folder: Path) -> dict[str, dict[int, float]]:
+    """TensorBoard scalars of all event files in ``folder`` as {tag: {step: value}} (purges applied)."""
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    return {tag: {e.step: e.value for e in accumulator.Scalars(tag)} for tag in accumulator.Tags()["scalars"]}
+
+
+def test_kill_and_resume_matches_uninterrupted_run(shapes_root: Path, tmp_path: Path) -> None:
+    base = run_overrides(shapes_root)
+    whole = start([*base, f"hydra.run.dir={tmp_path / 'whole'}"], tmp_path)
+    killed = start([*base, "+callbacks.kill._target_=fault_injection.KillAtStep", "+callbacks.kill.step=6"],
+                   tmp_path)
+    code, err = finish(killed)
+    assert code == -9, err[-3000:]
+    (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 4  # the end of epoch 1; steps 4, 5 lost
+    original_overrides = (run / ".hydra" / "overrides.yaml").read_text()
+
+    code, err = finish(start([f"resume={run}"], tmp_path))  # no overrides repeated
+    assert code == 0, err[-3000:]
+    code, err = finish(whole)
+    assert code == 0, err[-3000:]
+
+    assert [p.name for p in (tmp_path / "logs" / "train" / "runs").iterdir()] == [run.name]  # same folder
+    assert (run / ".hydra" / "overrides.yaml").read_text() == original_overrides
+    assert f"resume={run}" in (run / ".hydra" / "resume_1" / "overrides.yaml").read_text()
+    resumed_state = torch.load(last, weights_only=False)
+    whole_state = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed_state["global_step"] == whole_state["global_step"] == 12
+    for name, value in whole_state["state_dict"].items():
+        torch.testing.assert_close(resumed_state["state_dict"][name], value, rtol=1e-6, atol=1e-7, msg=name)
+    resumed_metrics = json.loads((run / "metrics.json").read_text())
+    whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert resumed_metrics.keys() == whole_metrics.keys() and "val/bleu4" in whole_metrics
+    assert resumed_metrics == pytest.approx(whole_metrics, rel=1e-6, abs=1e-9)
+    # TensorBoard continues in the same folder: the merged curves are those of the uninterrupted run
+    resumed_tb, whole_tb = scalars(run / "tensorboard"), scalars(tmp_path / "whole" / "tensorboard")
+    for tag in ("train/loss_step", "train/loss_epoch", "val/loss", "val/bleu1", "lr-Adam"):
+        assert resumed_tb[tag].keys() == whole_tb[tag].keys(), tag
+        assert list(resumed_tb[tag].values()) == pytest.approx(list(whole_tb[tag].values()), rel=1e-6), tag
+
+
+@pytest.fixture
+def fake_run(tmp_path: Path, compose_cfg):
+    """A run folder as train.py leaves it: .hydra/{config,overrides}.yaml, checkpoints/last.ckpt at the end
+    of epoch 2 (of trainer.max_epochs=3)."""
+    overrides = ["model=rnn", "trainer.max_epochs=3", "model.hidden_dim=64"]
+    cfg = compose_cfg("train", overrides)
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    config = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    config.paths.output_dir = "${hydra:runtime.output_dir}"  # as Hydra saves it (compose_cfg pins it)
+    config.paths.data_dir, config.print_config = "${oc.env:VISGRAD_DATA,${paths.root_dir}/data}", True
+    OmegaConf.save(config, run / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), run / ".hydra" / "overrides.yaml")
+    torch.save({"epoch": 1, "global_step": 80}, run / "checkpoints" / "last.ckpt")
+    return run
+
+
+def expand(argv: list[str]) -> list[str]:
+    return expand_resume_argv(["train.py", *argv], ROOT / "conf", "train")
+
+
+def test_resume_expands_into_the_saved_overrides(fake_run: Path) -> None:
+    assert expand(["model=lstm"]) == ["train.py", "model=lstm"]  # no resume=: unchanged
+    argv = expand([f"resume={fake_run}", "trainer.max_epochs=5"])
+    assert argv == ["train.py", "model=rnn", "model.hidden_dim=64", f"resume={fake_run}",
+                    f"hydra.run.dir={fake_run}", "hydra.output_subdir=.hydra/resume_1",
+                    "trainer.max_epochs=5"]
+    resumed = fake_run / ".hydra" / "resume_1"  # as a first resume leaves it
+    resumed.mkdir()
+    (resumed / "config.yaml").write_text((fake_run / ".hydra" / "config.yaml").read_text())
+    (resumed / "overrides.yaml").write_text("- model=rnn\n- model.hidden_dim=64\n- trainer.max_epochs=3\n"
+                                            f"- resume={fake_run}\n")
+    assert expand([f"resume={fake_run}"])[-1] == "hydra.output_subdir=.hydra/resume_2"
+    # Lightning's DDP workers get the expanded command line again: left as is
+    assert expand(argv[1:]) == argv
+
+
+def test_resume_errors(fake_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"the run is finished .* epoch 2 of trainer.max_epochs=2.*"
+                                          r"add trainer.max_epochs=<more than 2>"):
+        expand([f"resume={fake_run}", "trainer.max_epochs=2"])
+    with pytest.raises(ConfigError, match="cannot be combined with -m"):
+        expand(["-m", f"resume={fake_run}"])
+    with pytest.raises(ConfigError, match="no such run folder"):
+        expand([f"resume={tmp_path / 'nope'}"])
+    with pytest.raises(ConfigError, match=r"not a train.py run folder \(no .hydra/overrides.yaml\)"):
+        expand([f"resume={tmp_path}"])
+    # conf/ changed since the run started: the saved config differs from the recomposed one
+    saved = OmegaConf.load(fake_run / ".hydra" / "config.yaml")
+    saved.model.optimizer.lr = 0.001
+    OmegaConf.save(saved, fake_run / ".hydra" / "config.yaml")
+    with pytest.raises(ConfigError, match=r"conf/ changed since the run started.*model.optimizer.lr: saved "
+                                          r"0.001, now 0.005"):
+        expand([f"resume={fake_run}"])
+    assert expand([f"resume={fake_run}", "model.optimizer.lr=0.001"])  # the saved value passed: fine
+    (fake_run / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(ConfigError, match=r"there is no checkpoints/last.ckpt .* nothing to resume"):
+        expand([f"resume={fake_run}", "model.optimizer.lr=0.001"])
+
+
+def test_train_resume_must_run_in_the_run_folder(compose_cfg, fake_run: Path) -> None:
+    cfg = compose_cfg("train", [f"resume={fake_run}"])
+    with pytest.raises(ConfigError, match=rf"resume={fake_run} but this job writes to .*train.py resume="):
+        train(cfg)
+
+
+def test_fresh_run_refuses_a_folder_with_checkpoints(compose_cfg) -> None:
+    cfg = compose_cfg("train", ["data.root=/nonexistent"])
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"already holds checkpoints \(last.ckpt\) of another run.*"
+                                          rf"python train.py resume={checkpoints.parent}"):
+        train(cfg)
+    assert not Path("/nonexistent").exists()  # refused before any data work
+
+
+def test_run_folders_have_microsecond_stamps(compose_cfg) -> None:
+    """Two runs started within the same second get different folders."""
+    cfg = compose_cfg("train")
+    stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6}"
+    assert re.fullmatch(rf".*/train/runs/{stamp}", cfg.hydra.run.dir)
+    assert re.fullmatch(rf".*/train/multiruns/{stamp}", cfg.hydra.sweep.dir)
+
+
+def test_atomic_save_failure_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def broken_save(obj, file):  # writes part of the file, then the disk is full
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert io.load_checkpoint(path)["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # the temp file is gone
+
+
+def test_atomic_save_killed_mid_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL while the new checkpoint is half written: last.ckpt is still the old, loadable one."""
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
+    script = (
+        "import os, signal, torch\n"
+        "from visgrad.utils.checkpoint_io import AtomicCheckpointIO\n"
+        "def dying_save(obj, file):\n"
+        "    file.write(b'PK half'); file.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "torch.save = dying_save\n"
+        f"AtomicCheckpointIO().save_checkpoint({{'step': 2}}, {str(path)!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    assert torch.load(path, weights_only=False) == {"step": 1}
+    assert len(list(tmp_path.glob(".last.ckpt.*.tmp"))) == 1  # the orphan never has a .ckpt name
