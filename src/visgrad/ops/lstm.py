@@ -13,7 +13,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from visgrad.ops._checks import check_floating
-from visgrad.ops._gemm import mm
+from visgrad.ops._gemm import mm, repeated_mm
 from visgrad.ops._sequence import (
     check_words,
     hidden_grads,
@@ -137,9 +137,10 @@ def _recurrence(gates, h0, Wh2):
     # Per-step views made in a few calls up front (each Python-level slice costs about a microsecond).
     a_s, h_s, c_s, tanh_c_s = gates.unbind(), hs.unbind(), cs.unbind(), tanh_cs.unbind()
     i_s, f_s, o_s, g_s = (gates[:, :, k * H:(k + 1) * H].unbind() for k in range(4))
+    recurrent_product = repeated_mm(Wh2, N)
     for t in range(T):
         a, g = a_s[t], g_s[t]
-        torch.sigmoid(mm(h_s[t], Wh2, a, out=a), out=a)
+        torch.sigmoid(recurrent_product(h_s[t], a, out=a), out=a)
         torch.add(minus_one, g, alpha=2, out=g)  # g = 2 sigmoid(2 g) - 1 = tanh(g)
         torch.mul(i_s[t], g, out=c_s[t + 1]).addcmul_(f_s[t], c_s[t])
         torch.mul(o_s[t], _tanh(c_s[t + 1], tanh_c_s[t], minus_one), out=h_s[t + 1])
