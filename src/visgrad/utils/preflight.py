@@ -28,12 +28,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    """``check(value)`` is True for a good value; ``allowed`` says what is; ``example`` is a good value."""
+    """``check(value)`` is True for a good value; ``allowed`` says what is; ``example`` is a good value.
+    With ``target`` set, the rule applies only when the key's top-level group instantiates that class."""
 
     key: str
     check: Callable[[object], bool]
     allowed: str
     example: object
+    target: str | None = None
 
 
 def _is_int(v) -> bool:
@@ -73,30 +75,35 @@ def limit_batches(v) -> bool:
     return v is None or non_negative_int(v) or (isinstance(v, float) and 0.0 <= v <= 1.0)
 
 
+CAPTION_DATA = "visgrad.data.CaptionDataModule"
+CAPTIONER = "visgrad.captioning.CaptioningModule"
+NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
 
 RULES: tuple[Rule, ...] = (
     Rule("seed", _is_int, "an integer", 231),
     Rule("data.batch_size", positive_int, "a positive integer", 100),
     Rule("data.num_workers", non_negative_int, "an integer >= 0", 0),
-    Rule("data.max_train", optional(positive_int), "null (all) or a positive integer", "null"),
-    Rule("data.max_eval_images", optional(positive_int), "null (all) or a positive integer", "null"),
-    Rule("data.dataset", one_of("shapes", "coco"), "one of shapes, coco", "shapes (or data=coco)"),
-    Rule("data.seed", _is_int, "an integer", 0),
-    Rule("data.shapes.num_train", positive_int, "a positive integer", 4000),
-    Rule("data.shapes.num_val", positive_int, "a positive integer", 500),
-    Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 16, "an integer >= 16", 64),
-    Rule("model.cell_type", one_of("rnn", "lstm"), "one of rnn, lstm", "lstm (or model=rnn)"),
-    Rule("model.wordvec_dim", positive_int, "a positive integer", 128),
-    Rule("model.hidden_dim", positive_int, "a positive integer", 128),
-    Rule("model.optimizer.lr", positive_number, "a positive number", 0.005),
+    Rule("data.max_train", optional(positive_int), NULL_OR_POSITIVE, "null", CAPTION_DATA),
+    Rule("data.max_eval_images", optional(positive_int), NULL_OR_POSITIVE, "null", CAPTION_DATA),
+    Rule("data.dataset", one_of("shapes", "coco"), "one of shapes, coco", "shapes (or data=coco)",
+         CAPTION_DATA),
+    Rule("data.seed", _is_int, "an integer", 0, CAPTION_DATA),
+    Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
+    Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
+    Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 16, "an integer >= 16", 64, CAPTION_DATA),
+    Rule("model.cell_type", one_of("rnn", "lstm"), "one of rnn, lstm", "lstm (or model=rnn)", CAPTIONER),
+    Rule("model.wordvec_dim", positive_int, "a positive integer", 128, CAPTIONER),
+    Rule("model.hidden_dim", positive_int, "a positive integer", 128, CAPTIONER),
+    Rule("model.optimizer.lr", positive_number, "a positive number", 0.005, CAPTIONER),
     Rule("model.lr", positive_number, "a positive number", 0.001),
-    Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9),
-    Rule("model.max_length", positive_int, "a positive integer", 30),
-    Rule("model.beam_size", positive_int, "a positive integer", 3),
-    Rule("model.length_alpha", non_negative_number, "a number >= 0", 0.0),
-    Rule("model.num_samples", non_negative_int, "an integer >= 0", 8),
-    Rule("model.meteor", one_of(True, False, "auto"), "true, false or auto", "auto"),
+    Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9,
+         CAPTIONER),
+    Rule("model.max_length", positive_int, "a positive integer", 30, CAPTIONER),
+    Rule("model.beam_size", positive_int, "a positive integer", 3, CAPTIONER),
+    Rule("model.length_alpha", non_negative_number, "a number >= 0", 0.0, CAPTIONER),
+    Rule("model.num_samples", non_negative_int, "an integer >= 0", 8, CAPTIONER),
+    Rule("model.meteor", one_of(True, False, "auto"), "true, false or auto", "auto", CAPTIONER),
     Rule("trainer.max_epochs", lambda v: v is None or v == -1 or positive_int(v),
          "a positive integer (or -1: no limit)", 10),
     Rule("trainer.min_epochs", optional(non_negative_int), "null or an integer >= 0", 1),
@@ -133,6 +140,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
     """One line per bad value of ``cfg`` (empty when all is well)."""
     problems = []
     for rule in RULES:
+        group = rule.key.split(".")[0]
+        if rule.target is not None and OmegaConf.select(cfg, f"{group}._target_") != rule.target:
+            continue
         try:
             value = _select(cfg, rule.key)
         except ConfigError as error:
