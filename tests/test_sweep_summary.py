@@ -1,0 +1,60 @@
+"""A ``-m`` sweep with one failing job keeps the other job's results and writes/prints a summary table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from visgrad.utils.sweep_summary import markdown_table, write_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_multirun_with_a_failing_job(shapes_root: Path, tmp_path: Path) -> None:
+    """Job 1 gets a bad learning rate and fails; job 0 trains; both are in summary.csv/.md and printed."""
+    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path)}
+    command = [sys.executable, str(ROOT / "train.py"), "-m", "model.optimizer.lr=0.005,-1",
+               f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
+               "data.batch_size=50", "data.max_train=100", "model.wordvec_dim=16", "model.hidden_dim=32",
+               "model.meteor=false", "model.num_samples=0", "trainer.max_epochs=1", "print_config=false",
+               "callbacks.rich_progress_bar=null", "hydra/job_logging=disabled",
+               "hydra/hydra_logging=disabled"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]  # Hydra re-raises the failure after all jobs ran
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    with open(sweep / "summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["job"], r["status"], r["overrides"]) for r in rows] == [
+        ("0", "ok", "model.optimizer.lr=0.005"), ("1", "failed", "model.optimizer.lr=-1")]
+    ok, failed = rows
+    assert ok["error"] == "" and 0.0 <= float(ok["val/bleu4"]) <= 1.0 and float(ok["val/loss"]) > 0
+    assert ok["run_dir"] == str(sweep / "0") and (sweep / "0" / "checkpoints" / "last.ckpt").is_file()
+    assert failed["error"] == ("ConfigError: model.optimizer.lr=-1: must be a positive number; "
+                               "e.g. model.optimizer.lr=0.005")
+    assert failed["val/bleu4"] == "" and failed["run_dir"] == str(sweep / "1")
+    markdown = (sweep / "summary.md").read_text()
+    assert "| 1 | failed | model.optimizer.lr=-1 |" in markdown
+    assert f"sweep summary ({sweep / 'summary.csv'})" in result.stdout and "| 0 | ok |" in result.stdout
+
+
+def test_summary_is_rebuilt_from_the_job_rows(tmp_path: Path) -> None:
+    """Rows come from each job folder's sweep_job.json (so parallel or killed sweeps keep them), in job
+    order; metrics columns are the union of what the jobs logged, without per-step values."""
+    for job, status, metrics in [(1, "failed", {}), (0, "ok", {"val/bleu4": 0.5, "train/loss_step": 3.0})]:
+        (tmp_path / str(job)).mkdir()
+        error = "ValueError: bad | value" if status == "failed" else ""
+        row = {"job": job, "status": status, "overrides": f"a={job}", "metrics": metrics, "error": error,
+               "run_dir": str(tmp_path / str(job))}
+        (tmp_path / str(job) / "sweep_job.json").write_text(json.dumps(row))
+    table = write_summary(tmp_path)
+    assert [(r["job"], r["status"], r["val/bleu4"]) for r in table] == [("0", "ok", "0.5"),
+                                                                       ("1", "failed", "")]
+    assert "train/loss_step" not in table[0]
+    header = (tmp_path / "summary.csv").read_text().splitlines()[0]
+    assert header == "job,status,overrides,val/bleu4,error,run_dir"
+    assert "ValueError: bad \\| value" in (tmp_path / "summary.md").read_text()
+    assert markdown_table(["a"], [{"a": "x"}]) == "| a |\n|---|\n| x |\n"
