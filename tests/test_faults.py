@@ -43,6 +43,14 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(compo
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss_step")] == [0, 1, 2, 3, 4]  # logs kept up to the fault
 
+    # README's way on: resume from the last good checkpoint, skipping the bad batch when it comes again
+    value = train(compose_cfg("train", overrides(shapes_root, *poison_batch(5), f"resume={out}",
+                                                 "faults.nonfinite=skip")))
+    assert value is not None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["faults/skipped_batches"] == 1.0 and torch.load(out / "checkpoints" / "last.ckpt",
+                                                                   weights_only=False)["global_step"] == 8
+
 
 def test_inf_gradient_names_the_parameter(compose_cfg, shapes_root) -> None:
     poison = ["+callbacks.poison._target_=fault_injection.PoisonGradient", "+callbacks.poison.step=2",

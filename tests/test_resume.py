@@ -75,6 +75,11 @@ def test_kill_and_resume_matches_uninterrupted_run(shapes_root: Path, tmp_path: 
     assert resumed_state["global_step"] == whole_state["global_step"] == 12
     for name, value in whole_state["state_dict"].items():
         torch.testing.assert_close(resumed_state["state_dict"][name], value, rtol=1e-6, atol=1e-7, msg=name)
+    for i, moments in whole_state["optimizer_states"][0]["state"].items():  # Adam's step and moments
+        for key, value in moments.items():
+            resumed = resumed_state["optimizer_states"][0]["state"][i][key]
+            torch.testing.assert_close(resumed, value, rtol=1e-6, atol=1e-9, msg=f"{i}.{key}")
+    assert resumed_state["lr_schedulers"] == whole_state["lr_schedulers"]
     resumed_metrics = json.loads((run / "metrics.json").read_text())
     whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     assert resumed_metrics.keys() == whole_metrics.keys() and "val/bleu4" in whole_metrics

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -59,16 +60,16 @@ def train(cfg: DictConfig) -> float | None:
         print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
     pl.seed_everything(cfg.seed, workers=True)
 
-    ckpt_path, purge = cfg.get("ckpt_path"), None
+    ckpt_path, logger_kwargs = cfg.get("ckpt_path"), None
     if cfg.get("resume"):
         last, step = resume_checkpoint(cfg)
         ckpt_path = str(last)
         # TensorBoard drops what the killed attempt logged after the checkpoint's step (it is redone).
-        purge = {TensorBoardLogger: {"purge_step": step + 1}}
+        logger_kwargs = {TensorBoardLogger: {"purge_step": step + 1}}
     callbacks = _instantiate_group(cfg.get("callbacks"))
     if not cfg.get("resume"):
         _refuse_used_checkpoint_dirs(callbacks)
-    loggers = _instantiate_group(cfg.get("logger"), extra=purge)
+    loggers = _instantiate_group(cfg.get("logger"), extra=logger_kwargs)
     plugins = [p if isinstance(p, str) else instantiate(p) for p in cfg.trainer.get("plugins") or []]
     if cfg.get("checkpoint_io"):
         plugins.append(instantiate(cfg.checkpoint_io))
@@ -85,7 +86,10 @@ def train(cfg: DictConfig) -> float | None:
         logger.log_hyperparams(hparams)
 
     # Checkpoints hold the config (DictConfig) besides tensors: load them fully (the user's own runs).
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    with warnings.catch_warnings():
+        if cfg.get("resume"):  # the checkpoint folder is this run's own
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test") and hasattr(datamodule, "test_dataloader"):
         trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=False)
