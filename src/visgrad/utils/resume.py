@@ -6,7 +6,7 @@ new ones (which replace saved ones of the same key), ``resume=RUN``, ``hydra.run
 logs and TensorBoard) and ``hydra.output_subdir=.hydra/resume_<k>`` (the original ``.hydra`` stays as it
 was). Before Hydra starts it checks that the run has a ``checkpoints/last.ckpt`` to continue from and that
 the recomposed config is the saved one (``RUN/.hydra/config.yaml``): if ``conf/`` changed since, it stops
-and names the keys and the overrides that restore the run's values.
+and names each changed key with its saved and current value.
 
 ``train()`` then calls ``resume_checkpoint`` for the checkpoint path and checks the run is not finished.
 """
@@ -38,12 +38,12 @@ def expand_sys_argv(config_dir: Path, config_name: str) -> None:
 def expand_resume_argv(argv: list[str], config_dir: Path, config_name: str) -> list[str]:
     """``[prog, ..., "resume=RUN", ...]`` → ``[prog, ..., *RUN's overrides, "resume=RUN", hydra..., ...]``.
 
-    ``argv`` without a ``resume=`` argument, or already expanded (with ``hydra.run.dir=``, as Lightning
-    relaunches DDP workers), is returned unchanged. Raises ``ConfigError`` when the run cannot be resumed
+    ``argv`` without a ``resume=`` argument, or already expanded (as Lightning relaunches DDP workers with
+    the command line of rank 0), is returned unchanged. Raises ``ConfigError`` when the run cannot be resumed
     (no such run folder, no ``last.ckpt``, finished, a multirun, conf/ changed since the run started).
     """
     positions = [i for i, arg in enumerate(argv) if arg.startswith("resume=")]
-    if not positions or any(arg.startswith("hydra.run.dir=") for arg in argv):
+    if not positions or any(arg.startswith(f"hydra.output_subdir=.hydra/{RESUME_SUBDIR}") for arg in argv):
         return argv
     if len(positions) > 1:
         raise ConfigError("resume= was given more than once: resume one run at a time")
