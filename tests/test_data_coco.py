@@ -30,11 +30,12 @@ COCO_FILES = [
 
 @pytest.fixture
 def copy_root(shapes_root: Path, tmp_path: Path) -> Path:
-    """A private copy of the shapes folder's COCO-format files, for corrupting."""
+    """A private copy of the shapes folder's COCO-format files (no `shapes` manifest), for corrupting."""
     root = tmp_path / "coco_captioning"
     root.mkdir()
     for name in expected_files():
-        shutil.copy(shapes_root / name, root / name)
+        if name != "manifest.json":
+            shutil.copy(shapes_root / name, root / name)
     return root
 
 
@@ -80,7 +81,11 @@ def test_max_train_is_a_seeded_random_subset_of_captions(shapes_root: Path) -> N
     np.testing.assert_array_equal(a["train_captions"], b["train_captions"])
     assert not np.array_equal(a["train_captions"], c["train_captions"])
     np.testing.assert_array_equal(a["val_captions"], full["val_captions"])
-    assert len(load_coco_data(shapes_root, max_train=10**6)["train_captions"]) == len(full["train_captions"])
+    num_train = len(full["train_captions"])
+    assert len(load_coco_data(shapes_root, max_train=num_train)["train_captions"]) == num_train
+    with pytest.raises(ValueError, match=f"max_train={num_train + 1} is larger than the {num_train} training "
+                       r"captions of .*coco2014_captions.h5; set max_train to at most"):
+        load_coco_data(shapes_root, max_train=num_train + 1)
     with pytest.raises(ValueError, match="max_train"):
         load_coco_data(shapes_root, max_train=0)
 
@@ -119,7 +124,7 @@ def _rewrite_h5(path: Path, change) -> None:
         ("coco2014_captions.h5", lambda a: a.update(val_captions=a["val_captions"] + 100), "outside the"),
         ("coco2014_captions.h5", lambda a: a.update(train_image_idxs=a["train_image_idxs"][:5]), r"\(N,\)"),
         ("val2014_vgg16_fc7_pca.h5", lambda a: a.update(features=a["features"][:, :7]), "differ in size"),
-        ("val2014_vgg16_fc7_pca.h5", lambda a: a.update(features=a["features"][0]), "must be 2-D"),
+        ("val2014_vgg16_fc7_pca.h5", lambda a: a.update(features=a["features"][0]), "must be a non-empty 2-D"),
     ],
 )
 def test_inconsistent_h5_contents_are_named(copy_root: Path, name: str, change, message: str) -> None:

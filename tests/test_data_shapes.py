@@ -94,8 +94,9 @@ def test_val_references_are_complete(shapes_root: Path) -> None:
 
 
 def test_train_captions_and_all_images_are_those_of_format_2(tiny_root: Path) -> None:
-    """Format 3 changed only the val captions: the train captions and the images are bit for bit those
-    format 2 generated (this digest was computed with format 2), so the random stream is unchanged."""
+    """Format 3 changed only the val captions, format 4 only how files are written: the train captions and
+    the images are bit for bit those format 2 generated (this digest was computed with format 2), so the
+    random stream is unchanged."""
     data = load_coco_data(tiny_root)
     digest = hashlib.sha256()
     for array in (
@@ -105,7 +106,7 @@ def test_train_captions_and_all_images_are_those_of_format_2(tiny_root: Path) ->
     ):
         digest.update(np.ascontiguousarray(array).tobytes())
     assert digest.hexdigest() == "edabbb553c5772891b64256199fde72d39611a50a1254130891a6a6cdc5bfbe9"
-    assert json.loads((tiny_root / "manifest.json").read_text())["format_version"] == 3
+    assert json.loads((tiny_root / "manifest.json").read_text())["format_version"] == 4
 
 
 def test_complete_and_sampled_captions_consume_the_random_stream_alike() -> None:

@@ -2,21 +2,31 @@
 
 Batches are ``(features, captions)``: the features float32 (B, D) of each caption's image and the caption
 token ids int64 (B, T). ``eval_set(split)`` groups a split by image, with all reference captions, for
-caption metrics and figures.
+caption metrics and figures. Features stay in their files (memory-mapped, see ``open_features``); each
+batch reads its rows, in the main process or in DataLoader workers. Captions are held in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from visgrad.data.coco import SPLITS, load_coco_data, subsample_train
+from visgrad.data.coco import (
+    CAPTIONS_FILE,
+    SPLITS,
+    VOCAB_FILE,
+    CaptionDataError,
+    features_file,
+    load_coco_data,
+    subsample_train,
+)
 from visgrad.data.shapes import MANIFEST, ensure_shapes, load_shapes_images
 from visgrad.data.vocab import decode_captions
 
@@ -26,24 +36,45 @@ DATASETS = ("shapes", "coco")
 class CaptionDataset(Dataset):
     """Captions paired with their image's features.
 
-    Inputs: ``features`` float (N_images, D), ``captions`` int64 (N_captions, T), ``image_idxs`` int64
-    (N_captions,) indexing ``features``. Item i is ``(features[image_idxs[i]], captions[i])``.
+    Inputs: ``features`` float32 (N_images, D), an array or ``np.memmap``; ``captions`` int64
+    (N_captions, T); ``image_idxs`` int64 (N_captions,) indexing ``features``. Item i is
+    ``(features[image_idxs[i]], captions[i])``; ``__getitems__`` reads a whole batch of rows at once.
+    A memory-mapped dataset pickles as its file location (path, offset, shape), not its data, so that
+    DataLoader workers started by spawn or forkserver map the file themselves.
     """
 
-    def __init__(self, features: torch.Tensor, captions: torch.Tensor, image_idxs: torch.Tensor) -> None:
+    def __init__(self, features: np.ndarray, captions: torch.Tensor, image_idxs: torch.Tensor) -> None:
         self.features, self.captions, self.image_idxs = features, captions, image_idxs
 
     def __len__(self) -> int:
         return len(self.captions)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.features[self.image_idxs[i]], self.captions[i]
+        return torch.from_numpy(np.array(self.features[int(self.image_idxs[i])])), self.captions[i]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch ``(features (B, D), captions (B, T))`` of ``indices`` (what DataLoaders call)."""
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        rows = self.features[self.image_idxs[index].numpy()]  # a copy, also from a memmap
+        return torch.from_numpy(rows), self.captions[index]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if isinstance(self.features, np.memmap):
+            state["features"] = (self.features.filename, self.features.offset, self.features.shape)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["features"], tuple):
+            filename, offset, shape = state["features"]
+            state["features"] = np.memmap(filename, np.float32, "r", offset, shape)
+        self.__dict__.update(state)
 
 
-def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack items into ``(features (B, D), captions (B, T))``."""
-    features, captions = default_collate(batch)
-    return features, captions
+def collate(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DataLoader's collate function: ``CaptionDataset.__getitems__`` already returns the stacked
+    ``(features (B, D), captions (B, T))``."""
+    return batch
 
 
 @dataclass(frozen=True)
@@ -75,10 +106,12 @@ class CaptionDataModule(pl.LightningDataModule):
         root: the data folder (``coco2014_captions.h5`` etc.); for ``dataset="shapes"`` it is generated there.
         dataset: ``"shapes"`` (synthetic, generated on first use) or ``"coco"`` (CS231n's download).
         pca_features: use the 512-d ``*_pca.h5`` features instead of the raw ``*_fc7.h5`` ones.
-        max_train: keep a random subset of this many training captions (None: all), drawn with ``seed``.
-        batch_size, num_workers: for the DataLoaders.
-        shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size); None: use the folder
-            as it is (generated with the defaults if missing). Ignored for COCO.
+        max_train: keep a random subset of this many training captions (None: all), drawn with ``seed``;
+            at most the number of training captions.
+        batch_size, num_workers: for the DataLoaders (workers are persistent; each reads its batches'
+            feature rows from the memory-mapped files).
+        shapes: parameters of ``ensure_shapes`` (num_train, num_val, seed, image_size, feature_dim); None:
+            use the folder as it is (generated with the defaults if missing). Ignored for COCO.
         seed: seed of the ``max_train`` subset and of the training order (reshuffled every epoch).
         max_eval_images: default size limit of ``eval_set`` (the first that many images; None: all), so
             that caption metrics on COCO's 40k val images stay affordable.
@@ -98,9 +131,18 @@ class CaptionDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ValueError(f"data.dataset must be one of {DATASETS}, got {dataset!r}")
+        for name, value, low, optional in (
+            ("batch_size", batch_size, 1, False),
+            ("num_workers", num_workers, 0, False),
+            ("max_train", max_train, 1, True),
+            ("max_eval_images", max_eval_images, 1, True),
+        ):
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                none = " or null" if optional else ""
+                raise ValueError(f"data.{name} must be an integer >= {low}{none}, got {value!r}")
         self.root = Path(root).expanduser()
         self.dataset = dataset
         self.pca_features = pca_features
@@ -127,16 +169,14 @@ class CaptionDataModule(pl.LightningDataModule):
         self._load()
 
     def _load(self) -> dict:
-        """Load the folder once: numpy arrays from ``load_coco_data`` plus torch views of them."""
+        """Load (and check) the folder once with ``load_coco_data``; features stay memory-mapped."""
         if self._data is None:
             self.prepare_data()  # a no-op unless a `shapes` folder is missing or outdated
             data = load_coco_data(self.root, max_train=None, pca_features=self.pca_features)
             data["all_train_captions"] = data["train_captions"]
             data["all_train_image_idxs"] = data["train_image_idxs"]
             if self.max_train is not None:
-                data = subsample_train(data, self.max_train, self.seed)
-            for split in SPLITS:
-                data[f"{split}_features_t"] = torch.from_numpy(data[f"{split}_features"])
+                data = subsample_train(data, self.max_train, self.seed, source=self.root / CAPTIONS_FILE)
             self._data = data
         return self._data
 
@@ -144,6 +184,32 @@ class CaptionDataModule(pl.LightningDataModule):
         """What a captioner needs from the data: ``{"word_to_idx": dict, "input_dim": int}``."""
         data = self._load()
         return {"word_to_idx": dict(data["word_to_idx"]), "input_dim": int(data["train_features"].shape[1])}
+
+    def check_compatible(self, input_dim: int, word_to_idx: Mapping[str, int]) -> None:
+        """Raise ``CaptionDataError`` unless a model with this ``input_dim`` and vocabulary fits the data
+        (e.g. one fixed by a checkpoint or config), naming the file, both values and the fix."""
+        data = self._load()
+        dim = int(data["train_features"].shape[1])
+        if input_dim != dim:
+            other = self.root / features_file("train", not self.pca_features)
+            fix = "train a new model on these features"
+            if other.is_file():
+                with h5py.File(other, "r") as f:
+                    if f["features"].shape[1] == input_dim:
+                        fix = f"set data.pca_features={str(not self.pca_features).lower()} ({other.name})"
+            raise CaptionDataError(
+                f"the model takes {input_dim}-d features (input_dim) but "
+                f"{self.root / features_file('train', self.pca_features)} holds {dim}-d ones; {fix}"
+            )
+        model, here = dict(word_to_idx), data["word_to_idx"]
+        if model != here:
+            changed = [w for w in sorted(set(model) | set(here)) if model.get(w) != here.get(w)]
+            detail = ", ".join(f"{w!r} {model.get(w)} vs {here.get(w)}" for w in changed[:3])
+            raise CaptionDataError(
+                f"the model's vocabulary ({len(model)} words) differs from {self.root / VOCAB_FILE} "
+                f"({len(here)} words; ids in the model vs the data: {detail}); use the data the model was "
+                "trained on (data=..., data.root=...) or train a new model"
+            )
 
     @property
     def idx_to_word(self) -> list[str]:
@@ -157,7 +223,7 @@ class CaptionDataModule(pl.LightningDataModule):
         """The captions of ``split`` (after ``max_train`` for train) with their features."""
         data = self._split_check(split)
         return CaptionDataset(
-            data[f"{split}_features_t"],
+            data[f"{split}_features"],
             torch.from_numpy(data[f"{split}_captions"].astype(np.int64)),
             torch.from_numpy(data[f"{split}_image_idxs"].astype(np.int64)),
         )
@@ -224,12 +290,10 @@ class CaptionDataModule(pl.LightningDataModule):
         captions = decode_captions(data[f"{prefix}_captions"][wanted], data["idx_to_word"])
         for idx, caption in zip(all_idxs[wanted].tolist(), captions, strict=True):
             references[idx].append(caption)
-        features = data[f"{split}_features_t"]
-        if not np.array_equal(image_idxs, np.arange(len(features))):
-            features = features[torch.from_numpy(image_idxs.astype(np.int64))]
+        features = torch.from_numpy(data[f"{split}_features"][image_idxs])  # a copy, also from a memmap
         images = None
         if self.dataset == "shapes":
-            images = load_shapes_images(self.root, split).images[image_idxs]
+            images = load_shapes_images(self.root, split, rows=image_idxs).images
         urls = [self._resolve(u) for u in data[f"{split}_urls"][image_idxs]]
         return EvalSet(
             split=split,

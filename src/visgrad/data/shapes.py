@@ -19,48 +19,68 @@ fixed extractor (``visgrad.data.shapes_features``). Besides the COCO files, ``sh
 images, object masks, labels (kind of the largest object) and object annotations, the images are also PNGs
 under ``images/<split>/`` (listed in ``*_urls.txt``), and ``preview.png`` shows a few of them with captions.
 
-CLI: ``python -m visgrad.data.shapes --root data/shapes`` generates (if needed) and prints statistics.
+CLI: ``python -m visgrad.data.shapes --root data/shapes`` generates (if needed) and prints statistics;
+at COCO scale (82783 train / 40504 val images, 4096-d raw features as VGG-16's fc7 plus 512-d PCA)::
+
+    python -m visgrad.data.shapes --root data/shapes_coco_scale --num-train 82783 --num-val 40504 \\
+        --feature-dim 4096
+
+Generation runs chunk by chunk (bounded memory), with worker processes for the PNGs and features.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import functools
 import json
+import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import h5py
 import numpy as np
+import torch
 from PIL import Image
 
 from visgrad.data.coco import (
     CAPTIONS_FILE,
+    MANIFEST,
     SPLITS,
     VOCAB_FILE,
+    RowWriter,
     features_file,
+    h5_writer,
     urls_file,
-    write_coco_folder,
     write_h5,
+    write_urls,
+    write_vocab,
 )
-from visgrad.data.shapes_features import PALETTE, Pca, extract_features
+from visgrad.data.shapes_features import PALETTE, RAW_DIM, Pca, extract_features
 from visgrad.data.vocab import build_vocab, encode_captions
 
-FORMAT_VERSION = 3  # 3: val images carry every caption form of the grammar
+# 3: val images carry every caption form of the grammar; 4: generated in chunks (same images and captions),
+# PCA from streamed moments, HDF5 1.10 files with CRC-32 attributes, feature_dim in the manifest
+FORMAT_VERSION = 4
 KINDS = ("circle", "square", "triangle", "diamond")
 COLOURS = ("red", "green", "blue", "yellow", "purple")
 SIZES = ("small", "large")
 HALF_SIZES = ((5.0, 6.0), (10.0, 11.0))  # per size, for a 64-pixel image
 PCA_DIM = 512
-MANIFEST = "manifest.json"
 IMAGES_FILE = "shapes_images.h5"
 PREVIEW_FILE = "preview.png"
+PREVIEW_COUNT = 12
+CHUNK = 1024  # images rendered, featurised and written at a time
 OBJECT_FIELDS = ("kind", "colour", "size", "cx", "cy")
 TEMPLATES = {
     1: ("{A}", "there is {A}", "{a}", "the image shows {A}", "{A} in the picture"),
@@ -185,80 +205,186 @@ def vocabulary() -> tuple[list[str], dict[str, int]]:
     return build_vocab([" ".join(words)])
 
 
-def _generate_split(rng: np.random.Generator, num: int, size: int, complete_captions: bool) -> dict:
-    images = np.zeros((num, size, size, 3), np.uint8)
-    masks = np.zeros((num, size, size), bool)
-    labels = np.zeros(num, np.int64)
-    objects = np.full((num, 3, len(OBJECT_FIELDS)), -1, np.int16)
-    captions, image_idxs = [], []
-    for i in range(num):
-        shapes = sample_scene(rng, size)
-        images[i], masks[i], labels[i] = render(shapes, rng, size)
-        objects[i, : len(shapes)] = [(s.kind, s.colour, s.size, round(s.cx), round(s.cy)) for s in shapes]
-        for caption in captions_for(shapes, rng, complete=complete_captions):
-            captions.append(caption)
-            image_idxs.append(i)
-    return dict(
-        images=images,
-        masks=masks,
-        labels=labels,
-        objects=objects,
-        captions=captions,
-        image_idxs=np.asarray(image_idxs, np.int32),
-    )
+def _render_chunks(rng: np.random.Generator, num: int, size: int, complete_captions: bool) -> Iterator[dict]:
+    """The scenes of one split, ``CHUNK`` images at a time, drawn from ``rng`` in image order.
+
+    Each chunk holds ``start`` (index of its first image), ``images`` uint8 (B, S, S, 3), ``masks`` bool
+    (B, S, S), ``labels`` int64 (B,), ``objects`` int16 (B, 3, 5), ``captions`` (strings) and their
+    ``image_idxs`` (indices in the split).
+    """
+    for start in range(0, num, CHUNK):
+        count = min(CHUNK, num - start)
+        chunk = dict(
+            start=start,
+            images=np.zeros((count, size, size, 3), np.uint8),
+            masks=np.zeros((count, size, size), bool),
+            labels=np.zeros(count, np.int64),
+            objects=np.full((count, 3, len(OBJECT_FIELDS)), -1, np.int16),
+            captions=[],
+            image_idxs=[],
+        )
+        for i in range(count):
+            shapes = sample_scene(rng, size)
+            chunk["images"][i], chunk["masks"][i], chunk["labels"][i] = render(shapes, rng, size)
+            chunk["objects"][i, : len(shapes)] = [
+                (s.kind, s.colour, s.size, round(s.cx), round(s.cy)) for s in shapes
+            ]
+            for caption in captions_for(shapes, rng, complete=complete_captions):
+                chunk["captions"].append(caption)
+                chunk["image_idxs"].append(start + i)
+        yield chunk
 
 
-def _generate(root: Path, num_train: int, num_val: int, seed: int, image_size: int) -> dict:
-    """Write the whole dataset into the (empty) folder ``root``; returns the manifest, written last."""
+def _png_name(i: int) -> str:
+    return f"{i:06d}.png"
+
+
+def _finish_chunk(images: np.ndarray, png_dir: Path, start: int, feature_dim: int) -> np.ndarray:
+    """The parallel part of a chunk: save its PNGs; returns its features float32 (B, feature_dim)."""
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(png_dir / _png_name(start + i), compress_level=1)
+    return extract_features(images, feature_dim)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _worker_pool(processes: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``processes`` worker processes (None if 1): forked on Linux, started now, before the progress bar's
+    thread exists (a fork copies only the calling thread); spawned elsewhere."""
+    if processes == 1:
+        yield None
+        return
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_init_worker)
+    try:
+        pool.submit(int).result()  # with fork, the first task starts every worker
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished(
+    chunks: Iterator[dict], png_dir: Path, feature_dim: int, pool: ProcessPoolExecutor | None, window: int
+) -> Iterator[tuple[dict, np.ndarray]]:
+    """``(chunk, features)`` of every chunk, in order, finished by ``pool``'s workers (at most ``window``
+    chunks in flight, so that memory stays bounded while the main process renders ahead) or inline."""
+    pending: collections.deque = collections.deque()
+    for chunk in chunks:
+        args = (chunk["images"], png_dir, chunk["start"], feature_dim)
+        if pool is None:
+            yield chunk, _finish_chunk(*args)
+            continue
+        pending.append((chunk, pool.submit(_finish_chunk, *args)))
+        if len(pending) >= window:
+            done, future = pending.popleft()
+            yield done, future.result()
+    for done, future in pending:
+        yield done, future.result()
+
+
+def _generate(
+    root: Path, num_train: int, num_val: int, seed: int, image_size: int, feature_dim: int, processes: int
+) -> dict:
+    """Write the whole dataset into the (empty) folder ``root``; returns the manifest, written last.
+
+    Scenes are drawn from one random stream, in order (train, then val); PNGs and features are computed by
+    ``processes`` worker processes when there is more than one chunk. Everything is written chunk by chunk,
+    so memory stays bounded for any size.
+    """
     from rich.progress import Progress
 
     rng = np.random.default_rng(seed)
     idx_to_word, word_to_idx = vocabulary()
-    data = {}
-    with Progress(transient=True) as progress:
-        task = progress.add_task("shapes: rendering", total=5)
+    image_fields = {
+        "images": ((image_size, image_size, 3), np.uint8),
+        "masks": ((image_size, image_size), bool),
+        "labels": ((), np.int64),
+        "objects": ((3, len(OBJECT_FIELDS)), np.int16),
+    }
+    captions: dict[str, list[str]] = {}
+    image_idxs: dict[str, list[int]] = {}
+    with (
+        _worker_pool(processes if num_train + num_val > CHUNK else 1) as pool,
+        h5_writer(root / IMAGES_FILE) as images_h5,
+        Progress(transient=True) as progress,
+    ):
         for split, num in zip(SPLITS, (num_train, num_val), strict=True):
-            data[split] = _generate_split(rng, num, image_size, complete_captions=split == "val")
-            progress.advance(task)
-        progress.update(task, description="shapes: features")
-        for split in SPLITS:
-            data[split]["features"] = extract_features(data[split]["images"])
-        pca = Pca.fit(data["train"]["features"], min(PCA_DIM, *data["train"]["features"].shape))
-        progress.advance(task)
-        progress.update(task, description="shapes: writing")
-        length = max(len(c.split()) for split in SPLITS for c in data[split]["captions"]) + 2
-        for split in SPLITS:
-            d = data[split]
-            d["features_pca"] = pca(d["features"])
-            d["captions"] = encode_captions(d["captions"], word_to_idx, length)
-            d["urls"] = [f"images/{split}/{i:06d}.png" for i in range(len(d["images"]))]
-            (root / "images" / split).mkdir(parents=True)
-            for url, image in zip(d["urls"], d["images"], strict=True):
-                Image.fromarray(image).save(root / url, compress_level=1)
-        write_coco_folder(root, data, idx_to_word, word_to_idx)
+            png_dir = root / "images" / split
+            png_dir.mkdir(parents=True)
+            task = progress.add_task(f"shapes: {split} images", total=num)
+            writers = {
+                key: RowWriter(images_h5, f"{split}_{key}", (num, *shape), dtype)
+                for key, (shape, dtype) in image_fields.items()
+            }
+            captions[split], image_idxs[split] = [], []
+            with h5_writer(root / features_file(split, False)) as features_h5:
+                features = RowWriter(features_h5, "features", (num, feature_dim), np.float32)
+                chunks = _render_chunks(rng, num, image_size, complete_captions=split == "val")
+                for chunk, chunk_features in _finished(chunks, png_dir, feature_dim, pool, 2 * processes):
+                    for key, writer in writers.items():
+                        writer.write(chunk[key])
+                    features.write(chunk_features)
+                    captions[split] += chunk["captions"]
+                    image_idxs[split] += chunk["image_idxs"]
+                    progress.advance(task, len(chunk["images"]))
+                features.close()
+            for writer in writers.values():
+                writer.close()
+        for key, value in (
+            ("label_names", list(KINDS)),
+            ("object_fields", OBJECT_FIELDS),
+            ("colour_names", list(COLOURS)),
+            ("size_names", list(SIZES)),
+        ):
+            images_h5.attrs[key] = json.dumps(value)
+        progress.add_task("shapes: PCA, captions, preview", total=None)
+        _write_pca(root)
+        length = max(len(c.split()) for split in SPLITS for c in captions[split]) + 2
+        encoded = {split: encode_captions(captions[split], word_to_idx, length) for split in SPLITS}
         write_h5(
-            root / IMAGES_FILE,
-            {f"{s}_{k}": data[s][k] for s in SPLITS for k in ("images", "masks", "labels", "objects")},
-            attrs={
-                "label_names": json.dumps(list(KINDS)),
-                "object_fields": json.dumps(OBJECT_FIELDS),
-                "colour_names": json.dumps(list(COLOURS)),
-                "size_names": json.dumps(list(SIZES)),
+            root / CAPTIONS_FILE,
+            {
+                f"{split}_{key}": value
+                for split in SPLITS
+                for key, value in (
+                    ("captions", encoded[split]),
+                    ("image_idxs", np.asarray(image_idxs[split], np.int32)),
+                )
             },
         )
-        progress.advance(task)
-        progress.update(task, description="shapes: preview")
+        write_vocab(root, idx_to_word, word_to_idx)
+        for split, num in zip(SPLITS, (num_train, num_val), strict=True):
+            write_urls(root, split, [f"images/{split}/{_png_name(i)}" for i in range(num)])
         save_preview(
             root / PREVIEW_FILE,
-            data["val"]["images"],
-            data["val"]["captions"],
-            data["val"]["image_idxs"],
+            images_h5["val_images"][:PREVIEW_COUNT],
+            encoded["val"],
+            np.asarray(image_idxs["val"]),
             idx_to_word,
+            count=PREVIEW_COUNT,
         )
-        progress.advance(task)
-    manifest = _manifest(num_train, num_val, seed, image_size)
+    manifest = _manifest(num_train, num_val, seed, image_size, feature_dim)
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _write_pca(root: Path) -> None:
+    """Fit the PCA on the raw train features and write both splits' ``*_pca.h5``, a block at a time."""
+    with h5py.File(root / features_file("train", False), "r") as f:
+        pca = Pca.fit(f["features"], min(PCA_DIM, *f["features"].shape))
+    for split in SPLITS:
+        with (
+            h5py.File(root / features_file(split, False), "r") as f,
+            h5_writer(root / features_file(split, True)) as out,
+        ):
+            raw = f["features"]
+            writer = RowWriter(out, "features", (len(raw), len(pca.components)), np.float32)
+            for start in range(0, len(raw), 4 * CHUNK):
+                writer.write(pca(raw[start : start + 4 * CHUNK]))
+            writer.close()
 
 
 def save_preview(
@@ -292,9 +418,14 @@ def save_preview(
     fig.savefig(path, dpi=80, metadata={"Software": None})
 
 
-def _manifest(num_train: int, num_val: int, seed: int, image_size: int) -> dict:
+def _manifest(num_train: int, num_val: int, seed: int, image_size: int, feature_dim: int) -> dict:
     return dict(
-        format_version=FORMAT_VERSION, num_train=num_train, num_val=num_val, seed=seed, image_size=image_size
+        format_version=FORMAT_VERSION,
+        num_train=num_train,
+        num_val=num_val,
+        seed=seed,
+        image_size=image_size,
+        feature_dim=feature_dim,
     )
 
 
@@ -318,24 +449,38 @@ def _is_current(root: Path, manifest: dict) -> bool:
 
 
 def ensure_shapes(
-    root: str | Path, num_train: int = 4000, num_val: int = 500, seed: int = 0, image_size: int = 64
+    root: str | Path,
+    num_train: int = 4000,
+    num_val: int = 500,
+    seed: int = 0,
+    image_size: int = 64,
+    feature_dim: int = RAW_DIM,
+    processes: int | None = None,
 ) -> Path:
     """Generate the `shapes` dataset into ``root`` unless it is already there with these parameters.
+
+    ``feature_dim`` is the size of the raw ``*_vgg16_fc7.h5`` features (``RAW_DIM`` = 1518, or more, e.g.
+    4096 as VGG-16's fc7: see ``visgrad.data.shapes_features``); ``processes`` worker processes (default:
+    up to 4 cores) save the PNGs and extract the features when there is more than one chunk of images;
+    the result does not depend on it.
 
     The dataset is written to a temporary folder next to ``root`` and renamed into place, so a failure
     leaves no partial dataset; an older `shapes` dataset in ``root`` (one with a ``manifest.json``) is
     replaced, while a non-empty folder without a manifest is never touched. Returns ``root``.
     """
     root = Path(root).expanduser().resolve()
+    processes = min(4, os.cpu_count() or 1) if processes is None else processes
     for name, value, low in (
         ("num_train", num_train, 1),
         ("num_val", num_val, 1),
         ("seed", seed, 0),
         ("image_size", image_size, 32),
+        ("feature_dim", feature_dim, RAW_DIM),
+        ("processes", processes, 1),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"ensure_shapes: {name} must be an integer >= {low}, got {value!r}")
-    manifest = _manifest(num_train, num_val, seed, image_size)
+    manifest = _manifest(num_train, num_val, seed, image_size, feature_dim)
     if _is_current(root, manifest):
         return root
     if root.is_dir() and any(root.iterdir()) and not (root / MANIFEST).is_file():
@@ -346,7 +491,7 @@ def ensure_shapes(
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
-        _generate(tmp, num_train, num_val, seed, image_size)
+        _generate(tmp, num_train, num_val, seed, image_size, feature_dim, processes)
         if _is_current(root, manifest):  # another process finished the same dataset meanwhile
             shutil.rmtree(tmp)
             return root
@@ -368,8 +513,9 @@ def ensure_shapes(
     return root
 
 
-def load_shapes_images(root: str | Path, split: str) -> ShapesImages:
-    """The images, object masks and labels of one split (``"train"`` or ``"val"``) of a `shapes` folder."""
+def load_shapes_images(root: str | Path, split: str, rows: np.ndarray | None = None) -> ShapesImages:
+    """The images, object masks and labels of one split (``"train"`` or ``"val"``) of a `shapes` folder:
+    all of them, or only those at the increasing indices ``rows``."""
     path = Path(root).expanduser() / IMAGES_FILE
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -378,11 +524,12 @@ def load_shapes_images(root: str | Path, split: str) -> ShapesImages:
             f"missing file {path}; generate the dataset with "
             f"`python -m visgrad.data.shapes --root {path.parent}` (or ensure_shapes)"
         )
+    select = () if rows is None else np.asarray(rows)
     with h5py.File(path, "r") as f:
         return ShapesImages(
-            f[f"{split}_images"][()],
-            f[f"{split}_masks"][()].astype(bool),
-            f[f"{split}_labels"][()].astype(np.int64),
+            f[f"{split}_images"][select],
+            f[f"{split}_masks"][select].astype(bool),
+            f[f"{split}_labels"][select].astype(np.int64),
             json.loads(f.attrs["label_names"]),
         )
 
@@ -400,9 +547,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-val", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--feature-dim", type=int, default=RAW_DIM, help=f">= {RAW_DIM}; COCO: 4096")
+    parser.add_argument("--processes", type=int, default=None, help="worker processes (default: <= 4 cores)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    root = ensure_shapes(args.root, args.num_train, args.num_val, args.seed, args.image_size)
+    root = ensure_shapes(
+        args.root, args.num_train, args.num_val, args.seed, args.image_size, args.feature_dim, args.processes
+    )
     elapsed = time.perf_counter() - start
     print_stats(root, elapsed)
 
@@ -418,13 +569,14 @@ def print_stats(root: Path, elapsed: float) -> None:
     data = load_coco_data(root, pca_features=True)
     with h5py.File(root / features_file("train", False), "r") as f:
         raw_dim = f["features"].shape[1]
+    with h5py.File(root / IMAGES_FILE, "r") as f:
+        labels = {split: f[f"{split}_labels"][()] for split in SPLITS}
     table = Table(title=f"shapes dataset at {root} (ready in {elapsed:.1f} s)")
     for column in ("split", "images", "captions", "caption length T", "raw / pca features", "labels"):
         table.add_column(column)
     for split in SPLITS:
-        labels = load_shapes_images(root, split).labels
         counts = ", ".join(
-            f"{k} {c}" for k, c in zip(KINDS, np.bincount(labels, minlength=len(KINDS)), strict=True)
+            f"{k} {c}" for k, c in zip(KINDS, np.bincount(labels[split], minlength=len(KINDS)), strict=True)
         )
         table.add_row(
             split,

@@ -11,7 +11,12 @@ the training split. The raw vector of an (S, S, 3) image is the concatenation of
    left to right by centroid; each slot holds presence, the colour one-hot (5), centroid x and y, bounding
    box width and height, sqrt(area), fill ratio of the box, top/bottom mass asymmetry, compactness
    (4 pi area / perimeter^2) and the region's mask resampled to 8 x 8 inside its box (64); empty slots are 0;
-3. the object count one-hot (0..3 objects, 4).
+3. the object count one-hot (0..3 objects, 4);
+4. only when more than these ``RAW_DIM`` = 1518 dimensions are asked for (``feature_dim``, e.g. 4096 as
+   VGG-16's fc7): ``feature_dim - RAW_DIM`` random ReLU features ``relu(W @ v)`` of the vector v of blocks
+   1-3, like a fully connected layer with fixed random weights; W's rows are standard normal / sqrt(RAW_DIM)
+   from ``np.random.default_rng(PROJECTION_SEED)``, so a smaller ``feature_dim`` gives a prefix of a
+   larger one's features.
 
 Lengths are in units of the image size, so the extractor works for any image size. Block 2 is weighted by
 ``SLOT_WEIGHT`` so that the PCA keeps the per-object descriptors whole.
@@ -19,6 +24,7 @@ Lengths are in units of the image size, so the extractor works for any image siz
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +40,7 @@ MIN_REGION_PIXELS = 4
 SLOT_WEIGHT = 4.0
 SLOT_DIM = 1 + len(PALETTE) + 8 + PATCH * PATCH
 RAW_DIM = len(PALETTE) * GRID * GRID + MAX_OBJECTS * SLOT_DIM + MAX_OBJECTS + 1
+PROJECTION_SEED = 4096
 
 
 def colour_masks(images: np.ndarray) -> np.ndarray:
@@ -74,8 +81,27 @@ def _region_descriptor(region: np.ndarray, colour: int, size: int) -> np.ndarray
     return np.concatenate([[1.0], colour_onehot, geometry, patch.ravel()])
 
 
-def extract_features(images: np.ndarray, chunk: int = 128) -> np.ndarray:
-    """Raw features of images. images: uint8 (N, S, S, 3) -> float32 (N, RAW_DIM)."""
+@functools.lru_cache(maxsize=2)
+def _projection(extra: int) -> torch.Tensor:
+    """float32 (extra, RAW_DIM): the fixed random weights of block 4."""
+    rng = np.random.default_rng(PROJECTION_SEED)
+    weights = rng.standard_normal((extra, RAW_DIM), dtype=np.float32) / np.float32(np.sqrt(RAW_DIM))
+    return torch.from_numpy(weights)
+
+
+def extract_features(images: np.ndarray, feature_dim: int = RAW_DIM, chunk: int = 128) -> np.ndarray:
+    """Features of images. images: uint8 (N, S, S, 3) -> float32 (N, feature_dim), feature_dim >= RAW_DIM."""
+    if feature_dim < RAW_DIM:
+        raise ValueError(f"feature_dim must be at least RAW_DIM = {RAW_DIM}, got {feature_dim}")
+    raw = _raw_features(images, chunk)
+    if feature_dim == RAW_DIM:
+        return raw
+    extra = torch.relu(torch.from_numpy(raw) @ _projection(feature_dim - RAW_DIM).T)
+    return np.concatenate([raw, extra.numpy()], axis=1)
+
+
+def _raw_features(images: np.ndarray, chunk: int) -> np.ndarray:
+    """Blocks 1-3. images: uint8 (N, S, S, 3) -> float32 (N, RAW_DIM)."""
     n, size = len(images), images.shape[1]
     out = np.zeros((n, RAW_DIM), np.float32)
     occupancy_dim = len(PALETTE) * GRID * GRID
@@ -113,20 +139,34 @@ class Pca:
     scale: float
 
     @classmethod
-    def fit(cls, features: np.ndarray, dim: int) -> Pca:
-        """Fit on float (N, D) features, keeping ``dim`` <= min(N, D) components."""
-        if dim > min(features.shape):
+    def fit(cls, features, dim: int, block: int = 4096) -> Pca:
+        """Fit on float (N, D) features, keeping ``dim`` <= min(N, D) components.
+
+        ``features`` is an array or anything sliced by rows into arrays (an h5py dataset): with N >= D it is
+        read ``block`` rows at a time into the covariance (float64, about the first block's mean), so that
+        memory stays O(D^2) for any N; with N < D the SVD of the (small) data is cheaper.
+        """
+        n, d = features.shape
+        if dim > min(n, d):
             raise ValueError(
-                f"cannot keep {dim} PCA components of {features.shape[0]} samples x "
-                f"{features.shape[1]} features; generate more training images"
+                f"cannot keep {dim} PCA components of {n} samples x {d} features; "
+                "generate more training images"
             )
-        x = features.astype(np.float64)
-        mean = x.mean(0)
-        if len(x) < x.shape[1]:  # few samples: SVD of the data is cheaper than the covariance
+        if n < d:
+            x = np.asarray(features[:], np.float64)
+            mean = x.mean(0)
             _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
-            variances, components = singular[:dim] ** 2 / len(x), vt[:dim]
+            variances, components = singular[:dim] ** 2 / n, vt[:dim]
         else:
-            eigenvalues, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False, bias=True))  # ascending
+            shift = np.asarray(features[:block], np.float64).mean(0)
+            total, cross = np.zeros(d), np.zeros((d, d))
+            for start in range(0, n, block):
+                x = np.asarray(features[start : start + block], np.float64) - shift
+                total += x.sum(0)
+                cross += x.T @ x
+            mean = shift + total / n
+            covariance = cross / n - np.outer(total / n, total / n)
+            eigenvalues, vectors = np.linalg.eigh(covariance)  # ascending
             variances, components = eigenvalues[::-1][:dim], vectors[:, ::-1][:, :dim].T
         signs = np.sign(components[np.arange(dim), np.abs(components).argmax(1)])
         components = components * signs[:, None]

@@ -52,7 +52,7 @@ def probe_accuracies(
     their mean standard deviation (one factor, so that near-constant PCA directions stay small).
     """
     data = load_coco_data(root, pca_features=pca_features)
-    features = {s: torch.from_numpy(data[f"{s}_features"]) for s in SPLITS}
+    features = {s: torch.from_numpy(np.array(data[f"{s}_features"])) for s in SPLITS}
     mean, scale = features["train"].mean(0), features["train"].std(0).mean()
     features = {s: (f - mean) / scale for s, f in features.items()}
     objects = {s: torch.from_numpy(load_shapes_objects(root, s).astype(np.int64)) for s in SPLITS}
