@@ -122,6 +122,14 @@ def test_shapes_config_composes_and_generates_under_data_dir(compose_cfg, shapes
     assert isinstance(dm, CaptionDataModule) and dm.model_kwargs()["input_dim"] == 200
 
 
+def test_coco_scale_shapes_config_composes(compose_cfg) -> None:
+    cfg = compose_cfg("train", ["data=shapes_coco_scale"])
+    assert cfg.data.dataset == "shapes" and cfg.data.root == f"{cfg.paths.data_dir}/shapes_coco_scale"
+    shapes = dict(num_train=82783, num_val=40504, seed=0, image_size=64, feature_dim=4096)
+    assert dict(cfg.data.shapes) == shapes
+    assert cfg.data.max_eval_images == 2000 and cfg.data.pca_features is True
+
+
 def test_coco_config_fails_before_training_with_the_download_command(compose_cfg) -> None:
     cfg = compose_cfg("train", ["data=coco"])
     assert cfg.data.dataset == "coco" and cfg.data.root.endswith("coco_captioning")

@@ -201,6 +201,27 @@ def test_pca_is_an_orthonormal_projection_with_unit_mean_variance() -> None:
         Pca.fit(x[:5], 8)
 
 
+def test_pca_fitted_block_by_block_equals_one_block() -> None:
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(500, 12)) @ rng.normal(size=(12, 12)) + 3).astype(np.float32)
+    whole, blocks = Pca.fit(x, 6, block=10**6), Pca.fit(x, 6, block=37)
+    np.testing.assert_allclose(blocks.components, whole.components, atol=1e-5)
+    np.testing.assert_allclose(blocks.mean, whole.mean, rtol=1e-6)
+    top = np.linalg.eigvalsh(np.cov(x.astype(np.float64), rowvar=False, bias=True))[::-1][:6]
+    np.testing.assert_allclose([whole.scale**2, blocks.scale**2], top.mean(), rtol=1e-6)
+
+
+def test_worker_processes_and_chunks_do_not_change_the_files(
+    tmp_path: Path, tiny_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """52 images in chunks of 16 finished by 2 worker processes give the files of one inline chunk."""
+    monkeypatch.setattr(shapes_module, "CHUNK", 16)
+    pooled = ensure_shapes(tmp_path / "pooled", seed=3, processes=2, **TINY)
+    files = sorted(str(p.relative_to(tiny_root)) for p in tiny_root.rglob("*") if p.is_file())
+    _, mismatch, errors = filecmp.cmpfiles(tiny_root, pooled, files, shallow=False)
+    assert len(files) == 63 and mismatch == [] and errors == []
+
+
 def test_same_seed_gives_identical_files_and_another_seed_different_data(
     tmp_path: Path, tiny_root: Path
 ) -> None:

@@ -2,12 +2,14 @@
 
 Batches are ``(features, captions)``: the features float32 (B, D) of each caption's image and the caption
 token ids int64 (B, T). ``eval_set(split)`` groups a split by image, with all reference captions, for
-caption metrics and figures. Features stay in their files (memory-mapped, see ``open_features``); each
-batch reads its rows, in the main process or in DataLoader workers. Captions are held in memory.
+caption metrics and figures. Features stay in their files (``open_features`` maps them): each batch reads
+its rows with plain file reads, in the main process or in DataLoader workers, so the feature files cost
+page cache, not process memory. Captions are held in memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,42 +35,63 @@ from visgrad.data.vocab import decode_captions
 DATASETS = ("shapes", "coco")
 
 
+class FileRows:
+    """Rows of a memory-mapped float32 (N, D) feature array, read with plain file reads.
+
+    Batches never map the file into the process: the pages they read stay in the OS page cache, outside
+    the memory of the process (and of every DataLoader worker). Each process opens its own file (forked
+    workers included), and the object pickles as its location (path, offset, shape), not its data.
+    """
+
+    def __init__(self, features: np.memmap) -> None:
+        self.path, self.offset, self.shape = features.filename, features.offset, features.shape
+        self._file, self._pid = None, None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """float32 (len(rows), D): the given rows, read in increasing file order."""
+        if self._pid != os.getpid():
+            self._file, self._pid = open(self.path, "rb", buffering=0), os.getpid()
+        rows = np.asarray(rows)
+        out = np.empty((len(rows), self.shape[1]), np.float32)
+        row_bytes = 4 * self.shape[1]
+        for i in np.argsort(rows, kind="stable").tolist():
+            self._file.seek(self.offset + int(rows[i]) * row_bytes)
+            self._file.readinto(out[i])
+        return out
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None, "_pid": None}
+
+
 class CaptionDataset(Dataset):
     """Captions paired with their image's features.
 
-    Inputs: ``features`` float32 (N_images, D), an array or ``np.memmap``; ``captions`` int64
-    (N_captions, T); ``image_idxs`` int64 (N_captions,) indexing ``features``. Item i is
-    ``(features[image_idxs[i]], captions[i])``; ``__getitems__`` reads a whole batch of rows at once.
-    A memory-mapped dataset pickles as its file location (path, offset, shape), not its data, so that
-    DataLoader workers started by spawn or forkserver map the file themselves.
+    Inputs: ``features`` float32 (N_images, D), an array or an ``np.memmap`` (then read through
+    ``FileRows``: nothing is mapped into memory, and pickling for DataLoader workers sends only the file's
+    location); ``captions`` int64 (N_captions, T); ``image_idxs`` int64 (N_captions,) indexing
+    ``features``. Item i is ``(features[image_idxs[i]], captions[i])``; ``__getitems__`` reads a whole
+    batch at once.
     """
 
     def __init__(self, features: np.ndarray, captions: torch.Tensor, image_idxs: torch.Tensor) -> None:
-        self.features, self.captions, self.image_idxs = features, captions, image_idxs
+        self.features = FileRows(features) if isinstance(features, np.memmap) else features
+        self.captions, self.image_idxs = captions, image_idxs
 
     def __len__(self) -> int:
         return len(self.captions)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.array(self.features[int(self.image_idxs[i])])), self.captions[i]
+        features, captions = self.__getitems__([i])
+        return features[0], captions[0]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch ``(features (B, D), captions (B, T))`` of ``indices`` (what DataLoaders call)."""
         index = torch.as_tensor(indices, dtype=torch.int64)
-        rows = self.features[self.image_idxs[index].numpy()]  # a copy, also from a memmap
+        rows = self.features[self.image_idxs[index].numpy()]  # a new array, whatever ``features`` is
         return torch.from_numpy(rows), self.captions[index]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if isinstance(self.features, np.memmap):
-            state["features"] = (self.features.filename, self.features.offset, self.features.shape)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        if isinstance(state["features"], tuple):
-            filename, offset, shape = state["features"]
-            state["features"] = np.memmap(filename, np.float32, "r", offset, shape)
-        self.__dict__.update(state)
 
 
 def collate(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
