@@ -109,6 +109,16 @@ def test_decode_sharded_equals_one_process(num_items: int, world_size: int) -> N
         assert per_rank == [expected] * world_size
 
 
+def test_decode_sharded_temperature_in_one_process() -> None:
+    """One process: temperature sampling draws from one seeded generator across batches, as
+    ``decode_features`` does (so the module and ``visualize.py task=captions`` agree)."""
+    model, words = tiny_captioner("rnn")
+    features = torch.randn(9, 8, generator=torch.Generator().manual_seed(2)) * 3
+    strategy = DecodingStrategy("temperature", temperature=2.0, seed=5)
+    expected, _ = decode_features(model, features, strategy, words, max_length=7, batch_size=4)
+    assert decode_sharded(model, features, strategy, words, 7, batch_size=4) == expected
+
+
 def test_gather_shards_rejects_inconsistent_shards() -> None:
     """Two ranks claiming the same items (e.g. different eval sets per rank) is an error, not a silent mix."""
     group = ThreadGroup(2)
@@ -116,7 +126,7 @@ def test_gather_shards_rejects_inconsistent_shards() -> None:
     def gather(rank, all_gather):
         return gather_shards(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]), 4, 2, all_gather)
 
-    with pytest.raises(RuntimeError, match=r"expected each of 0..3 once"):
+    with pytest.raises(RuntimeError, match=r"hold 4 items \(2 distinct\), expected each of 0..3 once"):
         group.run(gather)
     with pytest.raises(ValueError, match="world_size=2 needs all_gather"):
         model, words = tiny_captioner()

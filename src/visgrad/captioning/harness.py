@@ -83,8 +83,9 @@ def gather_shards(
     keep = all_indices >= 0
     all_tokens, all_indices = all_tokens[keep], all_indices[keep]
     if not torch.equal(torch.sort(all_indices).values, torch.arange(num_items, device=all_indices.device)):
-        raise RuntimeError(f"gathered shards hold items {all_indices.tolist()}, expected each of "
-                           f"0..{num_items - 1} once: do all {world_size} processes decode the same set?")
+        raise RuntimeError(f"gathered shards hold {len(all_indices)} items ({len(all_indices.unique())} "
+                           f"distinct), expected each of 0..{num_items - 1} once: do all {world_size} "
+                           "processes decode the same set?")
     out = torch.empty_like(all_tokens)
     out[all_indices] = all_tokens
     return out
@@ -107,9 +108,12 @@ def decode_sharded(
                          "(e.g. LightningModule.all_gather)")
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
+    generator = None
+    if strategy.kind == "temperature":
+        generator = torch.Generator(device=device).manual_seed(int(strategy.seed))
     mine = shard_indices(features.shape[0], rank, world_size)
     tokens = [
-        decode(model, features[batch].to(device=device, dtype=dtype), strategy, max_length)
+        decode(model, features[batch].to(device=device, dtype=dtype), strategy, max_length, generator)
         for batch in mine.split(batch_size)
     ]
     tokens = torch.cat(tokens) if tokens else torch.empty((0, max_length), dtype=torch.long, device=device)
