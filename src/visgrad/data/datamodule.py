@@ -77,7 +77,9 @@ class CaptionDataset(Dataset):
     """
 
     def __init__(self, features: np.ndarray, captions: torch.Tensor, image_idxs: torch.Tensor) -> None:
-        self.features = FileRows(features) if isinstance(features, np.memmap) else features
+        # a memmap that came through pickle (e.g. to ddp_spawn processes) holds its data, not a file
+        file_backed = isinstance(features, np.memmap) and features.filename is not None
+        self.features = FileRows(features) if file_backed else features
         self.captions, self.image_idxs = captions, image_idxs
 
     def __len__(self) -> int:
