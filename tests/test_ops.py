@@ -291,6 +291,33 @@ def test_lstm_step_chain_equals_sequence():
         torch.testing.assert_close(a, b_, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_autocast_casts_mixed_inputs(cell):
+    """Under CPU bf16 autocast a float32-parameter captioner pipeline runs in bfloat16 (the loss in float32),
+    close to float32, with float32 gradients for float32 parameters."""
+    N, T, V, W, H = 4, 5, 7, 6, 8
+    m = 4 if cell == "lstm" else 1
+    g = torch.Generator().manual_seed(0)
+    words, y = torch.randint(V, (N, T), generator=g), torch.randint(V, (N, T), generator=g)
+    params = [(0.5 * torch.randn(*s, generator=g)).requires_grad_()
+              for s in [(V, W), (N, H), (W, m * H), (H, m * H), (m * H,), (H, V), (V,)]]
+    W_embed, h0, Wx, Wh, b, W_vocab, b_vocab = params
+
+    def loss_and_h():
+        h = getattr(ops, f"word_{cell}")(words, W_embed, h0 @ torch.eye(H), Wx, Wh, b)
+        scores = ops.temporal_affine(h, W_vocab, b_vocab)
+        return ops.temporal_softmax_loss(scores, y, y != 0), h
+
+    loss32, h32 = loss_and_h()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, h = loss_and_h()
+    assert h.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    torch.testing.assert_close(h.float(), h32, atol=0.05, rtol=0.05)
+    torch.testing.assert_close(loss, loss32, atol=0.1, rtol=0.03)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in params)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])

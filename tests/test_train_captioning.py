@@ -91,6 +91,14 @@ def test_fast_dev_run_rnn_with_beam_metrics(compose_cfg, shapes_root: Path) -> N
     assert value is not None and value >= 0.0
 
 
+def test_bf16_mixed_fast_dev_run_on_cpu(compose_cfg, shapes_root: Path) -> None:
+    """trainer.precision=bf16-mixed (CPU autocast) trains and validates; parameters stay float32."""
+    cfg = compose_cfg("train", [*data_overrides(shapes_root), *TINY_MODEL, "model=lstm", "debug=fdr",
+                                "trainer.precision=bf16-mixed", "optimized_metric=val/loss"])
+    value = train(cfg)
+    assert value is not None and 0.0 < value < 100.0
+
+
 def test_evaluate_checkpoint_task(trained_run, compose_cfg, shapes_root: Path) -> None:
     train_cfg, _ = trained_run
     ckpt = Path(train_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from visgrad.ops._autocast import follows_autocast
 from visgrad.ops._checks import check_floating, check_ids
 from visgrad.reference._checks import check_embedding, check_softmax_loss, check_temporal_affine
 
@@ -88,6 +89,7 @@ def word_embedding(x, W):
     return WordEmbedding.apply(x.to(W.device), W)
 
 
+@follows_autocast()
 def temporal_affine(x, w, b):
     """Affine layer at every time step: x (N, T, D), w (D, M), b (M,) -> out (N, T, M)."""
     check_floating(x=x, w=w, b=b)
@@ -95,6 +97,7 @@ def temporal_affine(x, w, b):
     return TemporalAffine.apply(x, w, b)
 
 
+@follows_autocast(float32=True)
 def temporal_softmax_loss(x, y, mask):
     """Softmax cross-entropy summed over time and averaged over the batch (CS231n).
 

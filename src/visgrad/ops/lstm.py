@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from visgrad.ops._autocast import follows_autocast
 from visgrad.ops._checks import check_floating
 from visgrad.ops._gemm import mm, repeated_mm
 from visgrad.ops._sequence import (
@@ -259,6 +260,7 @@ def _check(x, h, Wx, Wh, b, sequence, h_name, c=None):
                     4, sequence, h_name, None if c is None else tuple(c.shape))
 
 
+@follows_autocast()
 def lstm_step(x, prev_h, prev_c, Wx, Wh, b):
     """One LSTM step. x (N, D), prev_h (N, H), prev_c (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,)
     -> (next_h (N, H), next_c (N, H))."""
@@ -266,6 +268,7 @@ def lstm_step(x, prev_h, prev_c, Wx, Wh, b):
     return LSTMStep.apply(x, prev_h, prev_c, Wx, Wh, b)
 
 
+@follows_autocast()
 def lstm(x, h0, Wx, Wh, b):
     """LSTM over a sequence from c0 = 0. x (N, T, D), h0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,)
     -> h (N, T, H)."""
@@ -273,6 +276,7 @@ def lstm(x, h0, Wx, Wh, b):
     return LSTM.apply(x, h0, Wx, Wh, b)
 
 
+@follows_autocast()
 def word_lstm(words, W_embed, h0, Wx, Wh, b):
     """``lstm(word_embedding(words, W_embed), h0, Wx, Wh, b)`` as one faster op (same values and gradients).
 

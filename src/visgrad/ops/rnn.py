@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from visgrad.ops._autocast import follows_autocast
 from visgrad.ops._checks import check_floating
 from visgrad.ops._gemm import mm
 from visgrad.ops._sequence import (
@@ -125,18 +126,21 @@ class WordRNN(torch.autograd.Function):
         return None, dW_embed, dh0, dWx, dWh, db
 
 
+@follows_autocast()
 def rnn_step(x, prev_h, Wx, Wh, b):
     """One tanh-RNN step. x (N, D), prev_h (N, H), Wx (D, H), Wh (H, H), b (H,) -> next_h (N, H)."""
     _check(x, prev_h, Wx, Wh, b, False, "prev_h")
     return RNNStep.apply(x, prev_h, Wx, Wh, b)
 
 
+@follows_autocast()
 def rnn(x, h0, Wx, Wh, b):
     """Tanh RNN over a sequence. x (N, T, D), h0 (N, H), Wx (D, H), Wh (H, H), b (H,) -> h (N, T, H)."""
     _check(x, h0, Wx, Wh, b, True, "h0")
     return RNN.apply(x, h0, Wx, Wh, b)
 
 
+@follows_autocast()
 def word_rnn(words, W_embed, h0, Wx, Wh, b):
     """``rnn(word_embedding(words, W_embed), h0, Wx, Wh, b)`` as one faster op (same values and gradients).
 
