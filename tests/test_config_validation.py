@@ -120,3 +120,17 @@ def test_cli_reports_the_problem_in_one_line(tmp_path: Path) -> None:
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert f"Error: resume={tmp_path / 'nope'}: no such run folder" in result.stderr
+
+
+@pytest.mark.parametrize(("strategy", "refused"), [("ddp", True), ("ddp_spawn", False)])
+def test_plain_ddp_is_refused_in_a_local_sweep(compose_cfg, strategy: str, refused: bool) -> None:
+    """Lightning relaunches the command for each further DDP process, which in a local -m sweep would
+    rerun the sweep: refused, pointing at ddp_spawn; a single run with plain ddp stays valid."""
+    overrides = ["trainer=ddp", "trainer.devices=2", f"trainer.strategy={strategy}"]
+    assert config_problems(compose_cfg("train", overrides)) == []
+    cfg = compose_cfg("train", [*overrides, "hydra.mode=MULTIRUN"])
+    problems = config_problems(cfg)
+    assert problems == (["trainer.strategy=ddp in a local -m sweep: Lightning starts every further DDP "
+                         "process by running the command again, which would rerun the whole sweep; use "
+                         "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)"]
+                        if refused else [])

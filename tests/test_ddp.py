@@ -165,7 +165,6 @@ def test_cpu_ddp_matches_single_process(
     DistributedSampler adds no repeated captions and val/loss matches too.
     """
     logs = tmp_path / "logs"
-    # cwd: Hydra's job log files (train.log, train_ddp_process_1.log) are written relative to it
     env = {**os.environ, "VISGRAD_ROOT": str(ROOT), "PYTHONUNBUFFERED": "1"}
     env.pop("OMP_NUM_THREADS", None)  # Lightning gives each of the 2 processes one thread
     start = time.perf_counter()
@@ -182,6 +181,9 @@ def test_cpu_ddp_matches_single_process(
     ddp_checkpoints = sorted(p.name for p in (ddp_dir / "checkpoints").iterdir())
     assert len(ddp_checkpoints) == 2 and ddp_checkpoints[1] == "last.ckpt", ddp_checkpoints
     assert "MEMBER: 2/2" in proc.stdout + proc.stderr  # rank 1 joined (Lightning's log line)
+    # each process's Hydra job log lands in the run folder, not in the working directory
+    assert {p.name for p in ddp_dir.glob("*.log")} == {"train.log", "train_ddp_process_1.log"}
+    assert not list(tmp_path.glob("*.log"))
 
     start = time.perf_counter()
     cfg = compose_cfg("train", [*data_overrides(shapes_root, 20), *TINY, *overrides])

@@ -23,6 +23,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils import print_config_tree
 from visgrad.utils.preflight import ConfigError, validate_config
@@ -56,7 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     folder that holds checkpoints, or a ``resume`` that cannot continue.
     """
     validate_config(cfg)
-    if cfg.get("print_config"):
+    if cfg.get("print_config") and rank_zero_only.rank == 0:  # DDP relaunches train.py for every rank
         print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
     pl.seed_everything(cfg.seed, workers=True)
 
@@ -97,7 +98,7 @@ def train(cfg: DictConfig) -> float | None:
 
     if trainer.is_global_zero:
         _write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
-    _print_summary(trainer, metrics, cfg)
+        _print_summary(trainer, metrics, cfg)
     return metrics.get(cfg.get("optimized_metric") or "")
 
 

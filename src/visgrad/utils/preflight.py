@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -136,6 +138,14 @@ def _select(cfg: DictConfig, key: str):
         raise ConfigError(f"{key}: cannot resolve its value ({str(error).splitlines()[0]})") from None
 
 
+def _local_sweep() -> bool:
+    """Whether this job belongs to a ``-m`` sweep run by Hydra's basic (in-process, local) launcher."""
+    if not HydraConfig.initialized():
+        return False
+    hydra = HydraConfig.get()
+    return hydra.mode == RunMode.MULTIRUN and hydra.launcher.get("_target_", "").endswith(".BasicLauncher")
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
     """One line per bad value of ``cfg`` (empty when all is well)."""
     problems = []
@@ -151,6 +161,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
         if value is not _ABSENT and not rule.check(value):
             problems.append(f"{rule.key}={_fmt(value)}: must be {rule.allowed}; "
                             f"e.g. {rule.key}={rule.example}")
+    if _local_sweep() and _select(cfg, "trainer.strategy") == "ddp" and _select(cfg, "trainer.devices") != 1:
+        problems.append("trainer.strategy=ddp in a local -m sweep: Lightning starts every further DDP "
+                        "process by running the command again, which would rerun the whole sweep; use "
+                        "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
         problems.append(f"ckpt_path={_fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
