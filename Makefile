@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_recurrent.py
 	$(PY) benchmarks/bench_captioning.py
 	$(PY) benchmarks/bench_style.py
+	$(PY) benchmarks/bench_data.py --cold
 
 clean-venv:
 	rm -rf $(VENV)

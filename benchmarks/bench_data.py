@@ -14,7 +14,8 @@ Generates the set if missing (82783 train / 40504 val images, ~331k + ~203k capt
    ``/proc/<pid>/smaps_rollup``: peak sums of PSS (shared pages counted once: the real footprint),
    anonymous memory, and RSS (which counts the mapped feature pages in every process that touched them).
 
-    python benchmarks/bench_data.py                              # 4096-d features, workers 0 and 2, 1 epoch
+    python benchmarks/bench_data.py --cold                        # 4096-d features, 1 epoch
+    python benchmarks/bench_data.py --train-workers 2             # train with 2 DataLoader workers
     python benchmarks/bench_data.py --pca --train-batches 500     # 512-d features, part of an epoch
 """
 
@@ -54,7 +55,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--cold", action="store_true", help="also time the loader with the files evicted first")
     p.add_argument("--train-batches", type=int, default=None, help="training batches (a whole epoch)")
     p.add_argument("--val-batches", type=int, default=None, help="validation batches (all)")
-    p.add_argument("--train-workers", type=int, default=None, help="workers for training (last of --workers)")
+    p.add_argument("--train-workers", type=int, default=None,
+                   help="workers for training (default: data=shapes_coco_scale's num_workers)")
     return p.parse_args(argv)
 
 
@@ -155,14 +157,14 @@ def loader_pass(args: argparse.Namespace, workers: int) -> str:
             f"{megabytes / total:.0f} MB/s of features")
 
 
-def train_epoch(args: argparse.Namespace, workers: int) -> None:
+def train_epoch(args: argparse.Namespace, workers: int | None) -> None:
     """One epoch of the default captioner as `train.py` composes it, profiled."""
     overrides = [
         "data=shapes_coco_scale",
         f"data.root={args.root}",
         f"data.pca_features={str(args.pca).lower()}",
         f"data.batch_size={args.batch_size}",
-        f"data.num_workers={workers}",
+        *([] if workers is None else [f"data.num_workers={workers}"]),
         "model.meteor=false",
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -187,9 +189,11 @@ def train_epoch(args: argparse.Namespace, workers: int) -> None:
     train_time = clock.validation_start - clock.epoch_start
     captions = min(len(datamodule.dataset_for("train")), len(step) * args.batch_size)
     print(f"  model: {cfg.model.cell_type} W={cfg.model.wordvec_dim} H={cfg.model.hidden_dim}, input_dim "
-          f"{model.model.input_dim}, {torch.get_num_threads()} torch threads, {workers} workers")
+          f"{model.model.input_dim}, {torch.get_num_threads()} torch threads, {cfg.data.num_workers} workers")
     print(f"  training: {len(step)} steps, {captions} captions in {train_time:.1f} s "
-          f"({captions / train_time:.0f} captions/s); step median {np.median(step) * 1e3:.1f} ms")
+          f"({captions / train_time:.0f} captions/s); steps {step.sum():.1f} s in all, median "
+          f"{np.median(step) * 1e3:.1f} ms, mean {step.mean() * 1e3:.1f} ms, p90 "
+          f"{np.percentile(step, 90) * 1e3:.1f} ms")
     print(f"  waiting for data: {wait.sum():.2f} s in all = {100 * wait.sum() / train_time:.1f}% of the "
           f"training time (median {np.median(wait) * 1e3:.2f} ms, p99 "
           f"{np.percentile(wait, 99) * 1e3:.1f} ms, first {wait[0] * 1e3:.0f} ms)")
@@ -237,10 +241,9 @@ def main(argv=None) -> None:
             with MemorySampler() as memory:
                 line = loader_pass(args, workers)
             print(f"loader alone, {workers} workers, {label}: {line}\n  {memory.report()}")
-    workers = args.train_workers if args.train_workers is not None else args.workers[-1]
-    print(f"training one epoch (default LSTM), {workers} workers:")
+    print("training one epoch (default LSTM):")
     with MemorySampler() as memory:
-        train_epoch(args, workers)
+        train_epoch(args, args.train_workers)
     print(f"  {memory.report()}")
 
 
