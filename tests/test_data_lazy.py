@@ -79,6 +79,22 @@ def test_datasets_pickle_without_their_features(root_4096: Path) -> None:
     assert features.shape == (4096,) and captions.dtype == torch.int64
 
 
+def test_a_pickled_datamodule_loads_the_files_again(root_4096: Path) -> None:
+    """ddp_spawn pickles the datamodule into each process: the features must not travel as data."""
+    dm = CaptionDataModule(root_4096, pca_features=False, batch_size=8)
+    dm.setup("fit")
+    dm.eval_set("val")
+    blob = pickle.dumps(dm)
+    assert len(blob) < 20_000  # no features, captions or eval sets
+    clone = pickle.loads(blob)
+    clone.setup("fit")
+    assert isinstance(clone.dataset_for("train").features, FileRows)
+    indices = [3, 0, 77]
+    for a, b in zip(dm.dataset_for("train").__getitems__(indices),
+                    clone.dataset_for("train").__getitems__(indices), strict=True):
+        assert torch.equal(a, b)
+
+
 def _epoch(dm: CaptionDataModule, split: str, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     loader = dm.train_dataloader() if split == "train" else dm.val_dataloader()
     loader.sampler.set_epoch(epoch)

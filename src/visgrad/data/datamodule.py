@@ -77,7 +77,7 @@ class CaptionDataset(Dataset):
     """
 
     def __init__(self, features: np.ndarray, captions: torch.Tensor, image_idxs: torch.Tensor) -> None:
-        # a memmap that came through pickle (e.g. to ddp_spawn processes) holds its data, not a file
+        # a memmap that came through pickle holds its data, not a file
         file_backed = isinstance(features, np.memmap) and features.filename is not None
         self.features = FileRows(features) if file_backed else features
         self.captions, self.image_idxs = captions, image_idxs
@@ -192,6 +192,11 @@ class CaptionDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self._load()
+
+    def __getstate__(self) -> dict:
+        """Pickled (into ddp_spawn or spawned processes) without the loaded data, which each process loads
+        from the files itself in ``setup``, instead of receiving in-memory copies of the features."""
+        return {**self.__dict__, "_data": None, "_eval_sets": {}}
 
     def _load(self) -> dict:
         """Load (and check) the folder once with ``load_coco_data``; features stay memory-mapped."""
