@@ -83,7 +83,7 @@ def repeated_mm(b: torch.Tensor, rows: int):
     """
     if _onednn_for(b, rows, b.shape[0], a_contiguous=True):
         try:
-            packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous(), rows)
+            packed = torch.ops.mkldnn._reorder_linear_weight(b.t(), rows)  # reorders from any strides
             return lambda a, add, out=None: _ONEDNN.binary(a, add, packed, None, "add")
         except (AttributeError, RuntimeError):
             pass  # no reorder op in this PyTorch build: the plain products below
