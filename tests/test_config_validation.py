@@ -55,7 +55,7 @@ BAD = [
     ("data.num_workers=-1", r"data.num_workers=-1: must be an integer >= 0"),
     ("data.dataset=imagenet", r"data.dataset='imagenet': must be one of shapes, coco"),
     ("data.shapes.num_train=0", r"data.shapes.num_train=0: must be a positive integer"),
-    ("data.shapes.image_size=8", r"data.shapes.image_size=8: must be an integer >= 16"),
+    ("data.shapes.image_size=16", r"data.shapes.image_size=16: must be an integer >= 32"),
     ("trainer.max_epochs=0", r"trainer.max_epochs=0: must be a positive integer \(or -1: no limit\)"),
     ("trainer.max_epochs=-2", r"trainer.max_epochs=-2: must be a positive integer"),
     ("trainer.gradient_clip_val=-1", r"trainer.gradient_clip_val=-1: must be null \(off\) or a number >= 0"),

@@ -12,6 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from visgrad.captioning.evaluate import load_captioner
+from visgrad.data import CaptionDataError
 from visgrad.tasks import run_task
 from visgrad.training import train
 
@@ -89,6 +90,20 @@ def test_fast_dev_run_rnn_with_beam_metrics(compose_cfg, shapes_root: Path) -> N
                                 "model.beam_metrics=true", "optimized_metric=val/beam/cider_d"])
     value = train(cfg)
     assert value is not None and value >= 0.0
+
+
+def test_checkpoint_that_does_not_fit_the_data_fails_before_fitting(trained_run, compose_cfg,
+                                                                    shapes_root: Path) -> None:
+    """ckpt_path= of a model trained on the PCA features, with the raw features selected: a clear
+    error naming both sizes and the fix, not a tensor size mismatch."""
+    train_cfg, _ = trained_run
+    ckpt = Path(train_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    cfg = compose_cfg("train", [*data_overrides(shapes_root), *TINY_MODEL, "model=lstm", f"ckpt_path={ckpt}",
+                                "data.pca_features=false", "trainer.max_epochs=3"])
+    with pytest.raises(CaptionDataError, match=r"the model takes \d+-d features \(input_dim\) but .*"
+                                               r"train2014_vgg16_fc7\.h5 holds \d+-d ones; set "
+                                               r"data\.pca_features=true"):
+        train(cfg)
 
 
 def test_bf16_mixed_fast_dev_run_on_cpu(compose_cfg, shapes_root: Path) -> None:

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -81,6 +82,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.prepare_data()
     datamodule.setup("fit")
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
+    if ckpt_path and hasattr(datamodule, "check_compatible"):
+        _check_checkpoint_fits_data(ckpt_path, datamodule)
 
     hparams = {"cfg": cfg_to_flat_dict(cfg)} if loggers else {}
     for logger in loggers:
@@ -100,6 +103,14 @@ def train(cfg: DictConfig) -> float | None:
         _write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         _print_summary(trainer, metrics, cfg)
     return metrics.get(cfg.get("optimized_metric") or "")
+
+
+def _check_checkpoint_fits_data(ckpt_path: str, datamodule) -> None:
+    """Fail before fitting, naming file and sizes, if the checkpoint's captioner (input_dim, vocabulary)
+    does not fit the data (instead of a tensor size mismatch while loading its weights)."""
+    hparams = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    if "input_dim" in hparams and "word_to_idx" in hparams:
+        datamodule.check_compatible(int(hparams["input_dim"]), hparams["word_to_idx"])
 
 
 def _refuse_used_checkpoint_dirs(callbacks: list) -> None:

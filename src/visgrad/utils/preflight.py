@@ -93,7 +93,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data.seed", _is_int, "an integer", 0, CAPTION_DATA),
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
-    Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 16, "an integer >= 16", 64, CAPTION_DATA),
+    Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
     Rule("model.cell_type", one_of("rnn", "lstm"), "one of rnn, lstm", "lstm (or model=rnn)", CAPTIONER),
     Rule("model.wordvec_dim", positive_int, "a positive integer", 128, CAPTIONER),
     Rule("model.hidden_dim", positive_int, "a positive integer", 128, CAPTIONER),
