@@ -1,7 +1,8 @@
 """LSTM as ``torch.autograd.Function``s with hand-written backward (gates i, f, o, g along the 4H axis).
 
-The sequence op works time-major internally: one GEMM projects the inputs of all steps, each step adds
-one GEMM for the recurrence and activates its gates in place; the forward keeps the activated gates,
+The sequence ops work time-major internally: one GEMM projects the inputs of all steps (``word_lstm``:
+the vocabulary, once; see ``_sequence``), each step adds one GEMM for the recurrence (its weight
+reordered once for oneDNN) and activates its gates in place; the forward keeps the activated gates,
 the cell states and tanh of the cell states, so the backward recomputes nothing. The backward computes
 the gate-derivative factors of all steps at once, then runs one GEMM and five elementwise ops per step for
 the recurrent gradient, and whole-sequence GEMMs for dx, dWx and dWh.
@@ -61,7 +62,7 @@ def _gate_grads(da, gates, dh, dc, tanh_c, prev_c):
     (None for none); tanh_c: tanh of c; prev_c: the previous cell state (None for c0 = 0).
     """
     H = dh.shape[1]
-    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    i, f, o, g = _split(gates)
     sig, one = gates[:, :3 * H], gates.new_ones(())
     torch.addcmul(sig, sig, sig, value=-1, out=da[:, :3 * H])  # sigmoid' = s (1 - s) for i, f, o
     torch.addcmul(one, g, g, value=-1, out=da[:, 3 * H:]).mul_(i)  # (1 - g^2) i
