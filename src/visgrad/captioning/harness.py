@@ -29,6 +29,21 @@ class StrategyResult:
     seconds: float
 
 
+def _decode_batches(model, features: torch.Tensor, strategy: DecodingStrategy, max_length: int,
+                    batch_size: int):
+    """Yield ``(batch, tokens)`` over (M, D) features: each batch (B, D) moved to the model's device and
+    dtype, and its decoded word ids (B, max_length). Temperature sampling uses one generator, seeded with
+    the strategy's seed, across the batches."""
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    generator = None
+    if strategy.kind == "temperature":
+        generator = torch.Generator(device=device).manual_seed(int(strategy.seed))
+    for start in range(0, features.shape[0], batch_size):
+        batch = features[start : start + batch_size].to(device=device, dtype=dtype)
+        yield batch, decode(model, batch, strategy, max_length, generator)
+
+
 @torch.no_grad()
 def decode_features(
     model, features: torch.Tensor, strategy: DecodingStrategy, idx_to_word, max_length: int = 30,
@@ -38,15 +53,8 @@ def decode_features(
 
     Returns the M captions as strings and their summed log-probabilities (M,) under the model.
     """
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    generator = None
-    if strategy.kind == "temperature":
-        generator = torch.Generator(device=device).manual_seed(int(strategy.seed))
     captions, log_probs = [], []
-    for start in range(0, features.shape[0], batch_size):
-        batch = features[start : start + batch_size].to(device=device, dtype=dtype)
-        tokens = decode(model, batch, strategy, max_length, generator)
+    for batch, tokens in _decode_batches(model, features, strategy, max_length, batch_size):
         log_probs.append(sequence_log_prob(model, batch, tokens).cpu())
         captions.extend(decode_captions(tokens.cpu().numpy(), idx_to_word))
     return captions, torch.cat(log_probs)
@@ -106,16 +114,10 @@ def decode_sharded(
     if world_size > 1 and all_gather is None:
         raise ValueError(f"decode_sharded with world_size={world_size} needs all_gather "
                          "(e.g. LightningModule.all_gather)")
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    generator = None
-    if strategy.kind == "temperature":
-        generator = torch.Generator(device=device).manual_seed(int(strategy.seed))
     mine = shard_indices(features.shape[0], rank, world_size)
-    tokens = [
-        decode(model, features[batch].to(device=device, dtype=dtype), strategy, max_length, generator)
-        for batch in mine.split(batch_size)
-    ]
+    batches = _decode_batches(model, features[mine], strategy, max_length, batch_size)
+    tokens = [tokens for _, tokens in batches]
+    device = next(model.parameters()).device
     tokens = torch.cat(tokens) if tokens else torch.empty((0, max_length), dtype=torch.long, device=device)
     if world_size > 1:
         tokens = gather_shards(tokens, mine, features.shape[0], world_size, all_gather)
