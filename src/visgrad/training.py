@@ -108,7 +108,9 @@ def train(cfg: DictConfig) -> float | None:
 def _check_checkpoint_fits_data(ckpt_path: str, datamodule) -> None:
     """Fail before fitting, naming file and sizes, if the checkpoint's captioner (input_dim, vocabulary)
     does not fit the data (instead of a tensor size mismatch while loading its weights)."""
-    hparams = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    # mmap: only the pickled metadata is read here; trainer.fit loads the weights.
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    hparams = checkpoint.get("hyper_parameters", {})
     if "input_dim" in hparams and "word_to_idx" in hparams:
         datamodule.check_compatible(int(hparams["input_dim"]), hparams["word_to_idx"])
 
