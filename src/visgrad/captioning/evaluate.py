@@ -51,16 +51,6 @@ def load_captioner(ckpt_path: str | Path | None, device: torch.device) -> Captio
     return module.to(device).eval()
 
 
-def _check_vocabulary(module: CaptioningModule, eval_set, data_name: str) -> None:
-    model = module.model
-    if dict(eval_set.word_to_idx) != model.word_to_idx or eval_set.features.shape[1] != model.input_dim:
-        raise ValueError(
-            f"the checkpoint was trained with a vocabulary of {model.vocab_size} words and "
-            f"{model.input_dim}-d features, but data={data_name} has {len(eval_set.word_to_idx)} words and "
-            f"{eval_set.features.shape[1]}-d features; select the data config used for training (data=...)"
-        )
-
-
 def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate ``cfg.ckpt_path`` on split ``cfg.task.split`` of ``cfg.data``.
 
@@ -72,7 +62,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     eval_set = datamodule.eval_set(task.split)
-    _check_vocabulary(module, eval_set, cfg.data.get("dataset", "?"))
+    datamodule.check_compatible(module.model.input_dim, module.model.word_to_idx)
 
     strategies = {name: DecodingStrategy(**OmegaConf.to_container(spec, resolve=True))
                   for name, spec in task.strategies.items()}
