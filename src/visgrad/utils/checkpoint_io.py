@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save(obj, path)`` such that ``path`` is never seen half-written.
+    """``torch.save(obj, path)`` such that ``path`` is never seen half-written (see ``atomic_open``)."""
+    with atomic_open(path, "wb") as file:
+        torch.save(obj, file)
 
-    The temporary file ``.<name>.<random>.tmp`` lives next to ``path`` (so ``os.replace`` is a rename
-    within one file system) and is removed if anything fails before the rename.
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb"):
+    """Open a file that appears at ``path`` complete or not at all.
+
+    Writes go to a temporary file ``.<name>.<random>.tmp`` next to ``path`` (so ``os.replace`` is a rename
+    within one file system); when the block ends it is flushed, fsynced and renamed over ``path``, and the
+    folder is fsynced. If anything fails before the rename, the temporary file is removed and ``path``
+    keeps its old content.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(obj, file)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp_name, path)

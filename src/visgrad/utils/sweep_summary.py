@@ -19,8 +19,6 @@ import atexit
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from visgrad.utils.checkpoint_io import atomic_open
 
 JOB_FILE = "sweep_job.json"
 METRICS_FILE = "metrics.json"
@@ -75,7 +75,7 @@ class SweepSummary(Callback):
             "error": _first_line(job_return._return_value) if job_return.status == JobStatus.FAILED else "",
             "run_dir": str(run_dir),
         }
-        _atomic_write(run_dir / JOB_FILE, json.dumps(row, indent=1))
+        _write_text(run_dir / JOB_FILE, json.dumps(row, indent=1))
         write_summary(sweep_dir, self.metrics)
 
     def _print_once(self) -> None:
@@ -129,8 +129,8 @@ def write_summary(sweep_dir: Path, metrics: list[str] | None = None) -> list[dic
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(table)
-    _atomic_write(sweep_dir / "summary.csv", buffer.getvalue())
-    _atomic_write(sweep_dir / "summary.md", markdown_table(columns, table))
+    _write_text(sweep_dir / "summary.csv", buffer.getvalue())
+    _write_text(sweep_dir / "summary.md", markdown_table(columns, table))
     return table
 
 
@@ -158,13 +158,7 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and ``os.replace`` (readers never see half a file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically: readers (e.g. a parallel job rebuilding the table) never see half a file."""
+    with atomic_open(path, "w") as file:
+        file.write(text)
