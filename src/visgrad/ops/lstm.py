@@ -3,9 +3,9 @@
 The sequence ops work time-major internally: one GEMM projects the inputs of all steps (``word_lstm``:
 the vocabulary, once; see ``_sequence``), each step adds one GEMM for the recurrence (its weight
 reordered once for oneDNN) and activates its gates in place; the forward keeps the activated gates,
-the cell states and tanh of the cell states, so the backward recomputes nothing. The backward computes
-the gate-derivative factors of all steps at once, then runs one GEMM and five elementwise ops per step for
-the recurrent gradient, and whole-sequence GEMMs for dx, dWx and dWh.
+the cell states and tanh of the cell states, so the backward recomputes nothing. The backward runs one GEMM
+(its weight reordered in the forward) and a dozen elementwise ops per step on that step's slice while it
+is in cache, then whole-sequence GEMMs for dx, dWx and dWh.
 """
 
 from __future__ import annotations
@@ -55,28 +55,29 @@ def _tanh(x, out, minus_one=None):
     return torch.add(out.new_full((), -1) if minus_one is None else minus_one, out, alpha=2, out=out)
 
 
-def _gate_grads(da, gates, dh, dc, tanh_c, prev_c):
-    """Write one step's pre-activation gradients into ``da`` (N, 4H); return the gradient of prev_c.
+def _gate_grads(da, gates, dh, dc, tanh_c, prev_c, dc_dh):
+    """Write one step's pre-activation gradients into ``da`` (N, 4H).
 
-    gates (N, 4H): the activated i, f, o, g; dh: gradient of h; dc: gradient reaching c from later steps
-    (None for none); tanh_c: tanh of c; prev_c: the previous cell state (None for c0 = 0).
+    gates (N, 4H): the activated i, f, o, g; dh (N, H): gradient of h; tanh_c (N, H): tanh of c; prev_c
+    (N, H): the previous cell state. dc (N, H): on entry the gradient reaching c from later steps, on return
+    the gradient of prev_c (updated in place); dc_dh (N, H): scratch.
+
+    With dc_t the whole gradient of c, the pre-activation gradients are da_i = dc_t g i (1 - i),
+    da_f = dc_t prev_c f (1 - f), da_o = dh tanh(c) o (1 - o), da_g = dc_t i (1 - g^2), where
+    dc_t = dc + dh o (1 - tanh(c)^2); the gradient of prev_c is dc_t f.
     """
     H = dh.shape[1]
     i, f, o, g = _split(gates)
-    sig, one = gates[:, :3 * H], gates.new_ones(())
-    torch.addcmul(sig, sig, sig, value=-1, out=da[:, :3 * H])  # sigmoid' = s (1 - s) for i, f, o
-    torch.addcmul(one, g, g, value=-1, out=da[:, 3 * H:]).mul_(i)  # (1 - g^2) i
-    dc_dh = torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o)  # dc/dh through h = o tanh(c)
-    dc = dc_dh.mul_(dh) if dc is None else torch.addcmul(dc, dc_dh, dh)
+    one = gates.new_ones(())
+    torch.addcmul(one, tanh_c, tanh_c, value=-1, out=dc_dh).mul_(o)  # dc/dh through h = o tanh(c)
+    dc.addcmul_(dh, dc_dh)
+    torch.addcmul(gates, gates, gates, value=-1, out=da)  # sigmoid' = s (1 - s) for i, f, o; g's slot below
     da[:, :H].mul_(g)
-    if prev_c is None:
-        da[:, H:2 * H].zero_()
-    else:
-        da[:, H:2 * H].mul_(prev_c)
+    da[:, H:2 * H].mul_(prev_c)
     da[:, :2 * H].view(-1, 2, H).mul_(dc.unsqueeze(1))  # i and f slots
     da[:, 2 * H:3 * H].mul_(tanh_c).mul_(dh)
-    da[:, 3 * H:].mul_(dc)
-    return dc.mul_(f)
+    torch.addcmul(one, g, g, value=-1, out=da[:, 3 * H:]).mul_(i).mul_(dc)
+    dc.mul_(f)
 
 
 class LSTMStep(torch.autograd.Function):
@@ -98,8 +99,8 @@ class LSTMStep(torch.autograd.Function):
     def backward(ctx, dnext_h, dnext_c):
         x, prev_h, prev_c, Wx, Wh, gates, tanh_c = ctx.saved_tensors
         need = ctx.needs_input_grad
-        da = torch.empty_like(gates)
-        dprev_c = _gate_grads(da, gates, dnext_h, dnext_c, tanh_c, prev_c)
+        da, dprev_c = torch.empty_like(gates), dnext_c.clone()
+        _gate_grads(da, gates, dnext_h, dprev_c, tanh_c, prev_c, torch.empty_like(dprev_c))
         return (
             mm(da, Wx.t()) if need[0] else None,
             mm(da, Wh.t()) if need[1] else None,
@@ -137,46 +138,32 @@ def _recurrence(gates, h0, Wh):
     return hs, cs, tanh_cs
 
 
-def _recurrence_backward(dh, gates, cs, tanh_cs, Wh):
+def _recurrence_backward(dh, gates, cs, tanh_cs, grad_product):
     """Pre-activation gradients of every step, last step first.
 
     dh (T, N, H): gradient of the hidden states (any strides); gates, cs, tanh_cs: from ``_recurrence``;
-    Wh (H, 4H). Returns da (T, N, 4H), the gradient of x_t Wx + b (and of h_{t-1} Wh) at every step.
+    grad_product: ``repeated_mm(Wh.t(), N)`` (see ``_grad_product``). Returns da (T, N, 4H), the gradient
+    of x_t Wx + b (and of h_{t-1} Wh) at every step.
+
+    Each step works on its own (N, 4H) slice while it is in cache (whole-sequence passes would stream the
+    gates from memory several times), into preallocated buffers.
     """
-    T, N, G = gates.shape
-    H = G // 4
-    # With dc_t the gradient reaching c_t, the pre-activation gradients of step t are
-    #   da_i = dc_t g i (1 - i),  da_f = dc_t c_{t-1} f (1 - f),  da_o = dh_t tanh(c_t) o (1 - o),
-    #   da_g = dc_t i (1 - g^2),  and dc_t = dh_t o (1 - tanh(c_t)^2) + dc_{t+1} f_{t+1}.
-    # Only dh_t and dc_t depend on the recurrence: the factors multiplying them are computed for all
-    # steps at once into da, which each step then scales in place (i and f slots together).
-    i, f, o, g = (gates[:, :, k * H:(k + 1) * H] for k in range(4))
-    one = gates.new_ones(())
+    T, N = gates.shape[:2]
     da = torch.empty_like(gates)
-    torch.addcmul(gates, gates, gates, value=-1, out=da)  # sigmoid' = s (1 - s) for i, f, o (all at once)
-    torch.addcmul(one, g, g, value=-1, out=da[:, :, 3 * H:]).mul_(i)  # (1 - g^2) i
-    da[:, :, :H].mul_(g)
-    da[:, :, H:2 * H].mul_(cs[:-1])
-    da[:, :, 2 * H:3 * H].mul_(tanh_cs)
-    dc_dh = torch.addcmul(one, tanh_cs, tanh_cs, value=-1).mul_(o)  # dc_t/dh_t through h_t = o tanh(c_t)
-    dh_buf = dh.new_empty(N, H)
-    dc = torch.mul(dh[T - 1], dc_dh[T - 1])  # holds dc_{t+1} f_{t+1} between steps
-    dc_2 = dc.unsqueeze(1)  # (N, 1, H) view, broadcast over the i and f slots
-    da_s, dh_s, dc_dh_s, f_s = da.unbind(), dh.unbind(), dc_dh.unbind(), f.unbind()
-    da_if_s = da[:, :, :2 * H].unflatten(2, (2, H)).unbind()
-    da_o_s, da_g_s = da[:, :, 2 * H:3 * H].unbind(), da[:, :, 3 * H:].unbind()
+    dc = dh.new_zeros(N, dh.shape[2])  # gradient reaching c_t from later steps
+    dc_dh, dh_buf = torch.empty_like(dc), torch.empty_like(dc)
+    da_s, dh_s = da.unbind(), dh.unbind()
     for t in range(T - 1, -1, -1):
-        if t == T - 1:
-            dh_t = dh_s[t]
-        else:
-            dh_t = mm(da_s[t + 1], Wh.t(), dh_s[t], out=dh_buf)
-            dc.addcmul_(dh_t, dc_dh_s[t])
-        da_if_s[t].mul_(dc_2)
-        da_o_s[t].mul_(dh_t)
-        da_g_s[t].mul_(dc)
-        if t:
-            dc.mul_(f_s[t])
+        dh_t = dh_s[t] if t == T - 1 else grad_product(da_s[t + 1], dh_s[t], out=dh_buf)
+        _gate_grads(da_s[t], gates[t], dh_t, dc, tanh_cs[t], cs[t], dc_dh)
     return da
+
+
+def _grad_product(ctx, Wh, N):
+    """The product ``add + da_t @ Wh^T`` of ``_recurrence_backward`` for a batch of N, or None if the op
+    needs no gradient. Made in the forward, while Wh is in cache: oneDNN's reorder of a cold Wh costs
+    about three times as much."""
+    return repeated_mm(Wh.t(), N) if any(ctx.needs_input_grad) else None
 
 
 class LSTM(torch.autograd.Function):
@@ -194,6 +181,7 @@ class LSTM(torch.autograd.Function):
         N, T, D = x.shape
         xs = time_major(x)
         gates = mm(xs, Wx, b).view(T, N, -1)  # x Wx + b of all steps, overwritten by the activated gates
+        ctx.grad_product = _grad_product(ctx, Wh, N)
         hs, cs, tanh_cs = _recurrence(gates, h0, Wh)
         ctx.save_for_backward(xs, Wx, Wh, gates, cs, tanh_cs, hs)
         ctx.x_shape = (N, T, D)
@@ -204,7 +192,7 @@ class LSTM(torch.autograd.Function):
     def backward(ctx, dh):
         xs, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
         need = ctx.needs_input_grad
-        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, Wh)
+        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
         dx, dWx, db = project_inputs_backward(da.view(len(xs), -1), xs, Wx, ctx.x_shape,
                                               need[0], need[2], need[4])
         dh0, dWh = hidden_grads(da, hs, Wh, need[1], need[3])
@@ -224,6 +212,7 @@ class WordLSTM(torch.autograd.Function):
         N, T = words.shape
         ids = words.t().reshape(-1)  # time-major
         gates = project_words(ids, W_embed, Wx, b).view(T, N, -1)
+        ctx.grad_product = _grad_product(ctx, Wh, N)
         hs, cs, tanh_cs = _recurrence(gates, h0, Wh)
         ctx.save_for_backward(ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs)
         return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
@@ -233,7 +222,7 @@ class WordLSTM(torch.autograd.Function):
     def backward(ctx, dh):
         ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
         need = ctx.needs_input_grad
-        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, Wh)
+        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
         dW_embed, dWx, db = project_words_backward(da.view(len(ids), -1), ids, W_embed, Wx,
                                                    need[1], need[3], need[5])
         dh0, dWh = hidden_grads(da, hs, Wh, need[2], need[4])
