@@ -143,20 +143,22 @@ def _recurrence_backward(dh, gates, cs, tanh_cs, grad_product):
 
     dh (T, N, H): gradient of the hidden states (any strides); gates, cs, tanh_cs: from ``_recurrence``;
     grad_product: ``repeated_mm(Wh.t(), N)`` (see ``_grad_product``). Returns da (T, N, 4H), the gradient
-    of x_t Wx + b (and of h_{t-1} Wh) at every step.
+    of x_t Wx + b (and of h_{t-1} Wh) at every step, and db (4H,), the sum of da over steps and batch.
 
     Each step works on its own (N, 4H) slice while it is in cache (whole-sequence passes would stream the
-    gates from memory several times), into preallocated buffers.
+    gates from memory several times), into preallocated buffers; db is summed up there too.
     """
     T, N = gates.shape[:2]
     da = torch.empty_like(gates)
     dc = dh.new_zeros(N, dh.shape[2])  # gradient reaching c_t from later steps
     dc_dh, dh_buf = torch.empty_like(dc), torch.empty_like(dc)
+    da_rows = torch.zeros_like(gates[0])  # da summed over steps (N, 4H)
     da_s, dh_s = da.unbind(), dh.unbind()
     for t in range(T - 1, -1, -1):
         dh_t = dh_s[t] if t == T - 1 else grad_product(da_s[t + 1], dh_s[t], out=dh_buf)
         _gate_grads(da_s[t], gates[t], dh_t, dc, tanh_cs[t], cs[t], dc_dh)
-    return da
+        da_rows.add_(da_s[t])
+    return da, da_rows.sum(0)
 
 
 def _grad_product(ctx, Wh, N):
@@ -192,11 +194,11 @@ class LSTM(torch.autograd.Function):
     def backward(ctx, dh):
         xs, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
         need = ctx.needs_input_grad
-        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
-        dx, dWx, db = project_inputs_backward(da.view(len(xs), -1), xs, Wx, ctx.x_shape,
-                                              need[0], need[2], need[4])
+        da, db = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
+        dx, dWx, _ = project_inputs_backward(da.view(len(xs), -1), xs, Wx, ctx.x_shape,
+                                             need[0], need[2], need_b=False)
         dh0, dWh = hidden_grads(da, hs, Wh, need[1], need[3])
-        return dx, dh0, dWx, dWh, db
+        return dx, dh0, dWx, dWh, db if need[4] else None
 
 
 class WordLSTM(torch.autograd.Function):
@@ -222,11 +224,11 @@ class WordLSTM(torch.autograd.Function):
     def backward(ctx, dh):
         ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
         need = ctx.needs_input_grad
-        da = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
-        dW_embed, dWx, db = project_words_backward(da.view(len(ids), -1), ids, W_embed, Wx,
-                                                   need[1], need[3], need[5])
+        da, db = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
+        dW_embed, dWx, _ = project_words_backward(da.view(len(ids), -1), ids, W_embed, Wx,
+                                                  need[1], need[3], need_b=False)
         dh0, dWh = hidden_grads(da, hs, Wh, need[2], need[4])
-        return None, dW_embed, dh0, dWx, dWh, db
+        return None, dW_embed, dh0, dWx, dWh, db if need[5] else None
 
 
 def _check(x, h, Wx, Wh, b, sequence, h_name, c=None):
