@@ -3,9 +3,10 @@
 The sequence ops work time-major internally: one GEMM projects the inputs of all steps (``word_lstm``:
 the vocabulary, once; see ``_sequence``), each step adds one GEMM for the recurrence (its weight
 reordered once for oneDNN) and activates its gates in place; the forward keeps the activated gates,
-the cell states and tanh of the cell states, so the backward recomputes nothing. The backward runs one GEMM
-(its weight reordered in the forward) and a dozen elementwise ops per step on that step's slice while it
-is in cache, then whole-sequence GEMMs for dx, dWx and dWh.
+the cell states and tanh of the cell states, so the backward recomputes nothing. The backward runs one
+GEMM per step (its weight reordered in the forward) and overwrites that step's gates with their
+gradients while they are in cache, then whole-sequence GEMMs give dx, dWx and dWh. (A second backward
+through the same graph, ``retain_graph=True``, recomputes the forward first.)
 """
 
 from __future__ import annotations
@@ -55,29 +56,27 @@ def _tanh(x, out, minus_one=None):
     return torch.add(out.new_full((), -1) if minus_one is None else minus_one, out, alpha=2, out=out)
 
 
-def _gate_grads(da, gates, dh, dc, tanh_c, prev_c, dc_dh):
-    """Write one step's pre-activation gradients into ``da`` (N, 4H).
+def _gate_grads(gates, dh, dc, tanh_c, prev_c, scratch):
+    """Overwrite one step's activated gates (N, 4H) with their pre-activation gradients, in place.
 
     gates (N, 4H): the activated i, f, o, g; dh (N, H): gradient of h; tanh_c (N, H): tanh of c; prev_c
     (N, H): the previous cell state. dc (N, H): on entry the gradient reaching c from later steps, on return
-    the gradient of prev_c (updated in place); dc_dh (N, H): scratch.
+    the gradient of prev_c (in place); scratch (N, H).
 
-    With dc_t the whole gradient of c, the pre-activation gradients are da_i = dc_t g i (1 - i),
-    da_f = dc_t prev_c f (1 - f), da_o = dh tanh(c) o (1 - o), da_g = dc_t i (1 - g^2), where
-    dc_t = dc + dh o (1 - tanh(c)^2); the gradient of prev_c is dc_t f.
+    With dc_t = dc + dh o (1 - tanh(c)^2) the whole gradient of c: da_i = dc_t g i (1 - i),
+    da_f = dc_t prev_c f (1 - f), da_o = dh tanh(c) o (1 - o), da_g = dc_t i (1 - g^2), and the gradient
+    of prev_c is dc_t f.
     """
-    H = dh.shape[1]
-    i, f, o, g = _split(gates)
+    i, f, o, g = _split(gates)  # each overwritten by its gradient once no longer needed
     one = gates.new_ones(())
-    torch.addcmul(one, tanh_c, tanh_c, value=-1, out=dc_dh).mul_(o)  # dc/dh through h = o tanh(c)
-    dc.addcmul_(dh, dc_dh)
-    torch.addcmul(gates, gates, gates, value=-1, out=da)  # sigmoid' = s (1 - s) for i, f, o; g's slot below
-    da[:, :H].mul_(g)
-    da[:, H:2 * H].mul_(prev_c)
-    da[:, :2 * H].view(-1, 2, H).mul_(dc.unsqueeze(1))  # i and f slots
-    da[:, 2 * H:3 * H].mul_(tanh_c).mul_(dh)
-    torch.addcmul(one, g, g, value=-1, out=da[:, 3 * H:]).mul_(i).mul_(dc)
-    dc.mul_(f)
+    torch.addcmul(one, tanh_c, tanh_c, value=-1, out=scratch).mul_(o)  # dc/dh through h = o tanh(c)
+    dc.addcmul_(dh, scratch)
+    torch.addcmul(o, o, o, value=-1, out=o).mul_(tanh_c).mul_(dh)
+    idc = torch.mul(i, dc, out=scratch)
+    torch.sub(one, i, out=i).mul_(idc).mul_(g)
+    torch.addcmul(one, g, g, value=-1, out=g).mul_(idc)
+    dc.mul_(f)  # f dc_t: the gradient of prev_c
+    torch.addcmul(dc, dc, f, value=-1, out=f).mul_(prev_c)
 
 
 class LSTMStep(torch.autograd.Function):
@@ -99,8 +98,8 @@ class LSTMStep(torch.autograd.Function):
     def backward(ctx, dnext_h, dnext_c):
         x, prev_h, prev_c, Wx, Wh, gates, tanh_c = ctx.saved_tensors
         need = ctx.needs_input_grad
-        da, dprev_c = torch.empty_like(gates), dnext_c.clone()
-        _gate_grads(da, gates, dnext_h, dprev_c, tanh_c, prev_c, torch.empty_like(dprev_c))
+        da, dprev_c = gates.clone(), dnext_c.clone()
+        _gate_grads(da, dnext_h, dprev_c, tanh_c, prev_c, torch.empty_like(dprev_c))
         return (
             mm(da, Wx.t()) if need[0] else None,
             mm(da, Wh.t()) if need[1] else None,
@@ -139,26 +138,26 @@ def _recurrence(gates, h0, Wh):
 
 
 def _recurrence_backward(dh, gates, cs, tanh_cs, grad_product):
-    """Pre-activation gradients of every step, last step first.
+    """Pre-activation gradients of every step, last step first, written over ``gates``.
 
     dh (T, N, H): gradient of the hidden states (any strides); gates, cs, tanh_cs: from ``_recurrence``;
-    grad_product: ``repeated_mm(Wh.t(), N)`` (see ``_grad_product``). Returns da (T, N, 4H), the gradient
-    of x_t Wx + b (and of h_{t-1} Wh) at every step, and db (4H,), the sum of da over steps and batch.
+    grad_product: ``repeated_mm(Wh.t(), N)`` (see ``_grad_product``). Returns da (T, N, 4H) (``gates``
+    itself), the gradient of x_t Wx + b (and of h_{t-1} Wh) at every step, and db (4H,), the sum of da
+    over steps and batch.
 
     Each step works on its own (N, 4H) slice while it is in cache (whole-sequence passes would stream the
-    gates from memory several times), into preallocated buffers; db is summed up there too.
+    gates from memory several times), in place or into preallocated buffers; db is summed up there too.
     """
     T, N = gates.shape[:2]
-    da = torch.empty_like(gates)
     dc = dh.new_zeros(N, dh.shape[2])  # gradient reaching c_t from later steps
-    dc_dh, dh_buf = torch.empty_like(dc), torch.empty_like(dc)
+    scratch, dh_buf = torch.empty_like(dc), torch.empty_like(dc)
     da_rows = torch.zeros_like(gates[0])  # da summed over steps (N, 4H)
-    da_s, dh_s = da.unbind(), dh.unbind()
+    da_s, dh_s = gates.unbind(), dh.unbind()
     for t in range(T - 1, -1, -1):
         dh_t = dh_s[t] if t == T - 1 else grad_product(da_s[t + 1], dh_s[t], out=dh_buf)
-        _gate_grads(da_s[t], gates[t], dh_t, dc, tanh_cs[t], cs[t], dc_dh)
+        _gate_grads(da_s[t], dh_t, dc, tanh_cs[t], cs[t], scratch)
         da_rows.add_(da_s[t])
-    return da, da_rows.sum(0)
+    return gates, da_rows.sum(0)
 
 
 def _grad_product(ctx, Wh, N):
@@ -166,6 +165,29 @@ def _grad_product(ctx, Wh, N):
     needs no gradient. Made in the forward, while Wh is in cache: oneDNN's reorder of a cold Wh costs
     about three times as much."""
     return repeated_mm(Wh.t(), N) if any(ctx.needs_input_grad) else None
+
+
+def _forward(ctx, gates, h0, Wh):
+    """Run the recurrence over the input terms ``gates`` (T, N, 4H) and keep on ``ctx`` what the backward
+    needs (see ``_backward_state``); h0 (N, H), Wh (H, 4H). Returns h (N, T, H)."""
+    ctx.grad_product = _grad_product(ctx, Wh, gates.shape[1])
+    hs, cs, tanh_cs = _recurrence(gates, h0, Wh)
+    ctx.state = (gates, hs, cs, tanh_cs) if ctx.grad_product is not None else None
+    return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
+
+
+def _backward_state(ctx, input_terms, h0, Wh):
+    """The forward's (gates, hs, cs, tanh_cs) for one backward.
+
+    The backward overwrites the gates with their gradients (no second (T, N, 4H) buffer), so the first
+    backward takes the state off ``ctx`` and a later one through the same graph (``retain_graph=True``,
+    ``gradcheck``) recomputes it from ``input_terms()`` (the forward's x_t Wx + b), h0 and Wh.
+    """
+    state, ctx.state = ctx.state, None
+    if state is None:
+        gates = input_terms()
+        state = (gates, *_recurrence(gates, h0, Wh))
+    return state
 
 
 class LSTM(torch.autograd.Function):
@@ -182,18 +204,17 @@ class LSTM(torch.autograd.Function):
     def forward(ctx, x, h0, Wx, Wh, b):
         N, T, D = x.shape
         xs = time_major(x)
-        gates = mm(xs, Wx, b).view(T, N, -1)  # x Wx + b of all steps, overwritten by the activated gates
-        ctx.grad_product = _grad_product(ctx, Wh, N)
-        hs, cs, tanh_cs = _recurrence(gates, h0, Wh)
-        ctx.save_for_backward(xs, Wx, Wh, gates, cs, tanh_cs, hs)
+        ctx.save_for_backward(xs, h0, Wx, Wh, b)
         ctx.x_shape = (N, T, D)
-        return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
+        return _forward(ctx, mm(xs, Wx, b).view(T, N, -1), h0, Wh)  # input terms x Wx + b of all steps
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh):
-        xs, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
+        xs, h0, Wx, Wh, b = ctx.saved_tensors
         need = ctx.needs_input_grad
+        N, T, _ = ctx.x_shape
+        gates, hs, cs, tanh_cs = _backward_state(ctx, lambda: mm(xs, Wx, b).view(T, N, -1), h0, Wh)
         da, db = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
         dx, dWx, _ = project_inputs_backward(da.view(len(xs), -1), xs, Wx, ctx.x_shape,
                                              need[0], need[2], need_b=False)
@@ -213,17 +234,17 @@ class WordLSTM(torch.autograd.Function):
     def forward(ctx, words, W_embed, h0, Wx, Wh, b):
         N, T = words.shape
         ids = words.t().reshape(-1)  # time-major
-        gates = project_words(ids, W_embed, Wx, b).view(T, N, -1)
-        ctx.grad_product = _grad_product(ctx, Wh, N)
-        hs, cs, tanh_cs = _recurrence(gates, h0, Wh)
-        ctx.save_for_backward(ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs)
-        return hs[1:].transpose(0, 1).clone(memory_format=torch.contiguous_format)
+        ctx.save_for_backward(ids, W_embed, h0, Wx, Wh, b)
+        return _forward(ctx, project_words(ids, W_embed, Wx, b).view(T, N, -1), h0, Wh)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh):
-        ids, W_embed, Wx, Wh, gates, cs, tanh_cs, hs = ctx.saved_tensors
+        ids, W_embed, h0, Wx, Wh, b = ctx.saved_tensors
         need = ctx.needs_input_grad
+        N, T = h0.shape[0], len(ids) // h0.shape[0]
+        gates, hs, cs, tanh_cs = _backward_state(
+            ctx, lambda: project_words(ids, W_embed, Wx, b).view(T, N, -1), h0, Wh)
         da, db = _recurrence_backward(dh.transpose(0, 1), gates, cs, tanh_cs, ctx.grad_product)
         dW_embed, dWx, _ = project_words_backward(da.view(len(ids), -1), ids, W_embed, Wx,
                                                   need[1], need[3], need_b=False)
