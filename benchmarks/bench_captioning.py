@@ -25,6 +25,10 @@ from torch import nn
 import visgrad.reference as ref
 from visgrad.captioning import CaptioningRNN
 
+# OpenBLAS's worker threads keep spinning for a while after NumPy's last product, taking a core from the
+# next contender (up to 2x its time at 2 threads); an untimed pause after each NumPy round lets them sleep.
+OPENBLAS_IDLE_S = 0.3
+
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -179,6 +183,8 @@ def main(argv=None) -> None:
             contenders[name]()
             if round_ >= args.warmup:
                 times[name].append(time.perf_counter() - start)
+            if name == "NumPy reference":
+                time.sleep(OPENBLAS_IDLE_S)
 
     print(f"captioner training step ({args.cell}): N={N} captions, T={T}, D={args.input_dim}, "
           f"W={args.wordvec_dim}, H={args.hidden_dim}, V={args.vocab}, "

@@ -20,6 +20,10 @@ import subprocess
 import sys
 import time
 
+# OpenBLAS's worker threads keep spinning for a while after NumPy's last product, taking a core from the
+# next contender; an untimed pause after each NumPy round lets them sleep.
+OPENBLAS_IDLE_S = 0.3
+
 
 def _parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -128,6 +132,8 @@ def _worker(args):
                 if r >= args.warmup:
                     wall[name].append(time.perf_counter() - start)
                     cpu[name].append(time.process_time() - start_cpu)
+                if name == "numpy":
+                    time.sleep(OPENBLAS_IDLE_S)
         result = {"cell": cell, "wall": {n: statistics.median(v) for n, v in wall.items()},
                   "cpu": {n: statistics.median(v) for n, v in cpu.items()}}
         print("RESULT", json.dumps(result), flush=True)
