@@ -71,12 +71,12 @@ def _gate_grads(gates, dh, dc, tanh_c, prev_c, scratch):
     one = gates.new_ones(())
     torch.addcmul(one, tanh_c, tanh_c, value=-1, out=scratch).mul_(o)  # dc/dh through h = o tanh(c)
     dc.addcmul_(dh, scratch)
-    torch.addcmul(o, o, o, value=-1, out=o).mul_(tanh_c).mul_(dh)
-    idc = torch.mul(i, dc, out=scratch)
-    torch.sub(one, i, out=i).mul_(idc).mul_(g)
-    torch.addcmul(one, g, g, value=-1, out=g).mul_(idc)
+    torch.addcmul(o, o, o, value=-1, out=o).mul_(tanh_c).mul_(dh)  # da_o
+    idc = torch.mul(i, dc, out=scratch)  # i dc_t
+    torch.sub(one, i, out=i).mul_(idc).mul_(g)  # da_i = (1 - i) i dc_t g
+    torch.addcmul(one, g, g, value=-1, out=g).mul_(idc)  # da_g = (1 - g^2) i dc_t
     dc.mul_(f)  # f dc_t: the gradient of prev_c
-    torch.addcmul(dc, dc, f, value=-1, out=f).mul_(prev_c)
+    torch.addcmul(dc, dc, f, value=-1, out=f).mul_(prev_c)  # da_f = (f dc_t - f f dc_t) prev_c
 
 
 class LSTMStep(torch.autograd.Function):
@@ -181,7 +181,9 @@ def _backward_state(ctx, input_terms, h0, Wh):
 
     The backward overwrites the gates with their gradients (no second (T, N, 4H) buffer), so the first
     backward takes the state off ``ctx`` and a later one through the same graph (``retain_graph=True``,
-    ``gradcheck``) recomputes it from ``input_terms()`` (the forward's x_t Wx + b), h0 and Wh.
+    ``gradcheck``) recomputes it from ``input_terms()`` (the forward's x_t Wx + b), h0 and Wh. The state
+    is a ctx attribute, not ``save_for_backward`` (which would refuse the in-place update), so saved-tensor
+    hooks such as ``torch.autograd.graph.save_on_cpu`` do not move it.
     """
     state, ctx.state = ctx.state, None
     if state is None:
