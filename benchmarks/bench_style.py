@@ -7,7 +7,7 @@ Contenders, alternated round by round on the same image (medians reported):
   to the image (the floor: what any pixel optimisation must pay);
 - ``floor``: ``bare`` plus the two matrix products per style layer that any exact Gram loss needs
   (``G = F F^T`` forward, ``(G - T) F`` backward); ``step / floor`` is the cost of the loss bookkeeping;
-- ``step``: one step of :func:`visgrad.vision.style_objective.optimize_image` (content + 4 style Gram
+- ``step``: one step of :func:`visgrad.style.objective.optimize_image` (content + 4 style Gram
   losses + TV, backward, Adam update, clamp), with precomputed targets;
 - ``naive``: the textbook loop: all modules of the network every step, Gram targets recomputed from the
   stored style features, ``.item()`` of every loss term every step.
@@ -25,9 +25,9 @@ import time
 import torch
 import torchvision
 
-from visgrad.vision.style import content_loss, extract_features, gram_matrix, style_loss, tv_loss
-from visgrad.vision.style_networks import disable_inplace, random_vgg
-from visgrad.vision.style_objective import build_objective, optimize_image
+from visgrad.models.feature_nets import disable_inplace, random_vgg
+from visgrad.style.losses import content_loss, extract_features, gram_matrix, style_loss, tv_loss
+from visgrad.style.objective import build_objective, optimize_image
 
 NETS = {  # name -> (builder, content layer, style layers, steps per timing at 192 px)
     "random": (random_vgg, 4, (1, 4, 7, 10), 10),

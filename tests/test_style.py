@@ -9,15 +9,15 @@ import pytest
 import torch
 import torchvision
 
-from visgrad.vision import content_loss, extract_features, gram_matrix, style_loss, tv_loss
-from visgrad.vision.style_networks import disable_inplace, random_vgg
-from visgrad.vision.style_objective import (
+from visgrad.models.feature_nets import disable_inplace, random_vgg
+from visgrad.style.objective import (
     GramLoss,
     build_objective,
     check_layers,
     optimize_image,
     pixel_bounds,
 )
+from visgrad.vision import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 
 
 def gram_loop(f: np.ndarray, normalize: bool) -> np.ndarray:

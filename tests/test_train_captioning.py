@@ -11,9 +11,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from visgrad.captioning.evaluate import load_captioner
 from visgrad.data import CaptionDataError
 from visgrad.tasks import run_task
+from visgrad.tasks.captions import load_captioner
 from visgrad.training import train
 
 TINY_MODEL = ["model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "model.num_samples=4"]

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from visgrad.images import IMAGENET_MEAN, IMAGENET_STD, clamp_image, normalize, unnormalize
+from visgrad.models.classifier import resolve_class
 from visgrad.vision import compute_saliency_maps, create_class_visualization, make_fooling_image
 from visgrad.vision.class_viz import class_probability
-from visgrad.vision.classifiers import resolve_class
 from visgrad.vision.fooling import make_fooling_images
-from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD, clamp_image, normalize, unnormalize
 from visgrad.vision.saliency import (
     ig_baseline,
     integrated_gradients_saliency,

@@ -14,6 +14,9 @@ Get the real one with ``bash scripts/get_coco_captioning.sh DIR``; the synthetic
 whose metadata carries checksums, and store a CRC-32 of every dataset's bytes in its ``crc32``
 attribute, so that the loader detects any corruption; CS231n's files have no such attribute and are
 checked for shapes, ranges and finite values only.
+
+Loading and writing stay in one module (~360 lines) because they share the format's names, dtypes and
+integrity checks: a writer that drifted from the loader would write folders the loader rejects.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ token ids int64 (B, T). ``eval_set(split)`` groups a split by image, with all re
 caption metrics and figures. Features stay in their files (``open_features`` maps them): each batch reads
 its rows with plain file reads, in the main process or in DataLoader workers, so the feature files cost
 page cache, not process memory. Captions are held in memory.
+
+The datamodule, its file-row reader and the eval-set grouping are kept together (~340 lines): they share
+the loaded arrays and the pickling rules that let DataLoader workers and DDP processes reopen the files.
 """
 
 from __future__ import annotations

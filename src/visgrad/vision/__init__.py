@@ -1,11 +1,17 @@
-"""Network visualization with image gradients: classifiers, image utilities, saliency, fooling, class viz."""
+"""Network visualization with image gradients: saliency maps, fooling images, class visualization.
 
+Pure functions of a model and preprocessed images (N, 3, H, W). The CS231n names that live elsewhere are
+re-exported here, so course-style code keeps working: ``preprocess`` / ``deprocess`` (:mod:`visgrad.images`),
+the style-transfer losses (:mod:`visgrad.style.losses`) and the torchvision loader
+(:mod:`visgrad.models.pretrained`).
+"""
+
+from visgrad.images import IMAGENET_MEAN, IMAGENET_STD, deprocess, load_image, preprocess
+from visgrad.models.pretrained import WeightsNotFoundError, load_torchvision_model
+from visgrad.style.losses import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 from visgrad.vision.class_viz import create_class_visualization
 from visgrad.vision.fooling import make_fooling_image, make_fooling_images
-from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD, deprocess, load_image, preprocess
-from visgrad.vision.pretrained import WeightsNotFoundError, load_torchvision_model
 from visgrad.vision.saliency import compute_saliency_maps, integrated_gradients_saliency, smoothgrad_saliency
-from visgrad.vision.style import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from visgrad.vision.image import blur_image, clamp_image, jitter
+from visgrad.images import blur_image, clamp_image, jitter
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visgrad.vision.image import clamp_image, unnormalize
+from visgrad.images import clamp_image, unnormalize
 
 
 @dataclass

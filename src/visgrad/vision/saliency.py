@@ -11,7 +11,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import nn
 
-from visgrad.vision.image import normalize
+from visgrad.images import normalize
 
 METHODS = ("vanilla", "smoothgrad", "integrated_gradients")
 

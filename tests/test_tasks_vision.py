@@ -1,4 +1,4 @@
-"""The offline shapes classifier (train.py experiment, auto-training, export) and visualize.py end to end."""
+"""visualize.py task=saliency|fooling|class_viz end to end, and the offline shapes classifier they use."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from visgrad.data.shapes import load_shapes_images
+from visgrad.images import ImageError
+from visgrad.models.pretrained import WeightsNotFoundError
+from visgrad.models.shapes_cnn import load_shapes_cnn, shapes_classifier
 from visgrad.tasks import run_task
-from visgrad.vision.image import ImageError
-from visgrad.vision.pretrained import WeightsNotFoundError
-from visgrad.vision.shapes_classifier import load_shapes_cnn, shapes_classifier
 
 TINY = {"width": 8}
 TINY_TRAIN = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0, "accelerator": "cpu"}
@@ -155,7 +155,7 @@ def test_default_shapes_classifier_is_accurate(tmp_path):
     """The default recipe (conf/classifier/shapes.yaml) reaches high validation accuracy (about a minute)."""
     from omegaconf import OmegaConf
 
-    from visgrad.vision.shapes_classifier import train_shapes_classifier
+    from visgrad.models.shapes_cnn import train_shapes_classifier
 
     conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "classifier" / "shapes.yaml")
     path = tmp_path / "shapes_cnn.pt"
@@ -166,7 +166,7 @@ def test_default_shapes_classifier_is_accurate(tmp_path):
 
 
 def _cached_squeezenet() -> bool:
-    from visgrad.vision.pretrained import cached_weights_path, imagenet_weights
+    from visgrad.models.pretrained import cached_weights_path, imagenet_weights
 
     return cached_weights_path(imagenet_weights("squeezenet1_1")).is_file()
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from visgrad.vision.figures import saliency_figure
-from visgrad.vision.runner import start
+from visgrad.tasks.figures import saliency_figure
+from visgrad.tasks.runner import start
 from visgrad.vision.saliency import mass_in_mask, pointing_game, saliency_maps
 
 

@@ -1,4 +1,5 @@
-"""``python visualize.py task=style_transfer|feature_inversion|texture``: the runner behind the three tasks.
+"""``python visualize.py task=style_transfer``: the runner of style transfer (and of feature_inversion and
+texture, whose configs compose this one).
 
 Reads ``cfg.task`` (see ``conf/task/style_transfer.yaml``), checks every input before optimising, then
 optimises the pixels and writes ``result.png`` (full resolution), ``snapshots.png`` (the image over the
@@ -21,16 +22,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
-from visgrad.utils import resolve_device
-from visgrad.vision.image import ImageError, deprocess, preprocess
-from visgrad.vision.style_images import (
+from visgrad.images import ImageError, deprocess, preprocess
+from visgrad.models.feature_nets import load_feature_net
+from visgrad.style.images import (
     load_image_spec,
     luminance,
     match_colors,
     with_content_colors,
 )
-from visgrad.vision.style_networks import load_feature_net
-from visgrad.vision.style_objective import build_objective, check_layers, optimize_image, pixel_bounds
+from visgrad.style.objective import build_objective, check_layers, optimize_image, pixel_bounds
+from visgrad.utils import resolve_device
 
 CHOICES = {
     "optimizer": ("adam", "lbfgs"),

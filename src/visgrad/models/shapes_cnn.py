@@ -1,7 +1,7 @@
 """The offline classifier: a small CNN that visgrad trains itself on the `shapes` images.
 
 Its class is the kind of the largest object (circle, square, triangle, diamond). Inputs are preprocessed
-like ImageNet images (:func:`visgrad.vision.image.normalize`), so every task treats it like SqueezeNet.
+like ImageNet images (:func:`visgrad.images.normalize`), so every task treats it like SqueezeNet.
 
 - ``python train.py experiment=shapes_classifier`` trains it through the generic Lightning ``train.py``
   (:class:`ShapesImagesDataModule` + :class:`ShapesClassifierModule`) and exports it with
@@ -25,8 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from visgrad.data.shapes import ensure_shapes, load_shapes_images
-from visgrad.vision.classifiers import Classifier
-from visgrad.vision.image import normalize
+from visgrad.images import normalize
+from visgrad.models.classifier import Classifier
 
 FORMAT_VERSION = 1
 

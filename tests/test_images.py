@@ -1,4 +1,4 @@
-"""Image utilities and pretrained-model loading of visgrad.vision (no network, no cached weights needed)."""
+"""Image loading and pre/deprocessing of visgrad.images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from visgrad.vision.image import (
+from visgrad.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageError,
@@ -20,12 +20,6 @@ from visgrad.vision.image import (
     preprocess,
     to_uint8,
     unnormalize,
-)
-from visgrad.vision.pretrained import (
-    WeightsNotFoundError,
-    cached_weights_path,
-    imagenet_weights,
-    load_torchvision_model,
 )
 
 
@@ -96,39 +90,3 @@ def test_clamp_jitter_blur():
     assert blurred.shape == x.shape and blurred.std() < x.std()
     torch.testing.assert_close(blur_image(torch.ones(1, 3, 9, 9), 0.5), torch.ones(1, 3, 9, 9))
     assert to_uint8(inside).shape == (1, 16, 16, 3)
-
-
-def test_missing_weights_message_names_file_and_both_ways(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    expected = tmp_path / "torch" / "hub" / "checkpoints" / "squeezenet1_1-b8a52dc0.pth"
-    assert cached_weights_path(imagenet_weights("squeezenet1_1")) == expected
-    with pytest.raises(WeightsNotFoundError) as info:
-        load_torchvision_model("squeezenet1_1")
-    message = str(info.value)
-    assert str(expected) in message and "classifier.weights_path=" in message and "TORCH_HOME" in message
-    assert not expected.exists()  # nothing was downloaded
-    with pytest.raises(WeightsNotFoundError, match="nowhere.pth"):
-        load_torchvision_model("squeezenet1_1", weights_path=tmp_path / "nowhere.pth")
-
-
-def test_unknown_arch_suggests_close_names():
-    with pytest.raises(ValueError, match="squeezenet1_1"):
-        load_torchvision_model("squeezenet11")
-
-
-def test_explicit_weights_path_loads_frozen_eval_model(tmp_path):
-    import torchvision
-
-    torch.manual_seed(0)
-    reference = torchvision.models.get_model("squeezenet1_1", weights=None).eval()
-    path = tmp_path / "squeeze.pth"
-    torch.save(reference.state_dict(), path)
-    model, names = load_torchvision_model("squeezenet1_1", weights_path=path)
-    assert len(names) == 1000 and names[0] == "tench"
-    assert not model.training and not any(p.requires_grad for p in model.parameters())
-    x = torch.randn(1, 3, 64, 64)
-    torch.testing.assert_close(model(x), reference(x))
-    bad = tmp_path / "resnet.pth"
-    torch.save(torchvision.models.get_model("resnet18", weights=None).state_dict(), bad)
-    with pytest.raises(ValueError, match="does not fit"):
-        load_torchvision_model("squeezenet1_1", weights_path=bad)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from visgrad.vision.figures import fooling_figure
+from visgrad.tasks.figures import fooling_figure
+from visgrad.tasks.runner import start
 from visgrad.vision.fooling import make_fooling_images
-from visgrad.vision.runner import start
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

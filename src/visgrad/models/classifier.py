@@ -1,6 +1,6 @@
 """The classifiers that the visualization tasks look into (``conf/classifier/*.yaml``).
 
-Each config instantiates (``_target_``) a function returning a :class:`Classifier`: a frozen model in eval
+Each config names (``_target_``) a function returning a :class:`Classifier`: a frozen model in eval
 mode mapping preprocessed images (N, 3, S, S) to logits (N, C), its class names and input size S.
 """
 
@@ -10,14 +10,9 @@ import difflib
 from dataclasses import dataclass
 
 import torch
-from hydra.utils import get_method
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from visgrad.vision.pretrained import load_torchvision_model
-
-# Keys of a classifier config that are read by the tasks rather than passed to the loader.
-TASK_KEYS = ("class_viz", "fooling")
+from visgrad.models.pretrained import load_torchvision_model
 
 
 @dataclass
@@ -67,21 +62,6 @@ def torchvision_classifier(
     arch: str, weights: str = "DEFAULT", weights_path: str | None = None, image_size: int = 224
 ) -> Classifier:
     """A torchvision ImageNet model (``squeezenet1_1``, ``resnet18``, ``vgg19``, ...); see
-    :func:`visgrad.vision.pretrained.load_torchvision_model` for where the weights come from."""
+    :func:`visgrad.models.pretrained.load_torchvision_model` for where the weights come from."""
     model, class_names = load_torchvision_model(arch, weights_path=weights_path, weights=weights)
     return Classifier(name=arch, model=model, class_names=class_names, image_size=image_size)
-
-
-def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu") -> Classifier:
-    """Call ``cfg._target_`` (a ``conf/classifier`` node) with its other keys; move the model to ``device``.
-
-    The loader is called directly rather than through ``hydra.utils.instantiate`` so that its errors
-    (missing weights, unreadable files) reach the user as they are, not wrapped in an InstantiationException.
-    """
-    if "_target_" not in cfg:
-        raise ValueError(f"classifier config has no _target_: {OmegaConf.to_yaml(cfg)}")
-    kwargs = OmegaConf.to_container(cfg, resolve=True)
-    loader = get_method(kwargs.pop("_target_"))
-    classifier: Classifier = loader(**{k: v for k, v in kwargs.items() if k not in TASK_KEYS})
-    return classifier.to(device)
-

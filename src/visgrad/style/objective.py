@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visgrad.vision.image import IMAGENET_MEAN, IMAGENET_STD
-from visgrad.vision.style import content_loss, extract_features, gram_matrix, tv_loss
+from visgrad.images import IMAGENET_MEAN, IMAGENET_STD
+from visgrad.style.losses import content_loss, extract_features, gram_matrix, tv_loss
 
 Losses = dict[str, torch.Tensor]
 

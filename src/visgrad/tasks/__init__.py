@@ -1,4 +1,5 @@
-"""Dispatch for ``visualize.py``: each ``conf/task/*.yaml`` names its runner in ``task.run``.
+"""The tasks of ``visualize.py``: one module per ``conf/task/X.yaml`` (``visgrad.tasks.X``), each with a
+runner that ``task.run`` names, plus the shared runner parts (:mod:`~visgrad.tasks.runner`) and figures.
 
 A runner is a function ``run(cfg: DictConfig) -> dict[str, float]`` that reads its own options from
 ``cfg.task`` (and ``cfg.classifier``, ``cfg.paths``, ``cfg.device``), writes figures into

@@ -9,10 +9,10 @@ import re
 from omegaconf import DictConfig
 from rich.progress import Progress
 
+from visgrad.images import to_uint8
+from visgrad.tasks.figures import class_viz_figure
+from visgrad.tasks.runner import start
 from visgrad.vision.class_viz import class_probability, create_class_visualization
-from visgrad.vision.figures import class_viz_figure
-from visgrad.vision.image import to_uint8
-from visgrad.vision.runner import start
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

@@ -4,7 +4,9 @@
 - ``samples``: photos that ship with scikit-image (a cat, a cup of coffee, an astronaut, a rocket);
 - a path to an image, a folder of images, or a list of them;
 - CS231n's ``imagenet_val_25.npz`` (arrays ``X`` uint8 (N, 224, 224, 3) and ``y`` labels), with its labels;
-- ``null``: ``shapes`` for the shapes classifier, ``samples`` for ImageNet classifiers.
+
+The caller chooses the default (``tasks/runner.py``: ``shapes`` for the shapes classifier, ``samples`` for
+ImageNet classifiers).
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from visgrad.vision.classifiers import Classifier
-from visgrad.vision.image import ImageError, list_images, load_image, normalize, preprocess
+from visgrad.images import ImageError, list_images, load_image, normalize, preprocess
 
 SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
 
@@ -88,25 +89,27 @@ def npz_inputs(path: str | Path, size: int, limit: int | None) -> InputBatch:
 
 
 def load_inputs(
-    spec: str | Sequence[str] | None,
-    classifier: Classifier,
+    spec: str | Sequence[str],
+    size: int,
     limit: int | None = None,
     shapes_root: str | Path = "data/shapes",
     shapes_dataset: dict | None = None,
+    num_classes: int | None = None,
+    classifier_name: str = "this classifier",
 ) -> InputBatch:
-    """Resolve ``task.images`` (see the module docstring) to a batch at the classifier's input size."""
-    size = classifier.image_size
-    if spec is None:
-        spec = "shapes" if classifier.name == "shapes" else "samples"
+    """Resolve ``task.images`` (see the module docstring) to a batch of (N, 3, size, size) images.
+
+    ``num_classes``: the classifier's class count, against which the labels of an ``.npz`` are checked.
+    """
     if spec == "shapes":
         return shapes_inputs(shapes_root, dict(shapes_dataset or {}), size, limit)
     if spec == "samples":
         return sample_inputs(size, limit)
     if isinstance(spec, (str, Path)) and str(spec).endswith(".npz"):
         batch = npz_inputs(spec, size, limit)
-        labels, num_classes = batch.labels, len(classifier.class_names)
-        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f"labels y in {spec} are not classes of {classifier.name} "
+        labels = batch.labels
+        if num_classes is not None and labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"labels y in {spec} are not classes of {classifier_name} "
                              f"(0..{num_classes - 1}); use an ImageNet classifier")
         return batch
     return file_inputs(spec, size, limit)

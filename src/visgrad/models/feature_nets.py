@@ -1,6 +1,6 @@
 """Feature networks for style transfer: ImageNet CNNs from torchvision, or an offline random-weight CNN.
 
-A feature network is an ``nn.Sequential`` whose module outputs :func:`visgrad.vision.style.extract_features`
+A feature network is an ``nn.Sequential`` whose module outputs :func:`visgrad.style.losses.extract_features`
 indexes. Each named network comes with default content and style layers:
 
 - ``squeezenet``: SqueezeNet 1.1 ``features`` with ImageNet weights, CS231n's layers (content 3, style
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from visgrad.vision.pretrained import (
+from visgrad.models.pretrained import (
     WeightsNotFoundError,
     cached_weights_path,
     imagenet_weights,
@@ -71,7 +71,7 @@ def random_vgg(channels: tuple[int, ...] = RANDOM_CHANNELS, seed: int = 0) -> nn
 
 def disable_inplace(cnn: nn.Module) -> nn.Module:
     """Turn off ``inplace`` in every module (torchvision's ReLUs), so that no module overwrites the output
-    of the one before it, which :func:`~visgrad.vision.style.extract_features` keeps. Returns ``cnn``."""
+    of the one before it, which :func:`~visgrad.style.losses.extract_features` keeps. Returns ``cnn``."""
     for module in cnn.modules():
         if getattr(module, "inplace", False):
             module.inplace = False

@@ -1,7 +1,7 @@
 """Input images for style transfer: user files, scikit-image's bundled pictures, or a generated painting.
 
 An image *spec* is one of
-- a file path (``~/pictures/me.jpg``), read by :func:`visgrad.vision.image.load_image`;
+- a file path (``~/pictures/me.jpg``), read by :func:`visgrad.images.load_image`;
 - ``skimage:NAME``: a picture that ships with scikit-image (``skimage:chelsea``, ``skimage:astronaut``,
   ``skimage:coffee``, ``skimage:hubble_deep_field``, textures ``skimage:brick`` ...), no download;
 - ``generated:strokes``: a procedural "painting" of coloured brush strokes that swirl along a smooth flow
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from visgrad.vision.image import ImageError, load_image
+from visgrad.images import ImageError, load_image
 
 SKIMAGE_PICTURES = (
     "astronaut",

@@ -12,11 +12,11 @@ from PIL import Image
 from skimage.color import rgb2yiq
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from visgrad.images import ImageError
+from visgrad.models.pretrained import WeightsNotFoundError
+from visgrad.style.images import load_image_spec, match_colors, with_content_colors
 from visgrad.tasks import run_task
-from visgrad.vision.image import ImageError
-from visgrad.vision.pretrained import WeightsNotFoundError
-from visgrad.vision.style_images import load_image_spec, match_colors, with_content_colors
-from visgrad.vision.style_task import run
+from visgrad.tasks.style_transfer import run
 
 TINY = [
     "task.image_size=32",

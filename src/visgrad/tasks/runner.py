@@ -7,15 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
+from visgrad.data.image_sets import InputBatch, load_inputs
+from visgrad.models.classifier import Classifier
+from visgrad.tasks.figures import save_figure
 from visgrad.utils import resolve_device
-from visgrad.vision.classifiers import Classifier, load_classifier
-from visgrad.vision.figures import save_figure
-from visgrad.vision.inputs import InputBatch, load_inputs
+
+# Keys of a classifier config that are read by the tasks rather than passed to the loader.
+TASK_KEYS = ("class_viz", "fooling")
 
 
 @dataclass
@@ -34,8 +38,12 @@ class TaskRun:
         """``cfg.task.images`` as a batch on the device (shapes images come from the classifier's data)."""
         classifier_cfg = self.cfg.classifier
         shapes_root = classifier_cfg.get("data_root") or Path(self.cfg.paths.data_dir) / "shapes"
-        batch = load_inputs(self.cfg.task.get("images"), self.classifier, limit, shapes_root,
-                            classifier_cfg.get("dataset"))
+        spec = self.cfg.task.get("images")
+        if spec is None:
+            spec = "shapes" if self.classifier.name == "shapes" else "samples"
+        batch = load_inputs(spec, self.classifier.image_size, limit, shapes_root,
+                            classifier_cfg.get("dataset"), num_classes=len(self.classifier.class_names),
+                            classifier_name=self.classifier.name)
         batch.images = batch.images.to(self.device)
         return batch
 
@@ -65,6 +73,20 @@ class TaskRun:
         tensorboard = self.output_dir / "tensorboard"
         self.console.print(f"TensorBoard: tensorboard --logdir {tensorboard}", soft_wrap=True)
         return metrics
+
+
+def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu") -> Classifier:
+    """Call ``cfg._target_`` (a ``conf/classifier`` node) with its other keys; move the model to ``device``.
+
+    The loader is called directly rather than through ``hydra.utils.instantiate`` so that its errors
+    (missing weights, unreadable files) reach the user as they are, not wrapped in an InstantiationException.
+    """
+    if "_target_" not in cfg:
+        raise ValueError(f"classifier config has no _target_: {OmegaConf.to_yaml(cfg)}")
+    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    loader = get_method(kwargs.pop("_target_"))
+    classifier: Classifier = loader(**{k: v for k, v in kwargs.items() if k not in TASK_KEYS})
+    return classifier.to(device)
 
 
 def start(cfg: DictConfig) -> TaskRun:

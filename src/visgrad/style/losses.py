@@ -22,7 +22,7 @@ def extract_features(x: torch.Tensor, cnn: nn.Module, upto: int | None = None) -
 
     Returns a list ``feats`` with ``feats[i]`` the output of module i, of shape (N, C_i, H_i, W_i).
     A module with ``inplace=True`` (torchvision's ReLUs) overwrites the output before it; the networks of
-    :func:`visgrad.vision.style_networks.load_feature_net` have that turned off.
+    :func:`visgrad.models.feature_nets.load_feature_net` have that turned off.
     """
     feats = []
     for i, module in enumerate(cnn.children()):
