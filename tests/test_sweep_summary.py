@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from hparams_dashboard import read_dashboard
+
 from visgrad.utils.sweep_summary import markdown_table, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +42,14 @@ def test_multirun_with_a_failing_job(shapes_root: Path, tmp_path: Path) -> None:
     markdown = (sweep / "summary.md").read_text()
     assert "| 1 | failed | model.optimizer.lr=-1 |" in markdown
     assert f"sweep summary ({sweep / 'summary.csv'})" in result.stdout and "| 0 | ok |" in result.stdout
+    # TensorBoard's HParams dashboard on the sweep folder: job 0 is a row with its swept lr and final
+    # metrics; job 1 was refused before it started (bad config), so it has no session.
+    dashboard = read_dashboard(sweep)
+    assert list(dashboard.rows) == ["0/tensorboard"]
+    row = dashboard.rows["0/tensorboard"]
+    assert row.status == "STATUS_SUCCESS" and row.hparams["lr"] == 0.005
+    assert row.hparams["cell_type"] == "lstm" and "model.optimizer.lr" not in row.hparams
+    assert row.metrics["val/bleu4"] == pytest.approx(float(ok["val/bleu4"]), rel=1e-3)  # summary: 4 digits
 
 
 def test_summary_is_rebuilt_from_the_job_rows(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hparams_dashboard import read_dashboard
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from visgrad.data import CaptionDataError
@@ -82,6 +84,23 @@ def test_train_logs_metrics_samples_and_checkpoints(trained_run) -> None:
     lrs = [e.value for e in accumulator.Scalars("lr-Adam")]
     assert lrs[0] == pytest.approx(cfg.model.optimizer.lr)
     assert lrs[-1] == pytest.approx(cfg.model.optimizer.lr * cfg.model.scheduler.gamma)
+
+
+def test_train_run_is_a_row_of_the_hparams_dashboard(trained_run) -> None:
+    """TensorBoard's HParams dashboard on the run folder: the run's hyperparameters (columns and
+    overrides) and its final metrics, equal to those train.py printed and wrote to metrics.json."""
+    cfg, _ = trained_run
+    out = Path(cfg.paths.output_dir)
+    dashboard = read_dashboard(out)
+    (row,) = dashboard.rows.values()
+    assert row.status == "STATUS_SUCCESS"
+    assert {"cell_type": "lstm", "hidden_dim": 32, "wordvec_dim": 16, "lr": 0.005, "max_epochs": 2,
+            "model": "lstm", "batch_size": 50, "data.shapes.num_val": 60}.items() <= row.hparams.items()
+    assert "data.batch_size" not in row.hparams  # an override of a column is not repeated
+    final = json.loads((out / "metrics.json").read_text())
+    for name in ("val/bleu4", "val/cider_d", "val/loss", cfg.monitor.metric):
+        assert name in dashboard.metrics
+        assert row.metrics[name] == pytest.approx(final[name], rel=1e-6), name
 
 
 def test_fast_dev_run_rnn_with_beam_metrics(compose_cfg, shapes_root: Path) -> None:

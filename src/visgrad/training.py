@@ -21,12 +21,13 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils import print_config_tree
+from visgrad.utils.hparams import HParamsSession, run_hparams
 from visgrad.utils.preflight import ConfigError, validate_config
 from visgrad.utils.resume import resume_checkpoint
 
@@ -69,6 +70,7 @@ def train(cfg: DictConfig) -> float | None:
         # TensorBoard drops what the killed attempt logged after the checkpoint's step (it is redone).
         logger_kwargs = {TensorBoardLogger: {"purge_step": step + 1}}
     callbacks = _instantiate_group(cfg.get("callbacks"))
+    callbacks.append(HParamsSession(run_hparams(cfg, **cfg.get("hparams", {}))))  # a row in the HParams view
     if not cfg.get("resume"):
         _refuse_used_checkpoint_dirs(callbacks)
     loggers = _instantiate_group(cfg.get("logger"), extra=logger_kwargs)
@@ -84,10 +86,6 @@ def train(cfg: DictConfig) -> float | None:
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
     if ckpt_path and hasattr(datamodule, "check_compatible"):
         _check_checkpoint_fits_data(ckpt_path, datamodule)
-
-    hparams = {"cfg": cfg_to_flat_dict(cfg)} if loggers else {}
-    for logger in loggers:
-        logger.log_hyperparams(hparams)
 
     # Checkpoints hold the config (DictConfig) besides tensors: load them fully (the user's own runs).
     with warnings.catch_warnings():
@@ -134,23 +132,6 @@ def _write_metrics(path: Path, metrics: dict[str, float]) -> None:
     path.write_text(json.dumps(dict(sorted(metrics.items())), indent=1) + "\n")
 
 
-def cfg_to_flat_dict(cfg: DictConfig) -> dict:
-    """The config as a flat ``{"a/b/c": value}`` dict of scalars, for TensorBoard's hparams view."""
-    flat: dict = {}
-
-    def visit(node, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                visit(value, f"{prefix}/{key}" if prefix else str(key))
-        elif isinstance(node, (int, float, str, bool)) or node is None:
-            flat[prefix] = node
-        else:
-            flat[prefix] = str(node)
-
-    visit(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), "")
-    return flat
-
-
 def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConfig) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -168,4 +149,4 @@ def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConf
     output_dir = Path(cfg.paths.output_dir)
     console.print(f"run folder: {output_dir}")
     if trainer.loggers:
-        console.print(f"TensorBoard: tensorboard --logdir {output_dir / 'tensorboard'}")
+        console.print(f"TensorBoard: tensorboard --logdir {output_dir}")  # not tensorboard/: utils.hparams
