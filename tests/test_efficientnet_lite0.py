@@ -1,0 +1,104 @@
+"""EfficientNet-Lite0: the packaged ImageNet weights load strictly and classify real photos correctly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import skimage.data
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from visgrad.models.efficientnet_lite0 import (
+    EfficientNetLite0,
+    imagenet_class_names,
+    load_efficientnet_lite0,
+    packaged_weights_path,
+    same_padding,
+)
+
+
+@pytest.fixture(scope="module")
+def lite0() -> EfficientNetLite0:
+    return load_efficientnet_lite0()
+
+
+def _photo(array) -> torch.Tensor:
+    """The network's preprocessing, written out independently: shorter side 224, centre crop, [-1, 1]."""
+    img = TF.center_crop(TF.resize(Image.fromarray(array), 224), 224)
+    return TF.to_tensor(img)[None] * 2 - 1
+
+
+def test_packaged_file_loads_strictly_with_every_tensor() -> None:
+    state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    assert len(state) == 296
+    model = EfficientNetLite0()
+    assert set(state) == set(model.state_dict())
+    for key, value in load_efficientnet_lite0().state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_frozen_eval_model(lite0: EfficientNetLite0) -> None:
+    assert not lite0.training
+    assert not any(p.requires_grad for p in lite0.parameters())
+
+
+@pytest.mark.parametrize(
+    ("photo", "allowed"),
+    [("chelsea", {"tabby", "tiger cat", "Egyptian cat"}), ("coffee", {"espresso"})],
+)
+def test_real_photos_top1(lite0: EfficientNetLite0, photo: str, allowed: set[str]) -> None:
+    names = imagenet_class_names()
+    probs = lite0(_photo(getattr(skimage.data, photo)())).softmax(1)[0]
+    assert names[int(probs.argmax())] in allowed
+    if photo == "coffee":
+        assert probs.max() > 0.8
+
+
+def test_same_padding_matches_tensorflow() -> None:
+    # TF 'same': output ceil(size / stride), the odd extra pixel after.
+    assert same_padding(224, 3, 2) == (0, 1)
+    assert same_padding(112, 5, 2) == (1, 2)
+    assert same_padding(225, 3, 2) == (1, 1)
+    assert same_padding(7, 1, 1) == (0, 0)
+
+
+def test_features_stem_and_every_block(lite0: EfficientNetLite0) -> None:
+    x = torch.zeros(2, 3, 224, 224)
+    feats = lite0.features(x)
+    assert len(feats) == 17
+    assert [f.shape[1] for f in feats] == lite0.feature_channels
+    assert [f.shape[-1] for f in feats] == [112, 112, 56, 56, 28, 28, 14, 14, 14, 14, 14, 14, 7, 7, 7, 7, 7]
+    assert len(lite0.features(x, upto=3)) == 4
+    assert torch.equal(lite0.features(x, upto=3)[3], feats[3])
+    with pytest.raises(ValueError, match="out of range"):
+        lite0.features(x, upto=17)
+
+
+def test_odd_input_size_keeps_tf_shapes(lite0: EfficientNetLite0) -> None:
+    feats = lite0.features(torch.zeros(1, 3, 97, 131))
+    assert feats[0].shape[-2:] == (49, 66)
+    assert lite0(torch.zeros(1, 3, 97, 131)).shape == (1, 1000)
+
+
+def test_truncated_file_error_names_it(tmp_path: Path) -> None:
+    bad = tmp_path / "lite0.pth"
+    bad.write_bytes(packaged_weights_path().read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=r"cannot read EfficientNet-Lite0 weights file .*lite0\.pth"):
+        load_efficientnet_lite0(bad)
+
+
+def test_wrong_state_dict_error_names_it(tmp_path: Path) -> None:
+    wrong = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, wrong)
+    with pytest.raises(ValueError, match=r"resnet\.pth does not fit the network"):
+        load_efficientnet_lite0(wrong)
+    missing = tmp_path / "absent.pth"
+    with pytest.raises(FileNotFoundError, match="absent.pth"):
+        load_efficientnet_lite0(missing)
+
+
+def test_class_names() -> None:
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[285] == "Egyptian cat" and names[967] == "espresso"
