@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skimage.data
 import torch
@@ -65,7 +66,7 @@ def test_same_padding_matches_tensorflow() -> None:
 
 
 def test_features_stem_and_every_block(lite0: EfficientNetLite0) -> None:
-    x = torch.zeros(2, 3, 224, 224)
+    x = torch.zeros(1, 3, 224, 224)
     feats = lite0.features(x)
     assert len(feats) == 17
     assert [f.shape[1] for f in feats] == lite0.feature_channels
@@ -102,3 +103,50 @@ def test_wrong_state_dict_error_names_it(tmp_path: Path) -> None:
 def test_class_names() -> None:
     names = imagenet_class_names()
     assert len(names) == 1000 and names[285] == "Egyptian cat" and names[967] == "espresso"
+
+
+def test_classifier_carries_its_preprocessing() -> None:
+    from visgrad.data.image_sets import sample_inputs, sample_photo
+    from visgrad.models.classifier import efficientnet_lite0_classifier
+
+    classifier = efficientnet_lite0_classifier()
+    assert classifier.norm.mean == classifier.norm.std == (0.5, 0.5, 0.5)
+    batch = sample_inputs(classifier.image_size, 2, classifier.norm)
+    assert batch.names == ["chelsea", "coffee"] and batch.images.shape == (2, 3, 224, 224)
+    assert batch.images.min() >= -1 and batch.images.max() <= 1 and batch.images.min() < -0.9
+    # the same pixels as the independent preprocessing above, and back to them exactly as uint8
+    torch.testing.assert_close(batch.images[:1], _photo(np.asarray(sample_photo("chelsea"))))
+    uint8 = classifier.norm.to_uint8(batch.images[:1])
+    torch.testing.assert_close(classifier.norm.normalize(uint8.permute(0, 3, 1, 2) / 255), batch.images[:1],
+                               atol=1.01 / 255 * 2, rtol=0)
+    assert torch.equal(classifier.norm.clamp(torch.tensor([-3.0, 0.3, 3.0]).view(1, 3, 1, 1)).flatten(),
+                       torch.tensor([-1.0, 0.3, 1.0]))
+    names = [classifier.class_names[i] for i in classifier.model(batch.images).argmax(1)]
+    assert names[1] == "espresso"
+
+
+def test_visualize_defaults_to_lite0_on_photos(compose_cfg) -> None:
+    from visgrad.tasks import run_task
+
+    cfg = compose_cfg("visualize", ["task=saliency", "task.num_images=2", "task.num_show=2", "device=cpu"])
+    assert cfg.classifier._target_.endswith("efficientnet_lite0_classifier")
+    run_task(cfg)
+    assert (Path(cfg.paths.output_dir) / "saliency_vanilla.png").stat().st_size > 1000
+
+
+def test_fooling_clamps_and_measures_in_the_classifiers_pixels() -> None:
+    from visgrad.images import Normalization
+    from visgrad.vision.fooling import make_fooling_images, perturbation_stats
+
+    half = Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    X = torch.zeros(1, 3, 4, 4)
+    # 0.2 in [-1, 1] units is 0.1 of the pixel range: 25.5 / 255 per pixel, over 48 values
+    linf, l2 = perturbation_stats(X, X + 0.2, half)
+    assert linf.item() == pytest.approx(25.5) and l2.item() == pytest.approx(25.5 * 48**0.5)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.stack([torch.zeros(48), torch.ones(48)]))
+        model[1].bias.copy_(torch.tensor([100.0, 0.0]))  # class 1 needs a mean input above 100/48 > 1
+    fooled, result = make_fooling_images(X, torch.tensor([1]), model, learning_rate=5.0, max_iter=20,
+                                         clamp=True, norm=half)
+    assert fooled.max().item() == pytest.approx(1.0) and not result.success.item()

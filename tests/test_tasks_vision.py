@@ -30,6 +30,7 @@ def tiny_classifier(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory)
 
 def vis_overrides(shapes_root: Path, checkpoint: Path, *extra: str) -> list[str]:
     return [
+        "classifier=shapes",
         f"classifier.checkpoint={checkpoint}",
         f"classifier.data_root={shapes_root}",
         "classifier.dataset.num_train=200",
@@ -68,6 +69,7 @@ def test_train_py_experiment_trains_and_exports(compose_cfg, shapes_root, tmp_pa
     checkpoint = tmp_path / "exported.pt"
     cfg = compose_cfg("train", [
         "experiment=shapes_classifier",
+        "classifier=shapes",
         f"classifier.checkpoint={checkpoint}",
         f"classifier.data_root={shapes_root}",
         "classifier.dataset.num_train=200",

@@ -1,11 +1,13 @@
-"""Image loading, ImageNet pre/deprocessing and the image-space regularisers of CS231n.
+"""Image loading, pre/deprocessing and the image-space regularisers of CS231n.
 
-Tensors are "preprocessed" images: float (N, 3, H, W), normalised with the ImageNet mean and std
-(what torchvision classifiers expect). Pixel images are PIL RGB or float in [0, 1].
+Tensors are "preprocessed" images: float (N, 3, H, W), normalised per channel with a classifier's mean and
+std (a :class:`Normalization`; the module-level functions use :data:`IMAGENET`, CS231n's and torchvision's).
+Pixel images are PIL RGB or float in [0, 1].
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,54 +50,78 @@ def list_images(path_or_folder: str | Path) -> list[Path]:
     return [path]
 
 
-def preprocess(img: str | Path | Image.Image, size: int | tuple[int, int] | None = 224) -> torch.Tensor:
+def preprocess(
+    img: str | Path | Image.Image, size: int | tuple[int, int] | None = 224, norm: Normalization | None = None
+) -> torch.Tensor:
     """A PIL image (or path) -> normalised FloatTensor (1, 3, H, W), as CS231n's ``preprocess``.
 
     ``size``: an int resizes the shorter side to it (aspect kept), ``(H, W)`` resizes exactly, None keeps.
+    ``norm``: the classifier's :class:`Normalization` (default :data:`IMAGENET`).
     """
     img = load_image(img)
     if size is not None:
         img = TF.resize(img, list(size) if isinstance(size, (tuple, list)) else size)
-    return normalize(TF.to_tensor(img)[None])
+    return (norm or IMAGENET).normalize(TF.to_tensor(img)[None])
 
 
-def deprocess(x: torch.Tensor, rescale: bool = False) -> Image.Image:
-    """Inverse of :func:`preprocess`: (1, 3, H, W) or (3, H, W) -> PIL RGB image.
+@dataclass(frozen=True)
+class Normalization:
+    """How a classifier's inputs are made from pixels p in [0, 1]: x = (p - mean) / std per channel.
 
-    Pixels are clamped to [0, 1]; ``rescale=True`` instead stretches them to [0, 1] (min-max, CS231n's
-    ``deprocess(..., should_rescale=True)``), which shows faint patterns such as perturbations.
+    :data:`IMAGENET` (CS231n, torchvision) is the default; EfficientNet-Lite0 uses mean = std = 0.5 (x in
+    [-1, 1]). All methods take tensors (..., 3, H, W) on any device and dtype.
     """
-    pixels = unnormalize(x.detach().float().cpu().reshape(-1, *x.shape[-3:])[0])
-    if rescale:
-        lo, hi = pixels.min(), pixels.max()
-        pixels = (pixels - lo) / (hi - lo).clamp_min(1e-12)
-    array = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(array)
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std as (3, 1, 1) tensors of ``x``'s dtype and device."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        return mean, std
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1], (..., 3, H, W) -> normalised tensor of the same shape."""
+        mean, std = self.stats(pixels)
+        return (pixels - mean) / std
+
+    def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (..., 3, H, W) -> pixels (nominally in [0, 1]; not clamped)."""
+        mean, std = self.stats(x)
+        return x * std + mean
+
+    def clamp(self, x: torch.Tensor) -> torch.Tensor:
+        """Clamp a normalised image (..., 3, H, W) so that every pixel lies in the valid range [0, 1]."""
+        mean, std = self.stats(x)
+        return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
+
+    def to_uint8(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (N, 3, H, W) -> uint8 pixels (N, H, W, 3), clamped (for figures and TensorBoard)."""
+        pixels = self.unnormalize(x.detach().float()).clamp(0, 1)
+        return (pixels * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+    def deprocess(self, x: torch.Tensor, rescale: bool = False) -> Image.Image:
+        """Inverse of :func:`preprocess`: (1, 3, H, W) or (3, H, W) -> PIL RGB image.
+
+        Pixels are clamped to [0, 1]; ``rescale=True`` instead stretches them to [0, 1] (min-max, CS231n's
+        ``deprocess(..., should_rescale=True)``), which shows faint patterns such as perturbations.
+        """
+        pixels = self.unnormalize(x.detach().float().cpu().reshape(-1, *x.shape[-3:])[0])
+        if rescale:
+            lo, hi = pixels.min(), pixels.max()
+            pixels = (pixels - lo) / (hi - lo).clamp_min(1e-12)
+        array = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return Image.fromarray(array)
 
 
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    shape = (3, 1, 1)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(shape)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(shape)
-    return mean, std
-
-
-def normalize(pixels: torch.Tensor) -> torch.Tensor:
-    """Pixels in [0, 1], (..., 3, H, W) -> ImageNet-normalised tensor of the same shape."""
-    mean, std = _stats(pixels)
-    return (pixels - mean) / std
-
-
-def unnormalize(x: torch.Tensor) -> torch.Tensor:
-    """ImageNet-normalised (..., 3, H, W) -> pixels (nominally in [0, 1]; not clamped)."""
-    mean, std = _stats(x)
-    return x * std + mean
-
-
-def clamp_image(x: torch.Tensor) -> torch.Tensor:
-    """Clamp a normalised image (..., 3, H, W) so that every pixel lies in the valid range [0, 1]."""
-    mean, std = _stats(x)
-    return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
+IMAGENET = Normalization()
+# CS231n's function names, for ImageNet-normalised images.
+normalize = IMAGENET.normalize
+unnormalize = IMAGENET.unnormalize
+clamp_image = IMAGENET.clamp
+to_uint8 = IMAGENET.to_uint8
+deprocess = IMAGENET.deprocess
 
 
 def jitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
@@ -110,10 +136,3 @@ def blur_image(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
     radius = max(1, int(4 * sigma + 0.5))
     radius = min(radius, (min(x.shape[-2:]) - 1) // 2)
     return TF.gaussian_blur(x, kernel_size=2 * radius + 1, sigma=sigma)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Normalised (N, 3, H, W) -> uint8 pixels (N, H, W, 3), clamped (for figures and TensorBoard)."""
-    pixels = unnormalize(x.detach().float()).clamp(0, 1)
-    return (pixels * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
-

@@ -1,7 +1,8 @@
 """The images a visualization task works on (``task.images``), as one preprocessed batch.
 
 - ``shapes``: the `shapes` validation images, with their labels and object masks (for measured quality);
-- ``samples``: photos that ship with scikit-image (a cat, a cup of coffee, an astronaut, a rocket);
+- ``samples``: real photos that ship offline (:data:`SAMPLE_PHOTOS`: scikit-image's cat, coffee, astronaut,
+  rocket, motorcycle and cameraman, matplotlib's Grace Hopper);
 - a path to an image, a folder of images, or a list of them;
 - CS231n's ``imagenet_val_25.npz`` (arrays ``X`` uint8 (N, 224, 224, 3) and ``y`` labels), with its labels;
 
@@ -21,9 +22,11 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from visgrad.images import ImageError, list_images, load_image, normalize, preprocess
+from visgrad.images import IMAGENET, ImageError, Normalization, list_images, load_image, preprocess
 
-SKIMAGE_SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
+# Photos that ship offline: scikit-image's bundled data (motorcycle = the left view of stereo_motorcycle)
+# and matplotlib's sample grace_hopper.jpg.
+SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle", "grace_hopper", "camera")
 
 
 @dataclass
@@ -39,18 +42,20 @@ class InputBatch:
         return self.images.shape[0]
 
 
-def square_preprocess(img: Image.Image | str | Path, size: int) -> torch.Tensor:
-    """Resize the shorter side to ``size`` and center-crop to a square: (1, 3, size, size)."""
-    return TF.center_crop(preprocess(img, size), [size, size])
+def square_preprocess(img: Image.Image | str | Path, size: int,
+                      norm: Normalization = IMAGENET) -> torch.Tensor:
+    """Resize the shorter side to ``size``, center-crop to a square and normalise: (1, 3, size, size)."""
+    return TF.center_crop(preprocess(img, size, norm), [size, size])
 
 
-def shapes_inputs(root: str | Path, dataset: dict, size: int, limit: int | None) -> InputBatch:
+def shapes_inputs(root: str | Path, dataset: dict, size: int, limit: int | None,
+                  norm: Normalization = IMAGENET) -> InputBatch:
     """The first ``limit`` `shapes` validation images (generated into ``root`` if needed) at ``size``."""
     from visgrad.data.shapes import ensure_shapes, load_shapes_images
 
     data = load_shapes_images(ensure_shapes(root, **dataset), "val")
     count = len(data.labels) if limit is None else min(limit, len(data.labels))
-    images = normalize(torch.from_numpy(data.images[:count]).permute(0, 3, 1, 2).float() / 255)
+    images = norm.normalize(torch.from_numpy(data.images[:count]).permute(0, 3, 1, 2).float() / 255)
     masks = torch.from_numpy(data.masks[:count])
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True)
@@ -59,24 +64,34 @@ def shapes_inputs(root: str | Path, dataset: dict, size: int, limit: int | None)
     return InputBatch(images, names, torch.from_numpy(data.labels[:count]).long(), masks)
 
 
-def sample_inputs(size: int, limit: int | None) -> InputBatch:
-    """Photos shipped with scikit-image (no download), preprocessed to (N, 3, size, size)."""
+def sample_photo(name: str) -> Image.Image:
+    """One of :data:`SAMPLE_PHOTOS` as a PIL RGB image (grayscale ``camera`` as RGB)."""
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     import skimage.data
 
-    names = list(SKIMAGE_SAMPLES[:limit])
-    images = [square_preprocess(Image.fromarray(getattr(skimage.data, name)()), size) for name in names]
-    return InputBatch(torch.cat(images), names)
+    array = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    return load_image(Image.fromarray(array))
 
 
-def file_inputs(paths: str | Path | Sequence[str | Path], size: int, limit: int | None) -> InputBatch:
+def sample_inputs(size: int, limit: int | None, norm: Normalization = IMAGENET) -> InputBatch:
+    """The sample photos (:data:`SAMPLE_PHOTOS`, no download), preprocessed to (N, 3, size, size)."""
+    names = list(SAMPLE_PHOTOS[:limit])
+    return InputBatch(torch.cat([square_preprocess(sample_photo(name), size, norm) for name in names]), names)
+
+
+def file_inputs(paths: str | Path | Sequence[str | Path], size: int, limit: int | None,
+                norm: Normalization = IMAGENET) -> InputBatch:
     """Images from paths and folders (grayscale and RGBA converted), as (N, 3, size, size)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files = [file for path in paths for file in list_images(path)][:limit]
-    images = [square_preprocess(load_image(file), size) for file in files]
+    images = [square_preprocess(load_image(file), size, norm) for file in files]
     return InputBatch(torch.cat(images), [Path(file).name for file in files])
 
 
-def npz_inputs(path: str | Path, size: int, limit: int | None) -> InputBatch:
+def npz_inputs(path: str | Path, size: int, limit: int | None, norm: Normalization = IMAGENET) -> InputBatch:
     """CS231n's ImageNet sample file: images ``X`` (N, H, W, 3) uint8 and true labels ``y`` (N,)."""
     path = Path(path).expanduser()
     try:
@@ -84,7 +99,8 @@ def npz_inputs(path: str | Path, size: int, limit: int | None) -> InputBatch:
             images, labels = data["X"][:limit], data["y"][:limit]
     except (OSError, ValueError, KeyError) as err:
         raise ImageError(f"cannot read {path} as an image archive with arrays X and y ({err})") from err
-    batch = torch.cat([square_preprocess(Image.fromarray(np.asarray(x, np.uint8)), size) for x in images])
+    batch = torch.cat([square_preprocess(Image.fromarray(np.asarray(x, np.uint8)), size, norm)
+                       for x in images])
     return InputBatch(batch, [f"{path.stem} {i}" for i in range(len(batch))], torch.as_tensor(labels).long())
 
 
@@ -96,20 +112,22 @@ def load_inputs(
     shapes_dataset: dict | None = None,
     num_classes: int | None = None,
     classifier_name: str = "this classifier",
+    norm: Normalization = IMAGENET,
 ) -> InputBatch:
-    """Resolve ``task.images`` (see the module docstring) to a batch of (N, 3, size, size) images.
+    """Resolve ``task.images`` (see the module docstring) to a batch of (N, 3, size, size) images,
+    normalised with the classifier's ``norm``.
 
     ``num_classes``: the classifier's class count, against which the labels of an ``.npz`` are checked.
     """
     if spec == "shapes":
-        return shapes_inputs(shapes_root, dict(shapes_dataset or {}), size, limit)
+        return shapes_inputs(shapes_root, dict(shapes_dataset or {}), size, limit, norm)
     if spec == "samples":
-        return sample_inputs(size, limit)
+        return sample_inputs(size, limit, norm)
     if isinstance(spec, (str, Path)) and str(spec).endswith(".npz"):
-        batch = npz_inputs(spec, size, limit)
+        batch = npz_inputs(spec, size, limit, norm)
         labels = batch.labels
         if num_classes is not None and labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"labels y in {spec} are not classes of {classifier_name} "
                              f"(0..{num_classes - 1}); use an ImageNet classifier")
         return batch
-    return file_inputs(spec, size, limit)
+    return file_inputs(spec, size, limit, norm)

@@ -1,7 +1,8 @@
 """The classifiers that the visualization tasks look into (``conf/classifier/*.yaml``).
 
 Each config names (``_target_``) a function returning a :class:`Classifier`: a frozen model in eval
-mode mapping preprocessed images (N, 3, S, S) to logits (N, C), its class names and input size S.
+mode mapping preprocessed images (N, 3, S, S) to logits (N, C), its class names, input size S and input
+normalisation (pixels in [0, 1] -> model input), which every task uses for its images, figures and clamping.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from visgrad.images import IMAGENET, Normalization
+from visgrad.models import efficientnet_lite0 as lite0
 from visgrad.models.pretrained import load_torchvision_model
 
 
 @dataclass
 class Classifier:
-    """A frozen classifier with its class names and input image size."""
+    """A frozen classifier with its class names, input image size and input normalisation."""
 
     name: str
     model: nn.Module
     class_names: list[str]
     image_size: int
+    norm: Normalization = IMAGENET
 
     def to(self, device: torch.device | str) -> Classifier:
         self.model.to(device)
@@ -65,3 +69,13 @@ def torchvision_classifier(
     :func:`visgrad.models.pretrained.load_torchvision_model` for where the weights come from."""
     model, class_names = load_torchvision_model(arch, weights_path=weights_path, weights=weights)
     return Classifier(name=arch, model=model, class_names=class_names, image_size=image_size)
+
+
+def efficientnet_lite0_classifier(
+    weights_path: str | None = None, image_size: int = lite0.IMAGE_SIZE
+) -> Classifier:
+    """EfficientNet-Lite0 with ImageNet weights (offline: the packaged file, or ``weights_path``), inputs
+    scaled to [-1, 1]; see :mod:`visgrad.models.efficientnet_lite0`."""
+    model = lite0.load_efficientnet_lite0(weights_path)
+    norm = Normalization(lite0.MEAN, lite0.STD)
+    return Classifier("efficientnet_lite0", model, lite0.imagenet_class_names(), image_size, norm)

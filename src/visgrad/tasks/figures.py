@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from visgrad.images import deprocess, to_uint8  # noqa: E402
+from visgrad.images import IMAGENET, Normalization, deprocess  # noqa: E402
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -29,10 +29,12 @@ def saliency_figure(
     titles: list[str],
     masks: torch.Tensor | None = None,
     method: str = "vanilla",
+    norm: Normalization = IMAGENET,
 ) -> Figure:
-    """Images (N, 3, H, W) over their saliency maps (N, H, W), and an overlay (object outline if masks)."""
+    """Images (N, 3, H, W) (normalised with ``norm``) over their saliency maps (N, H, W), and an overlay
+    (object outline if masks)."""
     n = images.shape[0]
-    pixels = to_uint8(images).numpy()
+    pixels = norm.to_uint8(images).numpy()
     maps = saliency.detach().cpu().numpy()
     fig, axes = plt.subplots(3, n, figsize=(2.0 * n, 6.6), squeeze=False)
     for i in range(n):
@@ -58,13 +60,15 @@ def saliency_figure(
 
 
 def fooling_figure(originals: torch.Tensor, foolings: torch.Tensor, original_titles: list[str],
-                   fooling_titles: list[str]) -> Figure:
-    """Per row: original, fooling image, difference, and 10x the difference (CS231n's layout)."""
+                   fooling_titles: list[str], norm: Normalization = IMAGENET) -> Figure:
+    """Per row: original, fooling image, difference, and 10x the difference (CS231n's layout); the images
+    (N, 3, H, W) are normalised with ``norm``, the differences are shown around the mean colour."""
     n = originals.shape[0]
     fig, axes = plt.subplots(n, 4, figsize=(9.2, 2.5 * n), squeeze=False)
     for i in range(n):
         diff = foolings[i : i + 1] - originals[i : i + 1]
-        panels = [deprocess(originals[i]), deprocess(foolings[i]), deprocess(diff), deprocess(10 * diff)]
+        panels = [norm.deprocess(originals[i]), norm.deprocess(foolings[i]), norm.deprocess(diff),
+                  norm.deprocess(10 * diff)]
         titles = [original_titles[i], fooling_titles[i], "difference", "difference x10"]
         for ax, panel, title in zip(axes[i], panels, titles, strict=True):
             ax.imshow(np.asarray(panel))

@@ -42,7 +42,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         run_.writer.add_scalar("fooling/fooled_fraction", fooled.float().mean().item(), iteration)
 
     foolings, result = make_fooling_images(images, targets, model, task.learning_rate, task.max_iter,
-                                           task.clamp, on_step)
+                                           task.clamp, on_step, run_.classifier.norm)
     success = result.success.float()
     metrics = {
         "fooling/num_pairs": float(len(targets)),
@@ -64,6 +64,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         for c, t, p, li, it in zip(result.final_class[show], targets[show], result.target_prob[show],
                                    result.linf[show], result.iterations[show], strict=True)
     ]
-    fig = fooling_figure(images[show].cpu(), foolings[show].cpu(), original_titles, fooling_titles)
+    fig = fooling_figure(images[show].cpu(), foolings[show].cpu(), original_titles, fooling_titles,
+                         run_.classifier.norm)
     run_.add_figure(fig, "fooling")
     return run_.finish("fooling images", metrics)

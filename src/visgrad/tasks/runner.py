@@ -43,7 +43,7 @@ class TaskRun:
             spec = "shapes" if self.classifier.name == "shapes" else "samples"
         batch = load_inputs(spec, self.classifier.image_size, limit, shapes_root,
                             classifier_cfg.get("dataset"), num_classes=len(self.classifier.class_names),
-                            classifier_name=self.classifier.name)
+                            classifier_name=self.classifier.name, norm=self.classifier.norm)
         batch.images = batch.images.to(self.device)
         return batch
 

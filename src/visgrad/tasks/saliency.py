@@ -7,17 +7,18 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
+from visgrad.images import Normalization
 from visgrad.tasks.figures import saliency_figure
 from visgrad.tasks.runner import start
 from visgrad.vision.saliency import mass_in_mask, pointing_game, saliency_maps
 
 
-def method_kwargs(task: DictConfig, seed: int) -> dict:
+def method_kwargs(task: DictConfig, seed: int, norm: Normalization) -> dict:
     """Extra arguments of the chosen method from ``task.smoothgrad`` / ``task.integrated_gradients``."""
     if task.method == "smoothgrad":
         return {**task.smoothgrad, "generator": torch.Generator().manual_seed(seed)}
     if task.method == "integrated_gradients":
-        return dict(task.integrated_gradients)
+        return {**task.integrated_gradients, "norm": norm}
     return {}
 
 
@@ -39,7 +40,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     else:
         classes = batch.labels if batch.labels is not None else predicted
     saliency = saliency_maps(batch.images, classes.to(run_.device), model, task.method,
-                             **method_kwargs(task, cfg.seed)).cpu()
+                             **method_kwargs(task, cfg.seed, run_.classifier.norm)).cpu()
 
     metrics: dict[str, float] = {"saliency/num_images": float(len(batch))}
     if batch.labels is not None:
@@ -57,6 +58,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         for name, c, p in zip(batch.names[show], classes[show], predicted[show], strict=True)
     ]
     fig = saliency_figure(batch.images[show].cpu(), saliency[show], titles,
-                          None if batch.masks is None else batch.masks[show], task.method)
+                          None if batch.masks is None else batch.masks[show], task.method,
+                          run_.classifier.norm)
     run_.add_figure(fig, f"saliency_{task.method}")
     return run_.finish(f"saliency ({task.method})", metrics)

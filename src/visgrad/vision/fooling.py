@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visgrad.images import clamp_image, unnormalize
+from visgrad.images import IMAGENET, Normalization
 
 
 @dataclass
@@ -41,9 +41,12 @@ class FoolingReport:
     l2: float
 
 
-def perturbation_stats(X: torch.Tensor, X_fooling: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """L-inf and L2 norms (N,) of the change between two normalised batches, in pixel units [0, 255]."""
-    diff = (unnormalize(X_fooling) - unnormalize(X)).flatten(1) * 255
+def perturbation_stats(
+    X: torch.Tensor, X_fooling: torch.Tensor, norm: Normalization = IMAGENET
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L-inf and L2 norms (N,) of the change between two batches normalised with ``norm``, in pixel
+    units [0, 255]."""
+    diff = (norm.unnormalize(X_fooling) - norm.unnormalize(X)).flatten(1) * 255
     return diff.abs().amax(dim=1), diff.norm(dim=1)
 
 
@@ -55,12 +58,14 @@ def make_fooling_images(
     max_iter: int = 100,
     clamp: bool = False,
     on_step=None,
+    norm: Normalization = IMAGENET,
 ) -> tuple[torch.Tensor, FoolingResult]:
     """Batched fooling: each image climbs its own target score and stops once it is classified as it.
 
     Inputs: X (N, 3, H, W) preprocessed images, target_y (N,) LongTensor, model in eval mode;
-    ``clamp`` keeps pixels in [0, 1]; ``on_step(iteration, target_scores, fooled)`` is called with the
-    target scores (N,) of the current images and whether each is already classified as its target (N,).
+    ``clamp`` keeps pixels in [0, 1] and ``norm`` is the images' normalisation;
+    ``on_step(iteration, target_scores, fooled)`` is called with the target scores (N,) of the current
+    images and whether each is already classified as its target (N,).
     Returns: X_fooling (N, 3, H, W) and a :class:`FoolingResult`.
     Samples do not interact (eval mode), so each follows exactly the single-image update.
     """
@@ -82,16 +87,16 @@ def make_fooling_images(
             on_step(it, target_scores.detach(), ~active)
         if not active.any():
             break
-        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        stepped = X_fooling + learning_rate * grad / norm
+        grad_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        stepped = X_fooling + learning_rate * grad / grad_norm
         if clamp:
-            stepped = clamp_image(stepped)
+            stepped = norm.clamp(stepped)
         X_fooling = torch.where(active.view(-1, 1, 1, 1), stepped, X_fooling)
         iterations += active.long()
     with torch.no_grad():
         probs = model(X_fooling).softmax(dim=1)
     final_class = probs.argmax(dim=1)
-    linf, l2 = perturbation_stats(X, X_fooling)
+    linf, l2 = perturbation_stats(X, X_fooling, norm)
     result = FoolingResult(
         success=final_class == target_y,
         iterations=iterations,
@@ -111,12 +116,13 @@ def make_fooling_image(
     learning_rate: float = 1.0,
     max_iter: int = 100,
     clamp: bool = False,
+    norm: Normalization = IMAGENET,
 ) -> tuple[torch.Tensor, FoolingReport]:
     """CS231n's ``make_fooling_image`` for one image X (1, 3, H, W): returns (X_fooling, report)."""
     if X.dim() != 4 or X.shape[0] != 1:
         raise ValueError(f"make_fooling_image takes one image of shape (1, 3, H, W), got {tuple(X.shape)}")
     target = torch.tensor([int(target_y)], device=X.device)
-    X_fooling, result = make_fooling_images(X, target, model, learning_rate, max_iter, clamp)
+    X_fooling, result = make_fooling_images(X, target, model, learning_rate, max_iter, clamp, norm=norm)
     fields = FoolingReport.__dataclass_fields__
     report = FoolingReport(**{name: getattr(result, name)[0].item() for name in fields})
     return X_fooling, report

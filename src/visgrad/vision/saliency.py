@@ -11,7 +11,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torch import nn
 
-from visgrad.images import normalize
+from visgrad.images import IMAGENET, Normalization
 
 METHODS = ("vanilla", "smoothgrad", "integrated_gradients")
 
@@ -58,14 +58,14 @@ def smoothgrad_saliency(
     return total / num_samples
 
 
-def ig_baseline(X: torch.Tensor, kind: str = "black") -> torch.Tensor:
-    """The reference image of Integrated Gradients for a batch X (N, 3, H, W).
+def ig_baseline(X: torch.Tensor, kind: str = "black", norm: Normalization = IMAGENET) -> torch.Tensor:
+    """The reference image of Integrated Gradients for a batch X (N, 3, H, W) normalised with ``norm``.
 
-    ``black`` (all pixels 0, the usual choice), ``mean`` (the ImageNet mean colour) or ``blur`` (X blurred
-    with sigma = H / 8, which keeps the colours but removes the shapes; Sturmfels et al., 2020).
+    ``black`` (all pixels 0, the usual choice), ``mean`` (the normalisation's mean colour) or ``blur`` (X
+    blurred with sigma = H / 8, which keeps the colours but removes the shapes; Sturmfels et al., 2020).
     """
     if kind == "black":
-        return normalize(torch.zeros_like(X))
+        return norm.normalize(torch.zeros_like(X))
     if kind == "mean":
         return torch.zeros_like(X)
     if kind == "blur":
@@ -80,14 +80,16 @@ def integrated_gradients_saliency(
     model: nn.Module,
     steps: int = 32,
     baseline: torch.Tensor | str = "black",
+    norm: Normalization = IMAGENET,
 ) -> torch.Tensor:
     """Integrated Gradients: (X - baseline) times the mean gradient along the straight path to X.
 
     The path integral uses the midpoint rule with ``steps`` points; ``baseline`` is an image like X or a
-    kind for :func:`ig_baseline`. Returns (N, H, W) = max over channels of the absolute attribution.
+    kind for :func:`ig_baseline` (with the images' ``norm``).
+    Returns (N, H, W) = max over channels of the absolute attribution.
     """
     if isinstance(baseline, str):
-        baseline = ig_baseline(X, baseline)
+        baseline = ig_baseline(X, baseline, norm)
     total = torch.zeros_like(X)
     for k in range(steps):
         alpha = (k + 0.5) / steps
