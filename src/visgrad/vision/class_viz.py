@@ -5,10 +5,13 @@ CS231n's regularisers (random jitter, clamping to valid pixels, periodic Gaussia
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from visgrad.images import blur_image, clamp_image, jitter
@@ -79,3 +82,60 @@ def create_class_visualization(
 def class_probability(image: torch.Tensor, target_y: int, model: nn.Module) -> float:
     """Softmax probability of ``target_y`` for a single image (1, 3, H, W)."""
     return model(image).softmax(dim=1)[0, target_y].item()
+
+
+@dataclass
+class CropRobustness:
+    """The target's softmax probability under random crops: ``probs`` (num_crops,), their mean, the share
+    of crops classified as the target (``top1``) and the crop boxes (num_crops, 4) as (top, left, h, w)."""
+
+    probs: torch.Tensor
+    boxes: torch.Tensor
+    top1: float
+
+    @property
+    def mean_prob(self) -> float:
+        return self.probs.mean().item()
+
+
+def random_crop_boxes(height: int, width: int, num_crops: int, scale: tuple[float, float] = (0.5, 1.0),
+                      ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Boxes (num_crops, 4) as (top, left, h, w) in the style of torchvision's RandomResizedCrop: area a
+    uniform fraction in ``scale`` of the image, aspect ratio log-uniform in ``ratio`` (clipped to the image),
+    position uniform."""
+    area = torch.empty(num_crops, dtype=torch.float64).uniform_(*scale, generator=generator) * height * width
+    log_ratio = torch.empty(num_crops, dtype=torch.float64).uniform_(
+        math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    h = (area / log_ratio.exp()).sqrt().round().clamp(1, height).long()
+    w = (area * log_ratio.exp()).sqrt().round().clamp(1, width).long()
+    top = (torch.rand(num_crops, generator=generator, dtype=torch.float64) * (height - h + 1)).long()
+    left = (torch.rand(num_crops, generator=generator, dtype=torch.float64) * (width - w + 1)).long()
+    return torch.stack([top, left, h, w], dim=1)
+
+
+@torch.no_grad()
+def crop_robustness(pixels: torch.Tensor, target_y: int, model: nn.Module,
+                    normalize: Callable[[torch.Tensor], torch.Tensor], num_crops: int = 32,
+                    scale: tuple[float, float] = (0.5, 1.0), output_size: int | None = None, seed: int = 0,
+                    batch_size: int = 8) -> CropRobustness:
+    """How well an image keeps its class when cropped and rescaled (Olah et al.'s transformation robustness,
+    measured rather than trained): the softmax probability of ``target_y`` for ``num_crops`` random crops
+    (:func:`random_crop_boxes`) of ``pixels`` (1, 3, H, W) in [0, 1], each resized (bilinear, antialiased) to
+    ``output_size`` (default H) and passed through ``normalize`` and ``model`` in batches of ``batch_size``.
+    """
+    height, width = pixels.shape[-2:]
+    size = output_size or height
+    generator = torch.Generator().manual_seed(seed)
+    boxes = random_crop_boxes(height, width, num_crops, scale, generator=generator)
+    crops = torch.cat([
+        F.interpolate(pixels[..., t : t + h, x : x + w], size=(size, size), mode="bilinear",
+                      align_corners=False, antialias=True)
+        for t, x, h, w in boxes.tolist()
+    ])
+    logits = torch.cat([model(normalize(chunk)) for chunk in crops.split(batch_size)])
+    probs = logits.softmax(dim=1)[:, target_y].cpu()
+    others = logits.clone()
+    others[:, target_y] = -torch.inf
+    top1 = (logits[:, target_y] > others.amax(dim=1)).double().mean().item()  # a tie is not a win
+    return CropRobustness(probs=probs, boxes=boxes, top1=top1)
