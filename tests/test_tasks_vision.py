@@ -13,7 +13,7 @@ from visgrad.data.shapes import load_shapes_images
 from visgrad.images import ImageError
 from visgrad.models.pretrained import WeightsNotFoundError
 from visgrad.models.shapes_cnn import load_shapes_cnn, shapes_classifier
-from visgrad.tasks import run_task
+from visgrad.tasks import class_viz, run_task
 
 TINY = {"width": 8}
 TINY_TRAIN = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0, "accelerator": "cpu"}
@@ -110,14 +110,28 @@ def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier)
     assert (Path(cfg.paths.output_dir) / "fooling.png").stat().st_size > 1000
 
 
-def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifier):
+@pytest.mark.parametrize("param", ["fourier", "pixel"])
+def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifier, param):
     cfg = compose_cfg("visualize", vis_overrides(
-        shapes_root, tiny_classifier, "task=class_viz", "task.target=diamond", "task.num_iterations=10",
-        "task.show_every=5",
+        shapes_root, tiny_classifier, "task=class_viz", "task.target=diamond", f"task.param={param}",
+        "task.num_iterations=4", "task.show_every=2", "task.robustness.num_crops=4",
     ))
-    final_prob = run_task(cfg)
-    assert 0.0 <= final_prob <= 1.0
-    assert (Path(cfg.paths.output_dir) / "class_viz_3_diamond.png").stat().st_size > 1000
+    metrics = class_viz.run(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert 0.0 <= metrics["class_viz/final_prob"] <= 1.0 and metrics["class_viz/target"] == 3
+    assert 0.0 <= metrics["class_viz/crop_prob"] <= 1.0
+    assert metrics["class_viz/crop_top1"] in (0, 0.25, 0.5, 0.75, 1)
+    assert (out / f"class_viz_3_diamond_{param}.png").stat().st_size > 1000
+    assert Image.open(out / f"class_viz_3_diamond_{param}_final.png").size == (64, 64)
+    assert any((out / "tensorboard").iterdir())
+
+
+def test_class_viz_refuses_an_unknown_method_before_writing(compose_cfg, shapes_root, tiny_classifier):
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=class_viz",
+                                                 "task.param=lucid"))
+    with pytest.raises(ValueError, match="task.param='lucid'.*fourier, pixel"):
+        run_task(cfg)
+    assert not Path(cfg.paths.output_dir).exists()
 
 
 def test_visualize_reads_a_folder_with_grayscale_and_rgba_images(compose_cfg, shapes_root, tiny_classifier,

@@ -78,15 +78,41 @@ def fooling_figure(originals: torch.Tensor, foolings: torch.Tensor, original_tit
     return fig
 
 
+def _hwc(pixels: torch.Tensor) -> np.ndarray:
+    """Pixels in [0, 1], (1, 3, H, W) or (3, H, W) -> an (H, W, 3) array for imshow."""
+    image = pixels.detach().float().cpu().reshape(-1, *pixels.shape[-3:])[0]
+    return image.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
 def class_viz_figure(
-    snapshots: list[tuple[int, torch.Tensor]], probs: list[float], class_name: str
+    snapshots: list[tuple[int, torch.Tensor]], probs: list[float], class_name: str, method: str = ""
 ) -> Figure:
-    """The progression strip: one panel per snapshot, titled with the iteration and target probability."""
+    """The progression strip of pixel snapshots ``[(iteration, (1, 3, H, W) in [0, 1])]``: one panel per
+    snapshot, titled with the iteration and target probability (``method`` names the parameterisation)."""
     n = len(snapshots)
     fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6), squeeze=False)
     for ax, (iteration, image), prob in zip(axes[0], snapshots, probs, strict=True):
-        ax.imshow(np.asarray(deprocess(image)))
+        ax.imshow(_hwc(image))
         ax.set_title(f"iteration {iteration}\np({class_name}) = {prob:.2f}", fontsize=8)
         ax.axis("off")
+    if method:
+        fig.suptitle(f"{class_name} ({method})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def class_viz_grid_figure(images: list[list[torch.Tensor]], row_labels: list[str],
+                          titles: list[list[str]]) -> Figure:
+    """Class visualizations side by side: ``images[r][c]`` pixels (1, 3, H, W) in [0, 1], one row per
+    method (``row_labels``), one column per class, each panel titled ``titles[r][c]``."""
+    rows, cols = len(images), len(images[0])
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.5 * rows), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            axes[r, c].imshow(_hwc(images[r][c]))
+            axes[r, c].set_title(titles[r][c], fontsize=8)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
     fig.tight_layout()
     return fig

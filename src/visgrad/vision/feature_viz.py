@@ -143,6 +143,7 @@ def fourier_class_visualization(
     model: nn.Module,
     normalize: Callable[[torch.Tensor], torch.Tensor],
     image_size: int = 224,
+    input_size: int | None = None,
     num_iterations: int = 256,
     learning_rate: float = 0.05,
     decay_power: float = 1.0,
@@ -157,7 +158,8 @@ def fourier_class_visualization(
 
     ``model`` maps normalised images (N, 3, H, W) to logits (N, C); ``normalize`` maps pixels in [0, 1]
     to the model's input normalisation. Each step applies :func:`random_transforms` (if ``transforms``)
-    to the pixels, so the image must keep the class under shifts, scales and rotations.
+    to the pixels, so the image must keep the class under shifts, scales and rotations, and resizes them to
+    ``input_size`` (if given; Lucent optimises 128-pixel images seen by the network at 224).
     Returns pixels in (0, 1): ``image`` (1, 3, image_size, image_size), snapshots every ``show_every``
     iterations (and at 0 and the end), per-step target score and probability of the transformed image.
     ``progress(iteration)`` is called after each iteration.
@@ -174,6 +176,9 @@ def fourier_class_visualization(
             pixels = param()
             if transforms:
                 pixels = random_transforms(pixels, generator)
+            if input_size is not None:
+                pixels = F.interpolate(pixels, size=(input_size, input_size), mode="bilinear",
+                                       align_corners=False)
             logits = model(normalize(pixels))
             optimizer.zero_grad(set_to_none=True)
             (-logits[0, target_y]).backward()
