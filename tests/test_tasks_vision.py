@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,11 +111,12 @@ def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier)
     assert (Path(cfg.paths.output_dir) / "fooling.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("param", ["fourier", "pixel"])
-def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifier, param):
+@pytest.mark.parametrize(("param", "size"), [("fourier", 48), ("pixel", 64)])
+def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifier, param, size):
     cfg = compose_cfg("visualize", vis_overrides(
         shapes_root, tiny_classifier, "task=class_viz", "task.target=diamond", f"task.param={param}",
         "task.num_iterations=4", "task.show_every=2", "task.robustness.num_crops=4",
+        "task.fourier.image_size=48",
     ))
     metrics = class_viz.run(cfg)
     out = Path(cfg.paths.output_dir)
@@ -122,7 +124,8 @@ def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifie
     assert 0.0 <= metrics["class_viz/crop_prob"] <= 1.0
     assert metrics["class_viz/crop_top1"] in (0, 0.25, 0.5, 0.75, 1)
     assert (out / f"class_viz_3_diamond_{param}.png").stat().st_size > 1000
-    assert Image.open(out / f"class_viz_3_diamond_{param}_final.png").size == (64, 64)
+    assert Image.open(out / f"class_viz_3_diamond_{param}_final.png").size == (size, size)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
     assert any((out / "tensorboard").iterdir())
 
 

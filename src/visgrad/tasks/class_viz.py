@@ -53,7 +53,8 @@ def _synthesise(run_: TaskRun, target: int, progress) -> ClassVisualization:
     opts = task.fourier
     return fourier_class_visualization(
         target, classifier.model, normalize, image_size=opts.image_size or classifier.image_size,
-        input_size=opts.input_size, num_iterations=task.num_iterations, learning_rate=opts.learning_rate,
+        input_size=opts.input_size or classifier.image_size, num_iterations=task.num_iterations,
+        learning_rate=opts.learning_rate,
         decay_power=opts.decay_power, decorrelate=opts.decorrelate, transforms=opts.transforms,
         show_every=task.show_every, seed=task.seed, device=run_.device, progress=progress,
     )
