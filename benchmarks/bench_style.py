@@ -1,6 +1,6 @@
 """Time per style-transfer optimisation step vs a bare forward+backward of the same feature network.
 
-    .venv/bin/python benchmarks/bench_style.py [--sizes 192 512] [--rounds 5] [--nets random squeezenet vgg19]
+    .venv/bin/python benchmarks/bench_style.py [--sizes 256 512] [--nets efficientnet_lite0 random]
 
 Contenders, alternated round by round on the same image (medians reported):
 - ``bare``: forward through the feature network up to the deepest layer used, ``feats[-1].sum()``, backward
@@ -11,9 +11,10 @@ Contenders, alternated round by round on the same image (medians reported):
   losses + TV, backward, Adam update, clamp), with precomputed targets;
 - ``naive``: the textbook loop: all modules of the network every step, Gram targets recomputed from the
   stored style features, ``.item()`` of every loss term every step.
-``squeezenet`` and ``vgg19`` use torchvision's architectures (CS231n's and the paper's layers) with random
-weights: speed does not depend on the weight values, so no download is needed. One torch thread by default
-(``--threads``), which is steadier on a shared machine.
+``efficientnet_lite0`` (the default network: stem + blocks 0, 2, 4, 7 for style, block 4 for content),
+``squeezenet`` and ``vgg19`` (torchvision's architectures, CS231n's and the paper's layers) use random
+weights: speed does not depend on the weight values, so nothing is loaded or downloaded. One torch thread
+by default (``--threads``), which is steadier on a shared machine.
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ import time
 import torch
 import torchvision
 
-from visgrad.models.feature_nets import disable_inplace, random_vgg
+from visgrad.models.efficientnet_lite0 import EfficientNetLite0
+from visgrad.models.feature_nets import (
+    LITE0_CONTENT_LAYER,
+    LITE0_STYLE_LAYERS,
+    disable_inplace,
+    lite0_sequential,
+    random_vgg,
+)
 from visgrad.style.losses import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 from visgrad.style.objective import build_objective, optimize_image
 
 NETS = {  # name -> (builder, content layer, style layers, steps per timing at 192 px)
+    "efficientnet_lite0": (
+        lambda: lite0_sequential(EfficientNetLite0()), LITE0_CONTENT_LAYER, LITE0_STYLE_LAYERS, 10
+    ),
     "random": (random_vgg, 4, (1, 4, 7, 10), 10),
     "squeezenet": (lambda: torchvision.models.squeezenet1_1(weights=None).features, 3, (1, 4, 6, 7), 10),
     "vgg19": (lambda: torchvision.models.vgg19(weights=None).features, 22, (1, 6, 11, 20, 29), 2),
@@ -111,8 +122,8 @@ def bench(name: str, size: int, rounds: int, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 512])
-    parser.add_argument("--nets", nargs="+", default=["random", "squeezenet"], choices=list(NETS))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--nets", nargs="+", default=["efficientnet_lite0"], choices=list(NETS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
@@ -130,7 +141,7 @@ def main() -> None:
         "naive/bare",
         "steps/s",
     ]
-    print(f"{'net':<11}{'size':>5}" + "".join(f"{h:>11}" for h in header))
+    print(f"{'net':<19}{'size':>5}" + "".join(f"{h:>11}" for h in header))
     for name in args.nets:
         for size in args.sizes:
             steps = max(1, NETS[name][3] * 192**2 // size**2)
@@ -138,7 +149,7 @@ def main() -> None:
             row = [t[k] * 1e3 for k in ("bare", "floor", "step", "naive")]
             row += [t["step"] / t["bare"], t["step"] / t["floor"], t["naive"] / t["bare"], 1 / t["step"]]
             print(
-                f"{name:<11}{size:>5}"
+                f"{name:<19}{size:>5}"
                 + "".join(f"{v:>11.1f}" for v in row[:4])
                 + "".join(f"{v:>11.3f}" for v in row[4:7])
                 + f"{row[7]:>11.2f}"

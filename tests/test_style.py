@@ -9,7 +9,18 @@ import pytest
 import torch
 import torchvision
 
-from visgrad.models.feature_nets import disable_inplace, random_vgg
+from visgrad.images import Normalization, preprocess
+from visgrad.models import efficientnet_lite0 as lite0
+from visgrad.models.efficientnet_lite0 import EfficientNetLite0
+from visgrad.models.feature_nets import (
+    LITE0_CONTENT_LAYER,
+    LITE0_STYLE_LAYERS,
+    disable_inplace,
+    lite0_sequential,
+    load_feature_net,
+    random_vgg,
+)
+from visgrad.style.multiscale import ScaleInputs, check_scales, optimize_multiscale
 from visgrad.style.objective import (
     GramLoss,
     build_objective,
@@ -17,6 +28,7 @@ from visgrad.style.objective import (
     optimize_image,
     pixel_bounds,
 )
+from visgrad.style.quality import loss_ratios, reconstruction_scores
 from visgrad.vision import content_loss, extract_features, gram_matrix, style_loss, tv_loss
 
 
@@ -209,3 +221,172 @@ def test_layer_and_weight_errors_are_clear():
         build_objective(cnn, content, [style], 4, 1.0, [1, 4], [1.0, 1.0], 0.0, blend=[0.5, 0.5])
     with pytest.raises(ValueError, match="adam or lbfgs"):
         optimize_image(content, lambda x: {"total": x.sum()}, "sgd", steps=1)
+
+
+# --- EfficientNet-Lite0 feature network, loss normalisation, multi-scale, quality measures ---------------
+
+
+def _lite0_random() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return lite0_sequential(EfficientNetLite0().eval())
+
+
+def test_lite0_sequential_matches_the_feature_api_and_default_layers():
+    model = EfficientNetLite0().eval()
+    seq = lite0_sequential(model)
+    x = torch.randn(1, 3, 40, 56, generator=torch.Generator().manual_seed(6))
+    ours, theirs = extract_features(x, seq), model.features(x)
+    assert len(ours) == len(theirs) == 17
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the default layers: stem and blocks 0, 2, 4, 7 (strides 2, 2, 4, 8, 16), content at block 4
+    assert (LITE0_CONTENT_LAYER, LITE0_STYLE_LAYERS) == (5, (0, 1, 3, 5, 8))
+    assert [tuple(ours[i].shape[1:]) for i in LITE0_STYLE_LAYERS] == [
+        (32, 20, 28),
+        (16, 20, 28),
+        (24, 10, 14),
+        (40, 5, 7),
+        (80, 3, 4),
+    ]
+    assert not any(p.requires_grad for p in seq.parameters())
+
+
+def test_lite0_feature_net_has_imagenet_weights_and_minus_one_one_inputs():
+    net = load_feature_net("efficientnet_lite0")
+    assert (net.content_layer, net.style_layers) == (5, (0, 1, 3, 5, 8))
+    assert net.norm.mean == net.norm.std == (0.5, 0.5, 0.5) and "ImageNet" in net.description
+    from PIL import Image
+
+    img = Image.fromarray(np.array([[[0, 128, 255]] * 4] * 2, dtype=np.uint8))
+    x = preprocess(img, None, net.norm)
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([-1.0, 128 / 255 * 2 - 1, 1.0]))
+    assert np.array_equal(np.asarray(net.norm.deprocess(x)), np.asarray(img))
+    lo, hi = pixel_bounds(x, net.norm)
+    assert lo.flatten().tolist() == [-1.0] * 3 and hi.flatten().tolist() == [1.0] * 3
+
+
+def _pointwise_net(scale: float = 1.0) -> torch.nn.Sequential:
+    """1x1 conv + ReLU: features of a 2x nearest-upsampled image are the upsampled features."""
+    conv = torch.nn.Conv2d(3, 6, 1, dtype=torch.float64)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(7)
+        conv.weight.copy_(scale * torch.randn(6, 3, 1, 1, generator=gen, dtype=torch.float64))
+        conv.bias.fill_(0.1 * scale)
+    return torch.nn.Sequential(conv, torch.nn.ReLU()).requires_grad_(False)
+
+
+def _terms(net, content, style, img, normalize):
+    obj = build_objective(net, content, [style], 1, 0.7, [0, 1], [1.0, 2.0], 0.3, normalize_weights=normalize)
+    return {k: v.item() for k, v in obj(img).items()}
+
+
+def test_normalised_weights_divide_by_the_targets_and_carry_across_sizes_and_networks():
+    content, style, img = (x.double() for x in _images(size=8, seed=3))
+    net = _pointwise_net()
+    raw, norm = _terms(net, content, style, img, False), _terms(net, content, style, img, True)
+    # each term is divided by its target's squared norm (content, style per layer) or the content's TV
+    with torch.no_grad():
+        fc = extract_features(content, net)
+        fs = extract_features(style, net)
+        fi = extract_features(img, net)
+    expected_content = 0.7 * (fi[1] - fc[1]).pow(2).sum() / fc[1].pow(2).sum()
+    expected_style = sum(
+        w * (gram_matrix(fi[i]) - gram_matrix(fs[i])).pow(2).sum() / gram_matrix(fs[i]).pow(2).sum()
+        for i, w in [(0, 1.0), (1, 2.0)]
+    )
+    assert norm["content"] == pytest.approx(expected_content.item(), rel=1e-10)
+    assert norm["style"] == pytest.approx(expected_style.item(), rel=1e-10)
+    assert norm["tv"] == pytest.approx(raw["tv"] / tv_loss(content, 1.0).item(), rel=1e-10)
+
+    # the same picture at twice the size: raw terms change (content x4, TV x2), normalised ones do not
+    up = [torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest") for x in (content, style, img)]
+    raw2, norm2 = _terms(net, *up, False), _terms(net, *up, True)
+    assert raw2["content"] == pytest.approx(4 * raw["content"], rel=1e-10)
+    assert raw2["tv"] == pytest.approx(2 * raw["tv"], rel=1e-10)
+    for key in ("content", "style", "tv", "total"):
+        assert norm2[key] == pytest.approx(norm[key], rel=1e-10)
+    # a network whose features are 10x larger: raw style x10^4, normalised unchanged
+    raw10 = _terms(_pointwise_net(10.0), content, style, img, False)
+    norm10 = _terms(_pointwise_net(10.0), content, style, img, True)
+    assert raw10["style"] == pytest.approx(1e4 * raw["style"], rel=1e-8)
+    for key in ("content", "style", "total"):
+        assert norm10[key] == pytest.approx(norm[key], rel=1e-8)
+
+
+@pytest.mark.parametrize("name", ["random", "lite0_random", "squeezenet_random", "lite0_imagenet"])
+def test_a_few_adam_steps_lower_the_objective_on_each_network(name):
+    if name == "random":
+        cnn, content_layer, style_layers, bounds = random_vgg(), 4, [1, 4, 7], None
+    elif name == "squeezenet_random":
+        torch.manual_seed(0)
+        cnn = disable_inplace(torchvision.models.squeezenet1_1(weights=None).features.eval())
+        content_layer, style_layers, bounds = 3, [1, 4, 6, 7], None
+    else:
+        cnn = _lite0_random() if name == "lite0_random" else load_feature_net("efficientnet_lite0").cnn
+        content_layer, style_layers = LITE0_CONTENT_LAYER, list(LITE0_STYLE_LAYERS)
+        bounds = pixel_bounds(torch.zeros(1), Normalization(lite0.MEAN, lite0.STD))
+    lo, hi = bounds if bounds is not None else pixel_bounds(torch.zeros(1))
+    gen = torch.Generator().manual_seed(8)
+    content, style = (lo + (hi - lo) * torch.rand(1, 3, 48, 48, generator=gen) for _ in range(2))
+    obj = build_objective(
+        cnn, content, [style], content_layer, 1.0, style_layers, [1.0] * len(style_layers), 0.1,
+        normalize_weights=True,
+    )
+    start = obj(content)["total"].item()
+    lr = 0.02 * (hi - lo).mean().item()
+    img = optimize_image(content, obj, "adam", steps=6, lr=lr, decay_lr_at=100, bounds=(lo, hi))
+    assert obj(img)["total"].item() < 0.95 * start
+
+
+def test_check_scales_names_the_keys():
+    check_scales([0.5, 1.0], [3, 4])
+    for scales in ([0.5], [1.0, 0.5], [0.0, 1.0], [0.5, 0.5, 1.0], []):
+        with pytest.raises(ValueError, match=r"task.scales=.*increasing fractions"):
+            check_scales(scales, [1] * len(scales))
+    with pytest.raises(ValueError, match=r"task.steps=\[3\] must be one positive number, or one per scale"):
+        check_scales([0.5, 1.0], [3])
+
+
+def test_multiscale_upsamples_each_result_and_counts_steps_across_scales():
+    calls = []
+
+    def inputs_at(scale):
+        size = round(16 * scale)
+        return ScaleInputs(torch.zeros(1, 3, size, 2 * size), [], (size, 2 * size))
+
+    def optimize(img, objective, steps, first_step):
+        calls.append((tuple(img.shape[-2:]), objective, steps, first_step))
+        return img + 1
+
+    init = torch.zeros(1, 3, 4, 8)
+    result, objective, inputs = optimize_multiscale(
+        init, [0.25, 0.5, 1.0], [5, 3, 2], inputs_at, lambda inp: inp.shape, optimize
+    )
+    assert [(c[0], c[1], c[2], c[3]) for c in calls] == [
+        ((4, 8), (4, 8), 5, 0),
+        ((8, 16), (8, 16), 3, 5),
+        ((16, 32), (16, 32), 2, 8),
+    ]
+    assert result.shape == (1, 3, 16, 32) and objective == (16, 32) and inputs.shape == (16, 32)
+    torch.testing.assert_close(result, torch.full_like(result, 3.0))  # a constant survives bicubic resizing
+
+
+def test_loss_ratios_are_one_at_the_reference_and_zero_at_the_target():
+    content, style, _ = _images(size=24, seed=9)
+    obj = build_objective(random_vgg(), content, [style], 4, 1.0, [1, 4], [1.0, 1.0], 0.0)
+    at_content = loss_ratios(obj, content, content, [style], content)
+    assert at_content["quality/style_ratio"] == pytest.approx(1.0)
+    assert at_content["quality/content_ratio"] == pytest.approx(0.0, abs=1e-12)
+    at_style = loss_ratios(obj, style, content, [style], content)
+    assert at_style["quality/content_ratio"] == pytest.approx(1.0)
+    assert at_style["quality/style_ratio"] == pytest.approx(0.0, abs=1e-9)
+    texture = build_objective(random_vgg(), None, [style], 4, 0.0, [1, 4], [1.0, 1.0], 0.0)
+    assert set(loss_ratios(texture, content, None, [style], content)) == {"quality/style_ratio"}
+
+
+def test_reconstruction_scores_match_closed_forms():
+    original = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(10), dtype=torch.float64) * 0.8
+    psnr, ssim = reconstruction_scores(original + 0.1, original)
+    assert psnr == pytest.approx(20.0, rel=1e-9)  # 10 log10(1 / 0.1^2)
+    assert 0 < ssim < 1
+    assert reconstruction_scores(original + 1e-9, original)[1] == pytest.approx(1.0)

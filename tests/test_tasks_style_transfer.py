@@ -16,6 +16,7 @@ from visgrad.images import ImageError
 from visgrad.models.pretrained import WeightsNotFoundError
 from visgrad.style.images import load_image_spec, match_colors, with_content_colors
 from visgrad.tasks import run_task
+from visgrad.tasks.feature_inversion import run as feature_inversion_run
 from visgrad.tasks.style_transfer import run
 
 TINY = [
@@ -36,8 +37,11 @@ def _outputs(cfg) -> Path:
 
 def test_style_transfer_end_to_end_writes_images_and_tensorboard(compose_cfg):
     cfg = compose_cfg("visualize", ["task=style_transfer", *TINY, "task.lr=0.05"])
-    assert cfg.task.content == "skimage:chelsea" and cfg.task.feature_net == "random"
-    run_task(cfg)
+    assert cfg.task.content == "skimage:chelsea" and cfg.task.style == "generated:strokes"
+    assert cfg.task.feature_net == "efficientnet_lite0" and cfg.task.normalize_weights is True
+    summary = run(cfg)
+    assert 0 < summary["quality/style_ratio"] < 1 and 0 < summary["quality/content_ratio"] < 1
+    assert summary["time/seconds"] > 0
     out = _outputs(cfg)
     result = Image.open(out / "result.png")
     assert result.size == (48, 32)  # chelsea is 451 x 300; the shorter side is resized to image_size
@@ -47,8 +51,21 @@ def test_style_transfer_end_to_end_writes_images_and_tensorboard(compose_cfg):
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     assert {"loss/content", "loss/style", "loss/tv", "loss/total"} <= set(events.Tags()["scalars"])
     assert {"image", "result"} <= set(events.Tags()["images"])
+    assert {"quality/style_ratio", "quality/content_ratio", "time/seconds"} <= set(events.Tags()["scalars"])
     totals = [e.value for e in events.Scalars("loss/total")]
     assert len(totals) == 4 and totals[-1] < totals[0]
+
+
+def test_multiscale_run_ends_at_full_size_and_logs_every_step(compose_cfg):
+    cfg = compose_cfg(
+        "visualize",
+        ["task=style_transfer", *TINY, "task.scales=[0.5,1.0]", "task.steps=[3,2]", "task.optimizer=lbfgs"],
+    )
+    run_task(cfg)
+    out = _outputs(cfg)
+    assert Image.open(out / "result.png").size == (48, 32)
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    assert [e.step for e in events.Scalars("loss/total")] == [0, 1, 2, 3, 4]
 
 
 def test_top_level_content_and_style_overrides_reach_the_task(compose_cfg):
@@ -56,16 +73,29 @@ def test_top_level_content_and_style_overrides_reach_the_task(compose_cfg):
     assert cfg.task.content == "a.jpg" and list(cfg.task.style) == ["b.jpg", "c.jpg"]
 
 
-@pytest.mark.parametrize(("task", "optimizer"), [("texture", "adam"), ("feature_inversion", "lbfgs")])
-def test_texture_and_feature_inversion_run_from_noise(compose_cfg, task, optimizer):
-    cfg = compose_cfg("visualize", [f"task={task}", *TINY, f"task.optimizer={optimizer}"])
+def test_texture_runs_from_noise(compose_cfg):
+    cfg = compose_cfg("visualize", ["task=texture", *TINY])
+    assert cfg.task.init == "noise" and cfg.task.feature_net == "efficientnet_lite0"
     summary = run(cfg)
-    assert cfg.task.init == "noise"
-    if task == "texture":
-        assert summary["loss/content"] == 0 and summary["loss/style"] > 0
-        assert Image.open(_outputs(cfg) / "result.png").size == (32, 32)
-    else:
-        assert summary["loss/style"] == 0 and summary["loss/content"] > 0
+    assert summary["loss/content"] == 0 and summary["loss/style"] > 0
+    assert 0 < summary["quality/style_ratio"] < 1 and "quality/content_ratio" not in summary
+    assert Image.open(_outputs(cfg) / "result.png").size == (32, 32)
+
+
+def test_feature_inversion_reports_psnr_and_ssim_per_layer(compose_cfg):
+    cfg = compose_cfg("visualize", ["task=feature_inversion", *TINY, "task.content_layer=[1,8]"])
+    summary = feature_inversion_run(cfg)
+    assert cfg.task.init == "noise" and cfg.task.style_weights == 0
+    for layer in (1, 8):
+        assert 0 < summary[f"quality/psnr/layer_{layer}"] < 60
+        assert -1 <= summary[f"quality/ssim/layer_{layer}"] <= 1
+        assert summary[f"loss/content/layer_{layer}"] > 0
+        assert (_outputs(cfg) / f"layer_{layer}.png").is_file()
+    assert summary["quality/psnr"] == summary["quality/psnr/layer_8"]
+    events = EventAccumulator(str(_outputs(cfg) / "tensorboard")).Reload()
+    assert {"layer_1/loss/content", "layer_8/loss/content", "quality/psnr/layer_1"} <= set(
+        events.Tags()["scalars"]
+    )
 
 
 def test_two_styles_with_blend_and_luminance_transfer_keep_the_content_colours(compose_cfg):
@@ -136,9 +166,10 @@ def test_squeezenet_from_an_explicit_weights_file(compose_cfg, tmp_path):
     ],
 )
 def test_cs231n_presets(compose_cfg, preset, style, style_size, content_weight, style_weights, tv_weight):
-    cfg = compose_cfg("visualize", [f"experiment={preset}"])
+    cfg = compose_cfg("visualize", [f"experiment=cs231n_{preset}"])
     t = cfg.task
     assert (t.feature_net, t.content_layer, list(t.style_layers)) == ("squeezenet", 3, [1, 4, 6, 7])
+    assert (t.steps, t.lr, t.decayed_lr, t.decay_lr_at, list(t.scales)) == (200, 3.0, 0.1, 180, [1.0])
     assert (t.image_size, t.style_size, t.content_weight, t.tv_weight) == (
         192,
         style_size,
@@ -149,6 +180,32 @@ def test_cs231n_presets(compose_cfg, preset, style, style_size, content_weight, 
     assert t.content.endswith("styles/tubingen.jpg") and t.style.endswith(f"styles/{style}")
     with pytest.raises(ImageError, match=r"content: image file not found: .*tubingen.jpg.*content=PATH"):
         run(cfg)
+    assert not (_outputs(cfg) / "tensorboard").exists()
+
+
+@pytest.mark.parametrize(
+    ("preset", "task", "image"),
+    [
+        ("style_starry_night", "style_transfer", "starry_night.jpg"),
+        ("style_scream", "style_transfer", "the_scream.jpg"),
+        ("style_composition_vii", "style_transfer", "composition_vii.jpg"),
+        ("style_texture", "texture", "starry_night.jpg"),
+        ("style_inversion", "feature_inversion", None),
+        ("cs231n_style_texture", "texture", "starry_night.jpg"),
+        ("cs231n_style_inversion", "feature_inversion", None),
+    ],
+)
+def test_presets_compose_and_refuse_missing_paintings(compose_cfg, preset, task, image):
+    cfg = compose_cfg("visualize", [f"experiment={preset}"])
+    t = cfg.task
+    assert t.name == task and t.run == f"visgrad.tasks.{task}.run"
+    expected_net = "squeezenet" if preset.startswith("cs231n") else "efficientnet_lite0"
+    assert t.feature_net == expected_net and t.normalize_weights is (expected_net == "efficientnet_lite0")
+    if image is not None:
+        assert t.style.endswith(f"styles/{image}")
+    missing = "content" if t.content else "style"
+    with pytest.raises(ImageError, match=rf"{missing}: image file not found: .*styles/"):
+        run_task(cfg)
     assert not (_outputs(cfg) / "tensorboard").exists()
 
 
@@ -164,15 +221,17 @@ def _unreadable(tmp_path: Path) -> str:
         (["content=/no/such/photo.jpg"], ImageError, r"content: image file not found: /no/such/photo.jpg"),
         (["style=UNREADABLE"], ImageError, r"style: cannot read .*broken.jpg"),
         (["style=skimage:nope"], ImageError, r"unknown scikit-image picture 'nope'"),
-        (["task.style_layers=[1,40]"], ValueError, r"task.style_layers contains layer 40.*modules 0..10"),
-        (["task.content_layer=11"], ValueError, r"task.content_layer contains layer 11"),
-        (["task.style_weights=[1,2]"], ValueError, r"style_layers has 4 entries but .*style_weights has 2"),
+        (["task.style_layers=[1,40]"], ValueError, r"task.style_layers contains layer 40.*modules 0..16"),
+        (["task.content_layer=17"], ValueError, r"task.content_layer contains layer 17"),
+        (["task.style_weights=[1,2]"], ValueError, r"style_layers has 5 entries but .*style_weights has 2"),
+        (["task.scales=[1.0,0.5]"], ValueError, r"task.scales=\[1.0, 0.5\] must be increasing"),
+        (["task.scales=[0.5,1.0]", "task.steps=[1,2,3]"], ValueError, r"task.steps=\[1, 2, 3\] must be one"),
         (["task.style_blend=[1,2]"], ValueError, r"style_blend=\[1, 2\] must hold one .* per style"),
         (["task.optimizer=sgd"], ValueError, r"task.optimizer='sgd' is not one of adam, lbfgs"),
         (
             ["task.feature_net=squeezenet"],
             WeightsNotFoundError,
-            r"squeezenet1_1.*weights_path=.*feature_net=random",
+            r"squeezenet1_1.*weights_path=.*feature_net=efficientnet_lite0",
         ),
         (["task.feature_net=vgg19"], WeightsNotFoundError, r"ImageNet weights of vgg19.*not in the cache"),
         (["task.feature_net=resnet"], ValueError, r"task.feature_net='resnet'"),

