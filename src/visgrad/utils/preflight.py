@@ -72,6 +72,10 @@ def one_of(*choices) -> Callable[[object], bool]:
     return lambda v: any(v == c and type(v) is type(c) for c in choices)
 
 
+def pair_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda v: OmegaConf.is_list(v) and len(v) == 2 and all(check(x) for x in v)
+
+
 def limit_batches(v) -> bool:
     """Lightning's ``limit_*_batches``: None, an int >= 0 (batches) or a float in [0, 1] (fraction)."""
     return v is None or non_negative_int(v) or (isinstance(v, float) and 0.0 <= v <= 1.0)
@@ -79,6 +83,9 @@ def limit_batches(v) -> bool:
 
 CAPTION_DATA = "visgrad.data.CaptionDataModule"
 CAPTIONER = "visgrad.captioning.CaptioningModule"
+GAN = "visgrad.gan.GANModule"
+GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
+GAN_METRICS = ("val/fd", "val/confident", "val/entropy", "val/d_loss", "val/d_real", "val/d_fake")
 NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
 
@@ -106,6 +113,25 @@ RULES: tuple[Rule, ...] = (
     Rule("model.length_alpha", non_negative_number, "a number >= 0", 0.0, CAPTIONER),
     Rule("model.num_samples", non_negative_int, "an integer >= 0", 8, CAPTIONER),
     Rule("model.meteor", one_of(True, False, "auto"), "true, false or auto", "auto", CAPTIONER),
+    Rule("model.architecture", one_of("fc", "dc"), "fc or dc", "dc (or model=gan_dc)", GAN),
+    Rule("model.loss", one_of("vanilla", "ls", "wgan_gp"), "one of vanilla, ls, wgan_gp", "vanilla", GAN),
+    Rule("model.noise_dim", positive_int, "a positive integer", 96, GAN),
+    Rule("model.betas", pair_of(lambda b: _is_number(b) and 0 <= b < 1), "two numbers in [0, 1)",
+         "[0.5,0.999]", GAN),
+    Rule("model.n_critic", positive_int, "a positive integer", 5, GAN),
+    Rule("model.gp_weight", non_negative_number, "a number >= 0", 10.0, GAN),
+    Rule("model.fc_hidden", pair_of(positive_int), "two positive integers (generator, discriminator)",
+         "[1024,256]", GAN),
+    Rule("model.num_fixed", lambda v: _is_int(v) and v >= 2, "an integer >= 2", 64, GAN),
+    Rule("data.repeat", positive_int, "a positive integer", 1),
+    Rule("data.num_val", lambda v: positive_int(v) and v < 1797, "an integer in [1, 1796]", 300,
+         GAN_DATA[0]),
+    Rule("data.image_size", lambda v: _is_int(v) and v >= 16 and v % 4 == 0,
+         "an integer >= 16 divisible by 4", 28, GAN_DATA[0]),
+    Rule("data.num_val", lambda v: positive_int(v) and v <= 10000, "an integer in [1, 10000]", 1000,
+         GAN_DATA[1]),
+    Rule("data.max_train", optional(lambda v: positive_int(v) and v <= 60000), "null (all) or an integer in "
+         "[1, 60000]", "null", GAN_DATA[1]),
     Rule("trainer.max_epochs", lambda v: v is None or v == -1 or positive_int(v),
          "a positive integer (or -1: no limit)", 10),
     Rule("trainer.min_epochs", optional(non_negative_int), "null or an integer >= 0", 1),
@@ -165,10 +191,32 @@ def config_problems(cfg: DictConfig) -> list[str]:
         problems.append("trainer.strategy=ddp in a local -m sweep: Lightning starts every further DDP "
                         "process by running the command again, which would rerun the whole sweep; use "
                         "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)")
+    problems += _gan_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
         problems.append(f"ckpt_path={_fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
                         "(to continue a killed run, use resume=<its run folder> instead)")
+    return problems
+
+
+def _gan_problems(cfg: DictConfig) -> list[str]:
+    """What a GAN model needs from the rest of the config (the experiment=gan_* presets set it all)."""
+    if OmegaConf.select(cfg, "model._target_") != GAN:
+        return []
+    problems, fix = [], "(experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp sets it)"
+    data = OmegaConf.select(cfg, "data._target_")
+    if data not in GAN_DATA:
+        problems.append(f"data._target_={_fmt(data)}: a GAN trains on labelled images; use data=digits or "
+                        f"data=mnist {fix}")
+    clip = _select(cfg, "trainer.gradient_clip_val")
+    if clip not in (None, _ABSENT):
+        problems.append(f"trainer.gradient_clip_val={_fmt(clip)}: GANs optimise manually (two optimisers), "
+                        "which Lightning's gradient clipping does not support; use "
+                        f"trainer.gradient_clip_val=null {fix}")
+    monitor = _select(cfg, "monitor.metric")
+    if monitor is not _ABSENT and monitor not in GAN_METRICS:
+        problems.append(f"monitor.metric={_fmt(monitor)}: a GAN logs {', '.join(GAN_METRICS)}; e.g. "
+                        f"monitor.metric=val/fd monitor.mode=min {fix}")
     return problems
 
 

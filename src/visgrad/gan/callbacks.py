@@ -1,0 +1,127 @@
+"""Lightning callbacks of GAN runs: sample quality as validation metrics, and sample figures.
+
+``SampleQualityMetrics`` trains the judge of :mod:`visgrad.gan.metrics` on the datamodule's training images
+when fitting starts, then logs at every validation (same noise each time):
+
+- ``val/confident``, ``val/entropy``, ``val/fd``: the generator's samples (``val/fd`` is the default
+  monitored metric of the GAN experiments, lower is better);
+- ``ceiling/*``: the same metrics of as many held-out real images (the val split), the best a generator
+  can hope for at this sample size;
+- ``floor/*``: the untrained generator (the weights before the first step; computed before a resumed
+  run loads its checkpoint, so the same value in every attempt).
+
+``GANSampleFigures`` adds a grid of samples of the module's fixed noise to TensorBoard after every
+training epoch (same noise: the grids show progress), and at the end of fitting writes ``samples.png`` and
+``interpolation.png`` (rows of images along straight lines between two noise vectors) into the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import TensorBoardLogger
+from rich.console import Console
+
+from visgrad.data.labelled_images import LabelledImages
+from visgrad.gan.figures import interpolation_noise, sample_grid, save_png
+from visgrad.gan.losses import sample_noise
+from visgrad.gan.metrics import SampleQuality
+
+
+class SampleQualityMetrics(pl.Callback):
+    """Args:
+    num_samples: generated images per evaluation (None: as many as val images, so that ``ceiling``
+        and the samples have the same sample-size bias).
+    judge_epochs: training epochs of the judge.
+    max_train: the judge trains on (and the real features come from) at most this many training
+        images (the first ones; MNIST has 60,000).
+    seed: seed of the judge's training and of the evaluation noise.
+    """
+
+    def __init__(
+        self, num_samples: int | None = None, judge_epochs: int = 5, max_train: int = 10000, seed: int = 0
+    ) -> None:
+        self.num_samples, self.judge_epochs, self.max_train, self.seed = (
+            num_samples,
+            judge_epochs,
+            max_train,
+            seed,
+        )
+        self.quality: SampleQuality | None = None
+        self.reference: dict[str, float] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module, stage: str) -> None:
+        if stage != "fit" or self.quality is not None:
+            return
+        train, val = trainer.datamodule.splits["train"], trainer.datamodule.splits["val"]
+        train = LabelledImages(
+            train.images[: self.max_train], train.labels[: self.max_train], train.class_names
+        )
+        n = self.num_samples or len(val.labels)
+        console = Console()
+        with console.status(f"training the judge of sample quality on {len(train.labels)} real images"):
+            self.quality = SampleQuality(train, epochs=self.judge_epochs, seed=self.seed)
+        self.noise = sample_noise(n, pl_module.hparams.noise_dim, seed=self.seed + 1)
+        real = val.images[:n] if n <= len(val.labels) else val.images
+        ceiling, floor = self.quality.score(real), self.quality.score(pl_module.sample(self.noise))
+        self.reference = {
+            **{f"ceiling/{k}": v for k, v in ceiling.items()},
+            **{f"floor/{k}": v for k, v in floor.items()},
+        }
+        console.print(
+            f"sample-quality judge: accuracy {self.quality.accuracy(val):.3f} on {len(val.labels)} "
+            f"val images; real val images (ceiling) {_fmt(ceiling)}; untrained generator (floor) "
+            f"{_fmt(floor)}",
+            soft_wrap=True,
+        )
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.quality is None:
+            return
+        scores = self.quality.score(pl_module.sample(self.noise))
+        pl_module.log_dict({**{f"val/{k}": v for k, v in scores.items()}, **self.reference})
+
+
+class GANSampleFigures(pl.Callback):
+    """Args:
+    output_dir: where ``samples.png`` and ``interpolation.png`` go (the run folder).
+    nrow: images per grid row.
+    interpolation_rows, interpolation_steps: strips and images per strip of ``interpolation.png``.
+    scale: pixel repetition of the PNGs.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        nrow: int = 8,
+        interpolation_rows: int = 4,
+        interpolation_steps: int = 10,
+        scale: int = 2,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.nrow, self.rows, self.steps, self.scale = nrow, interpolation_rows, interpolation_steps, scale
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        grid = sample_grid(pl_module.sample(pl_module.fixed_noise), self.nrow)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples/fixed_noise", grid, global_step=trainer.global_step)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        noise = pl_module.fixed_noise
+        samples = save_png(
+            sample_grid(pl_module.sample(noise), self.nrow, self.scale), self.output_dir / "samples.png"
+        )
+        rows = min(self.rows, noise.shape[0] // 2)
+        path = interpolation_noise(noise[:rows], noise[rows : 2 * rows], self.steps)
+        strip = save_png(
+            sample_grid(pl_module.sample(path), self.steps, self.scale), self.output_dir / "interpolation.png"
+        )
+        Console().print(f"samples: {samples}\ninterpolation: {strip}", soft_wrap=True)
+
+
+def _fmt(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
