@@ -320,3 +320,54 @@ def test_preflight_names_each_bad_gan_key(compose_cfg) -> None:
     ]
     assert all("experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp" in line for line in lines)
     validate_config(compose_cfg("train", ["experiment=gan_wgan_gp", "data=mnist", "data.root=/nowhere"]))
+
+
+@pytest.mark.slow
+def test_killed_gan_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    """200 training digits in batches of 50, 3 epochs: 4 batches an epoch, 2 optimiser steps each (global
+    step 8 per epoch). SIGKILL at global step 12 (epoch 1, batch 2), after last.ckpt of epoch 0 (step 8);
+    ``resume=RUN`` ends with the weights, both Adam states and the metrics of an uninterrupted run."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = [*gan_overrides("gan_vanilla"), "data.num_val=1597", "data.batch_size=50",
+                 "trainer.limit_train_batches=null", "trainer.max_epochs=3", "trainer.limit_val_batches=2",
+                 "trainer.deterministic=true", "print_config=false", "hydra/job_logging=disabled",
+                 "hydra/hydra_logging=disabled"]
+    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root / "tests")])}
+
+    def start(args: list[str]) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(root / "train.py"), *args], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(process: subprocess.Popen) -> int:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode in (0, -9), err[-3000:]
+        return process.returncode
+
+    whole = start([*overrides, f"hydra.run.dir={tmp_path / 'whole'}"])
+    killed = start([*overrides, "+callbacks.kill._target_=fault_injection.KillAtStep", "+callbacks.kill.step=12"])
+    assert finish(killed) == -9
+    (run,) = (tmp_path / "logs" / "gan" / "runs").iterdir()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 8
+    assert finish(start([f"resume={run}"])) == 0
+    assert finish(whole) == 0
+
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    uninterrupted = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == uninterrupted["global_step"] == 24
+    for name, value in uninterrupted["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, rtol=1e-6, atol=1e-7, msg=name)
+    assert len(uninterrupted["optimizer_states"]) == 2  # the discriminator's and the generator's Adam
+    for k, state in enumerate(uninterrupted["optimizer_states"]):
+        for i, moments in state["state"].items():
+            for key, value in moments.items():
+                torch.testing.assert_close(resumed["optimizer_states"][k]["state"][i][key], value, rtol=1e-6,
+                                           atol=1e-9, msg=f"optimizer {k} param {i} {key}")
+    resumed_metrics = json.loads((run / "metrics.json").read_text())
+    whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert resumed_metrics.keys() == whole_metrics.keys() and "val/fd" in whole_metrics
+    assert resumed_metrics == pytest.approx(whole_metrics, rel=1e-5, abs=1e-7)
