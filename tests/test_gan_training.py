@@ -332,16 +332,34 @@ def test_killed_gan_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> N
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    overrides = [*gan_overrides("gan_vanilla"), "data.num_val=1597", "data.batch_size=50",
-                 "trainer.limit_train_batches=null", "trainer.max_epochs=3", "trainer.limit_val_batches=2",
-                 "trainer.deterministic=true", "print_config=false", "hydra/job_logging=disabled",
-                 "hydra/hydra_logging=disabled"]
-    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root / "tests")])}
+    overrides = [
+        *gan_overrides("gan_vanilla"),
+        "data.num_val=1597",
+        "data.batch_size=50",
+        "trainer.limit_train_batches=null",
+        "trainer.max_epochs=3",
+        "trainer.limit_val_batches=2",
+        "trainer.deterministic=true",
+        "print_config=false",
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+    ]
+    env = {
+        **os.environ,
+        "VISGRAD_ROOT": str(tmp_path),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root / "tests")]),
+    }
 
     def start(args: list[str]) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(root / "train.py"), *args], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, str(root / "train.py"), *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def finish(process: subprocess.Popen) -> int:
         _, err = process.communicate(timeout=600)
@@ -349,7 +367,9 @@ def test_killed_gan_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> N
         return process.returncode
 
     whole = start([*overrides, f"hydra.run.dir={tmp_path / 'whole'}"])
-    killed = start([*overrides, "+callbacks.kill._target_=fault_injection.KillAtStep", "+callbacks.kill.step=12"])
+    killed = start(
+        [*overrides, "+callbacks.kill._target_=fault_injection.KillAtStep", "+callbacks.kill.step=12"]
+    )
     assert finish(killed) == -9
     (run,) = (tmp_path / "logs" / "gan" / "runs").iterdir()
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 8
@@ -365,8 +385,13 @@ def test_killed_gan_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> N
     for k, state in enumerate(uninterrupted["optimizer_states"]):
         for i, moments in state["state"].items():
             for key, value in moments.items():
-                torch.testing.assert_close(resumed["optimizer_states"][k]["state"][i][key], value, rtol=1e-6,
-                                           atol=1e-9, msg=f"optimizer {k} param {i} {key}")
+                torch.testing.assert_close(
+                    resumed["optimizer_states"][k]["state"][i][key],
+                    value,
+                    rtol=1e-6,
+                    atol=1e-9,
+                    msg=f"optimizer {k} param {i} {key}",
+                )
     resumed_metrics = json.loads((run / "metrics.json").read_text())
     whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     assert resumed_metrics.keys() == whole_metrics.keys() and "val/fd" in whole_metrics
