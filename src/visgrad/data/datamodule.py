@@ -69,6 +69,32 @@ class FileRows:
         return {**self.__dict__, "_file": None, "_pid": None}
 
 
+def seeded_loader(dataset: Dataset, trainer: pl.Trainer | None, batch_size: int, shuffle: bool, seed: int,
+                  num_workers: int = 0, collate_fn=None) -> DataLoader:
+    """A loader whose order depends only on ``seed`` and the epoch (Lightning calls ``set_epoch``).
+
+    The same ``DistributedSampler`` serves one process and DDP: rank r of W takes every W-th item of
+    the epoch's permutation, so a DDP step with W x B items sees exactly the B-item batch of a
+    single-process run with batch W x B, and a resumed run replays the epoch order of an
+    uninterrupted one.
+    """
+    sampler = DistributedSampler(
+        dataset,
+        num_replicas=trainer.world_size if trainer else 1,
+        rank=trainer.global_rank if trainer else 0,
+        shuffle=shuffle,
+        seed=seed,
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
 class CaptionDataset(Dataset):
     """Captions paired with their image's features.
 
@@ -262,30 +288,8 @@ class CaptionDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        """A loader whose order depends only on ``seed`` and the epoch (Lightning calls ``set_epoch``).
-
-        The same ``DistributedSampler`` serves one process and DDP: rank r of W takes every W-th item of
-        the epoch's permutation, so a DDP step with W x B items sees exactly the B-item batch of a
-        single-process run with batch W x B, and a resumed run replays the epoch order of an
-        uninterrupted one.
-        """
-        dataset = self.dataset_for(split)
-        trainer = self.trainer
-        sampler = DistributedSampler(
-            dataset,
-            num_replicas=trainer.world_size if trainer else 1,
-            rank=trainer.global_rank if trainer else 0,
-            shuffle=shuffle,
-            seed=self.seed,
-        )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return seeded_loader(self.dataset_for(split), self.trainer, self.batch_size, shuffle, self.seed,
+                             self.num_workers, collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

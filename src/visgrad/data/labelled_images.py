@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from visgrad.data.datamodule import seeded_loader
 
 
 @dataclass(frozen=True)
@@ -65,18 +67,4 @@ class LabelledImagesDataModule(pl.LightningDataModule):
         return self._loader(_Repeated(self.splits["val"], 1), shuffle=False)
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        trainer = self.trainer
-        sampler = DistributedSampler(
-            dataset,
-            num_replicas=trainer.world_size if trainer else 1,
-            rank=trainer.global_rank if trainer else 0,
-            shuffle=shuffle,
-            seed=self.seed,
-        )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return seeded_loader(dataset, self.trainer, self.batch_size, shuffle, self.seed, self.num_workers)
