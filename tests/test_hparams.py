@@ -34,6 +34,16 @@ def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:
     assert "cell_type" not in hparams and "model" not in hparams
 
 
+def test_task_hparams_are_its_options(compose_cfg) -> None:
+    cfg = compose_cfg("visualize", ["task=saliency", "task.method=smoothgrad", "device=cpu",
+                                    "print_config=false"])
+    assert run_hparams(cfg, **cfg.hparams) == {
+        "task": "saliency", "classifier": "shapes", "seed": 231, "method": "smoothgrad", "images": "null",
+        "num_images": 200, "num_show": 8, "target": "null", "smoothgrad.num_samples": 25,
+        "smoothgrad.noise_level": 0.15, "integrated_gradients.steps": 32,
+        "integrated_gradients.baseline": "blur", "device": "cpu"}
+
+
 def test_dashboard_shows_every_runs_columns_in_a_mixed_logdir(tmp_path: Path) -> None:
     """Two runs with different hyperparameters and metrics (a captioner and a task, say): the dashboard
     lists both with the union of the columns, and each metric's last value."""

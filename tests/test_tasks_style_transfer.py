@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from hparams_dashboard import read_dashboard
 from PIL import Image
 from skimage.color import rgb2yiq
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -54,6 +55,9 @@ def test_style_transfer_end_to_end_writes_images_and_tensorboard(compose_cfg):
     assert {"quality/style_ratio", "quality/content_ratio", "time/seconds"} <= set(events.Tags()["scalars"])
     totals = [e.value for e in events.Scalars("loss/total")]
     assert len(totals) == 4 and totals[-1] < totals[0]
+    (row,) = read_dashboard(out).rows.values()  # the HParams dashboard: options and final losses
+    assert row.hparams["content"] == "skimage:chelsea" and row.hparams["lr"] == 0.05
+    assert row.hparams["task"] == "style_transfer" and row.metrics["loss/total"] == pytest.approx(totals[-1])
 
 
 def test_multiscale_run_ends_at_full_size_and_logs_every_step(compose_cfg):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hparams_dashboard import read_dashboard
 from PIL import Image
 
 from visgrad.data.shapes import load_shapes_images
@@ -98,7 +99,12 @@ def test_visualize_saliency_end_to_end(compose_cfg, shapes_root, tiny_classifier
     out = Path(cfg.paths.output_dir)
     assert 0.0 <= pointing <= 1.0
     assert (out / f"saliency_{method}.png").stat().st_size > 1000
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    # the run's row in TensorBoard's HParams dashboard: its options and its summary metric
+    (row,) = read_dashboard(out).rows.values()
+    assert row.status == "STATUS_SUCCESS" and row.metrics["saliency/pointing_game"] == pytest.approx(pointing)
+    assert {"task": "saliency", "classifier": "shapes", "method": method, "num_images": 12,
+            "smoothgrad.num_samples": 2, "device": "cpu"}.items() <= row.hparams.items()
+    assert "run" not in row.hparams and "optimized_metric" not in row.hparams
 
 
 def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier):

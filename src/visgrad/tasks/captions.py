@@ -17,14 +17,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
-from torch.utils.tensorboard import SummaryWriter
 
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
 from visgrad.captioning.harness import evaluate_strategies
 from visgrad.captioning.metrics import METRIC_NAMES
 from visgrad.captioning.module import CaptioningModule
+from visgrad.tasks.runner import open_writer
 from visgrad.utils import resolve_device
+from visgrad.utils.hparams import end_session
 
 HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=rnn|lstm` " \
          "(e.g. logs/train/runs/<time>/checkpoints/last.ckpt)"
@@ -82,7 +83,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         {"ckpt_path": str(cfg.ckpt_path), "split": task.split, "references": eval_set.references,
          "generated": generated, "metrics": summary}, indent=1))
 
-    writer = SummaryWriter(str(output_dir / "tensorboard"))
+    writer = open_writer(cfg, output_dir)
     for key, value in summary.items():
         writer.add_scalar(f"captions/{key}", value, 0)
     writer.add_text("captions/samples", samples_markdown(eval_set.references, generated, task.num_images), 0)
@@ -92,11 +93,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
         figure_path = output_dir / "captions.png"
         figure.savefig(figure_path, dpi=120)
         writer.add_figure("captions/samples", figure, 0)
+    end_session(writer)
     writer.close()
 
     console.print(f"captions: {output_dir / 'captions.json'}")
     console.print(f"figure: {figure_path or '(none: the data has no images)'}")
-    console.print(f"TensorBoard: tensorboard --logdir {output_dir / 'tensorboard'}")
+    console.print(f"TensorBoard: tensorboard --logdir {output_dir}")
     return summary
 
 

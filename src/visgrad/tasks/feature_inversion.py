@@ -15,10 +15,11 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from PIL import Image
-from torch.utils.tensorboard import SummaryWriter
 
 from visgrad.style.quality import reconstruction_scores
+from visgrad.tasks.runner import open_writer
 from visgrad.tasks.style_transfer import pixels, prepare, print_summary, save_strip, synthesize
+from visgrad.utils.hparams import end_session
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -29,7 +30,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if setup.content_img is None:
         raise ValueError("task=feature_inversion needs a content image; set content=PATH")
     out_dir = Path(cfg.paths.output_dir)
-    writer = SummaryWriter(str(out_dir / "tensorboard"))
+    writer = open_writer(cfg, out_dir)
     summary: dict[str, float] = {}
     panels: list[tuple[Image.Image, str]] = []
     paths: dict[str, Path] = {}
@@ -52,6 +53,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     panels.insert(0, (setup.net.norm.deprocess(original), f"content: {Path(str(setup.task.content)).name}"))
     paths["figure"] = out_dir / "figure.png"
     _save_grid(panels, paths["figure"], setup.net.description)
+    end_session(writer)
     writer.close()
     print_summary(setup, summary, paths, out_dir)
     return summary

@@ -17,6 +17,7 @@ from visgrad.data.image_sets import InputBatch, load_inputs
 from visgrad.models.classifier import Classifier
 from visgrad.tasks.figures import save_figure
 from visgrad.utils import resolve_device
+from visgrad.utils.hparams import end_session, run_hparams, start_session
 
 # Keys of a classifier config that are read by the tasks rather than passed to the loader.
 TASK_KEYS = ("class_viz", "fooling")
@@ -58,9 +59,11 @@ class TaskRun:
         return path
 
     def finish(self, title: str, metrics: dict[str, float]) -> dict[str, float]:
-        """Log the summary metrics, print them as a table with the output locations, close TensorBoard."""
+        """Log the summary metrics, print them as a table with the output locations, close TensorBoard
+        (the metrics are the run's columns in the HParams dashboard)."""
         for key, value in metrics.items():
             self.writer.add_scalar(key, value)
+        end_session(self.writer)
         self.writer.close()
         table = Table(title=f"{title} ({self.classifier.name})")
         table.add_column("metric")
@@ -70,8 +73,7 @@ class TaskRun:
         self.console.print(table)
         for path in self.files:
             self.console.print(f"figure: {path}", soft_wrap=True)
-        tensorboard = self.output_dir / "tensorboard"
-        self.console.print(f"TensorBoard: tensorboard --logdir {tensorboard}", soft_wrap=True)
+        self.console.print(f"TensorBoard: tensorboard --logdir {self.output_dir}", soft_wrap=True)
         return metrics
 
 
@@ -95,5 +97,12 @@ def start(cfg: DictConfig) -> TaskRun:
     classifier = load_classifier(cfg.classifier, device)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    return TaskRun(cfg, device, classifier, output_dir, open_writer(cfg, output_dir))
+
+
+def open_writer(cfg: DictConfig, output_dir: Path) -> SummaryWriter:
+    """The run's TensorBoard writer (``<output_dir>/tensorboard``), with its HParams session started: the
+    task's options and the ``cfg.hparams`` columns (``visgrad.utils.hparams``); ``end_session`` ends it."""
     writer = SummaryWriter(str(output_dir / "tensorboard"))
-    return TaskRun(cfg, device, classifier, output_dir, writer)
+    start_session(writer, run_hparams(cfg, **cfg.get("hparams", {})))
+    return writer

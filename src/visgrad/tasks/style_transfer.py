@@ -36,7 +36,9 @@ from visgrad.style.objective import (
     pixel_bounds,
 )
 from visgrad.style.quality import loss_ratios
+from visgrad.tasks.runner import open_writer
 from visgrad.utils import resolve_device
+from visgrad.utils.hparams import end_session
 
 CHOICES = {
     "optimizer": ("adam", "lbfgs"),
@@ -217,7 +219,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     setup = prepare(cfg)
     task, net = setup.task, setup.net
     out_dir = Path(cfg.paths.output_dir)
-    writer = SummaryWriter(str(out_dir / "tensorboard"))
+    writer = open_writer(cfg, out_dir)
     synth = synthesize(setup, setup.content_layers[0], writer, "")
 
     summary = dict(synth.final)
@@ -242,6 +244,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if key.startswith(("quality/", "time/")):
             writer.add_scalar(key, value)
     writer.add_image("result", pixels(net, synth.result), sum(setup.steps))
+    end_session(writer)
     writer.close()
     print_summary(setup, summary, paths, out_dir)
     return summary
@@ -298,5 +301,5 @@ def print_summary(setup: Setup, summary: dict[str, float], paths: dict[str, Path
         table.add_row(key, f"{value:.5g}")
     for key, value in paths.items():
         table.add_row(key, str(value))
-    table.add_row("tensorboard", f"tensorboard --logdir {out_dir / 'tensorboard'}")
+    table.add_row("tensorboard", f"tensorboard --logdir {out_dir}")
     Console().print(table)

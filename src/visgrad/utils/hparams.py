@@ -21,7 +21,7 @@ Which hyperparameters (``run_hparams``): the configured ``columns`` (``name: con
 ``cell_type: model.cell_type``; a list of keys takes the first one the config has; a config group's name
 gives its choice, ``model: lstm``; keys a config lacks are left out), the scalar options under
 ``options_of`` (a task's options), and every key overridden on the command line or by the sweeper
-(``model.hidden_dim``, Optuna's parameters; from ``HydraConfig``) except the ``ignore``d ones
+(``model.hidden_dim``, Optuna's parameters; from ``HydraConfig``), except the ``ignore``d keys
 (``paths.log_dir``). Values are numbers, booleans or strings (``null``, lists and dicts as text).
 """
 
@@ -53,8 +53,8 @@ def run_hparams(cfg: DictConfig, columns: Mapping[str, str | Sequence[str]] | No
         columns: ``{name: key or [keys]}``; a key is a dotted config path or a config group's name.
         options_of: a config node (e.g. ``"task"``) whose scalar leaves are all added, named by their path
             below it (``method``, ``smoothgrad.num_samples``).
-        ignore: overrides of these keys and the keys below them are not hyperparameters (``paths``,
-            ``print_config``) and are left out.
+        ignore: these keys and the keys below them are not hyperparameters (``paths``, ``print_config``,
+            ``task.run``): overrides and options of them are left out.
     """
     choices = _group_choices()
     hparams: dict[str, HParamValue] = {}
@@ -70,12 +70,11 @@ def run_hparams(cfg: DictConfig, columns: Mapping[str, str | Sequence[str]] | No
         node = OmegaConf.select(cfg, options_of)
         for path in _leaf_paths(node) if isinstance(node, DictConfig) else []:
             key = f"{options_of}.{path}"
-            if key not in named and path not in hparams:
+            if key not in named and path not in hparams and not _ignored(key, ignore):
                 hparams[path] = _value(cfg, key, choices)
                 named.add(key)
-    ignored = tuple(ignore)
     for key, text in _overrides():
-        if key in named or key in hparams or any(key == k or key.startswith(k + ".") for k in ignored):
+        if key in named or key in hparams or _ignored(key, ignore):
             continue
         value = _value(cfg, key, choices)
         hparams[key] = text if value is None else value
@@ -148,6 +147,10 @@ def _value(cfg: DictConfig, key: str, choices: Mapping[str, str | None]) -> HPar
     if isinstance(value, (DictConfig, ListConfig)):
         return str(OmegaConf.to_container(value, resolve=True))
     return "null" if value is None else value
+
+
+def _ignored(key: str, ignore: Sequence[str]) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in ignore)
 
 
 def _leaf_paths(node: DictConfig, prefix: str = "") -> list[str]:
