@@ -35,8 +35,8 @@ def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:
 
 
 def test_task_hparams_are_its_options(compose_cfg) -> None:
-    cfg = compose_cfg("visualize", ["task=saliency", "task.method=smoothgrad", "device=cpu",
-                                    "print_config=false"])
+    cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.method=smoothgrad",
+                                    "device=cpu", "print_config=false"])
     assert run_hparams(cfg, **cfg.hparams) == {
         "task": "saliency", "classifier": "shapes", "seed": 231, "method": "smoothgrad", "images": "null",
         "num_images": 200, "num_show": 8, "target": "null", "smoothgrad.num_samples": 25,
