@@ -1,4 +1,5 @@
-"""Recurrent layers as ``torch.autograd.Function``s with hand-written backward, and functional wrappers.
+"""Recurrent and attention layers as ``torch.autograd.Function``s with hand-written backward, and functional
+wrappers.
 
 Same argument order as ``visgrad.reference`` (CS231n), any floating dtype, any device::
 
@@ -7,10 +8,12 @@ Same argument order as ``visgrad.reference`` (CS231n), any floating dtype, any d
     h = ops.word_lstm(words, W_embed, h0, Wx, Wh, b)    # = lstm(word_embedding(words, W_embed), ...)
     scores = ops.temporal_affine(h, W_vocab, b_vocab)   # (N, T, V)
     loss = ops.temporal_softmax_loss(scores, y, mask)   # scalar; .backward() runs the hand-written backward
+    out = ops.attention(q, k, v, mask)                  # q (N, h, S, d), k, v (N, h, T, d) -> (N, h, S, d)
 
 Double backward is not supported (the backward passes are ``once_differentiable``).
 """
 
+from visgrad.ops.attention import Attention, attention
 from visgrad.ops.layers import (
     TemporalAffine,
     TemporalSoftmaxLoss,
@@ -23,6 +26,7 @@ from visgrad.ops.lstm import LSTM, LSTMStep, WordLSTM, lstm, lstm_step, word_lst
 from visgrad.ops.rnn import RNN, RNNStep, WordRNN, rnn, rnn_step, word_rnn
 
 __all__ = [
+    "Attention",
     "LSTM",
     "LSTMStep",
     "RNN",
@@ -32,6 +36,7 @@ __all__ = [
     "WordEmbedding",
     "WordLSTM",
     "WordRNN",
+    "attention",
     "lstm",
     "lstm_step",
     "rnn",

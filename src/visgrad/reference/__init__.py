@@ -1,4 +1,5 @@
-"""NumPy reference layers with the CS231n signatures and the numeric gradient-check helpers.
+"""NumPy reference layers (recurrent, attention) with the CS231n signatures and the numeric gradient-check
+helpers.
 
 Example::
 
@@ -9,6 +10,7 @@ Example::
     print(rel_error(dx, dx_num))                          # ~1e-9
 """
 
+from visgrad.reference.attention import attention_backward, attention_forward, causal_mask
 from visgrad.reference.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 from visgrad.reference.rnn_layers import (
     lstm_backward,
@@ -28,6 +30,9 @@ from visgrad.reference.rnn_layers import (
 )
 
 __all__ = [
+    "attention_backward",
+    "attention_forward",
+    "causal_mask",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
     "lstm_backward",

@@ -79,3 +79,20 @@ def check_softmax_loss(x, y, mask) -> None:
     _ndim("x", x, "(N, T, V)")
     _expect("y", y, "(N, T)", tuple(x[:2]), f"scores x of shape {_fmt(x)}")
     _expect("mask", mask, "(N, T)", tuple(x[:2]), f"scores x of shape {_fmt(x)}")
+
+
+def check_attention(q, k, v, mask=None) -> None:
+    """Check shapes for attention over split heads: q (N, h, S, d), k and v (N, h, T, d), and an additive
+    mask broadcastable to (N, h, S, T) (e.g. (S, T)) or None."""
+    for name, shape in (("q", q), ("k", k), ("v", v)):
+        _ndim(name, shape, "(N, h, S, d)" if name == "q" else "(N, h, T, d)")
+    N, h, S, d = q
+    _expect("k", k, "(N, h, T, d)", (N, h, k[2], d), f"queries q of shape {_fmt(q)}")
+    _expect("v", v, "(N, h, T, d)", tuple(k), f"keys k of shape {_fmt(k)}")
+    if k[2] < 1:
+        raise ValueError(f"k and v must hold at least one source position (T >= 1), got k {_fmt(k)}")
+    if mask is not None:
+        full = (N, h, S, k[2])
+        if len(mask) > 4 or any(m not in (1, f) for m, f in zip(mask[::-1], full[::-1], strict=False)):
+            raise ValueError(f"mask must broadcast to (N, h, S, T) = {_fmt(full)} (e.g. (S, T) = "
+                             f"{_fmt(full[2:])}), got {_fmt(mask)}")
