@@ -20,7 +20,7 @@ from visgrad.utils.preflight import ConfigError, config_problems, validate_confi
 ROOT = Path(__file__).resolve().parents[1]
 
 TRAINERS = sorted(path.stem for path in (ROOT / "conf" / "trainer").glob("*.yaml"))
-PRESETS = [[], ["model=rnn"], ["experiment=overfit_rnn"], ["experiment=overfit_lstm"],
+PRESETS = [[], ["model=rnn"], ["model=transformer"], ["experiment=overfit_rnn"], ["experiment=overfit_lstm"],
            ["experiment=shapes_classifier"], ["hparams_search=captioning_optuna"], ["debug=default"],
            ["debug=fdr"], ["data=coco"], *([f"trainer={name}"] for name in TRAINERS)]
 
@@ -41,9 +41,9 @@ BAD = [
     ("data.batch_size=-5", r"data.batch_size=-5: must be a positive integer"),
     ("data.batch_size=2.5", r"data.batch_size=2.5: must be a positive integer"),
     ("data.batch_size=true", r"data.batch_size=true: must be a positive integer"),
-    ("model.cell_type=gru", r"model.cell_type='gru': must be one of rnn, lstm; e.g. model.cell_type=lstm "
-                            r"\(or model=rnn\)"),
-    ("model.cell_type=LSTM", r"model.cell_type='LSTM': must be one of rnn, lstm"),
+    ("model.cell_type=gru", r"model.cell_type='gru': must be one of rnn, lstm, transformer; "
+                            r"e.g. model.cell_type=lstm \(or model=rnn, model=transformer\)"),
+    ("model.cell_type=LSTM", r"model.cell_type='LSTM': must be one of rnn, lstm, transformer"),
     ("model.hidden_dim=0", r"model.hidden_dim=0: must be a positive integer"),
     ("model.wordvec_dim=-1", r"model.wordvec_dim=-1: must be a positive integer"),
     ("model.scheduler.gamma=0", r"model.scheduler.gamma=0: must be a number in \(0, 1\]"),

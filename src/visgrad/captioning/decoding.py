@@ -2,8 +2,9 @@
 
 Every decoder works with any model that offers ``initial_state(features) -> state``,
 ``step(words (N,), state) -> (scores (N, V), state)`` and the indices ``null_idx``, ``start_idx``,
-``end_idx`` (``CaptioningRNN`` does). Decoding runs under ``torch.no_grad()``. Outputs follow CS231n's
-``sample``: an int64 tensor (N, max_length) whose first column is the first generated word (no
+``end_idx`` (``CaptioningRNN`` and ``CaptioningTransformer`` do); the state is any nest of tuples of
+tensors with the batch first (see ``map_state``). Decoding runs under ``torch.no_grad()``. Outputs follow
+CS231n's ``sample``: an int64 tensor (N, max_length) whose first column is the first generated word (no
 ``<START>``); a caption's ``<END>`` is kept and every later position holds ``<NULL>``.
 """
 
@@ -46,6 +47,16 @@ class DecodingStrategy:
         if self.kind == "temperature":
             return f"temperature-{self.temperature:g}"
         return "greedy"
+
+
+def map_state(fn: Callable[[Tensor], Tensor], state):
+    """Apply ``fn`` to every tensor of a decoder state (nested tuples/lists of tensors, None, ints):
+    beam search repeats and reorders the rows of each tensor, whose first dimension is the batch."""
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(fn, s) for s in state)
+    return state
 
 
 def _autoregressive(model, features: Tensor, max_length: int, choose: Callable[[Tensor], Tensor]) -> Tensor:
@@ -115,8 +126,7 @@ def beam_search(
         raise ValueError(f"beam_size must be >= 1, got {beam_size!r}")
     N, k, device = features.shape[0], int(beam_size), features.device
     rows = torch.arange(N, device=device)[:, None]
-    h, c = model.initial_state(features)
-    state = (h.repeat_interleave(k, 0), None if c is None else c.repeat_interleave(k, 0))
+    state = map_state(lambda s: s.repeat_interleave(k, 0), model.initial_state(features))
     words = torch.full((N * k,), model.start_idx, dtype=torch.long, device=device)
     tokens = torch.full((N, k, max_length), model.null_idx, dtype=torch.long, device=device)
     log_probs = torch.full((N, k), float("-inf"), dtype=torch.float64, device=device)
@@ -141,7 +151,7 @@ def beam_search(
         tokens[:, :, t] = word
         finished = finished.gather(1, beam) | (word == model.end_idx)
         parents = (beam + rows * k).view(-1)
-        state = tuple(None if s is None else s[parents] for s in state)
+        state = map_state(lambda s, parents=parents: s[parents], state)
         words = word.view(-1)
         if bool(finished.all()):
             break

@@ -20,7 +20,74 @@ CELL_GATES = {"rnn": 1, "lstm": 4}
 SPECIAL_TOKENS = ("<NULL>", "<START>", "<END>")
 
 
-class CaptioningRNN(nn.Module):
+class Captioner(nn.Module):
+    """What every captioner shares: the CS231n vocabulary, the teacher-forced loss and greedy sampling.
+
+    A subclass defines ``input_dim``, ``forward(features (N, D), words (N, T)) -> scores (N, T, V)`` and the
+    decoding steps ``initial_state(features) -> state`` and ``step(words (N,), state) -> (scores (N, V),
+    state)`` (see ``visgrad.captioning.decoding``).
+
+    Args:
+        word_to_idx: vocabulary ``{word: index}`` of V words, with ``<NULL>``, ``<START>`` and ``<END>``.
+        sizes: named sizes that must be positive integers (for the error message).
+    """
+
+    def __init__(self, word_to_idx: dict[str, int], **sizes: int) -> None:
+        super().__init__()
+        missing = [token for token in SPECIAL_TOKENS if token not in word_to_idx]
+        if missing:
+            raise ValueError(
+                f"word_to_idx lacks the special token(s) {missing}; a CS231n vocabulary maps "
+                f"{list(SPECIAL_TOKENS)} to indices (<NULL> = 0)"
+            )
+        for name, value in sizes.items():
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        indices = sorted(word_to_idx.values())
+        if indices != list(range(len(indices))):
+            raise ValueError("word_to_idx must map its V words onto the indices 0..V-1 exactly once")
+        self.word_to_idx = dict(word_to_idx)
+        self.idx_to_word = {i: w for w, i in word_to_idx.items()}
+        self.null_idx = word_to_idx["<NULL>"]
+        self.start_idx = word_to_idx["<START>"]
+        self.end_idx = word_to_idx["<END>"]
+
+    def _check_features(self, features: Tensor) -> None:
+        if features.dim() != 2 or features.shape[1] != self.input_dim:
+            raise ValueError(
+                f"features must have shape (N, D) with D = input_dim = {self.input_dim}, "
+                f"got {tuple(features.shape)}"
+            )
+
+    def loss(self, features: Tensor, captions: Tensor) -> Tensor:
+        """CS231n's training loss with teacher forcing.
+
+        Inputs:
+        - features: (N, D) image features.
+        - captions: (N, T) int64 word indices; the model reads ``captions[:, :-1]`` and predicts
+          ``captions[:, 1:]``; targets equal to ``<NULL>`` are masked out.
+
+        Returns: scalar cross-entropy, summed over time steps and averaged over the N captions.
+        """
+        self._check_features(features)
+        if captions.dim() != 2 or captions.shape[0] != features.shape[0] or captions.shape[1] < 2:
+            raise ValueError(
+                f"captions must have shape (N, T) with N = {features.shape[0]} rows and T >= 2, "
+                f"got {tuple(captions.shape)}"
+            )
+        captions_in, captions_out = captions[:, :-1], captions[:, 1:]
+        scores = self(features, captions_in)
+        return ops.temporal_softmax_loss(scores, captions_out, captions_out != self.null_idx)
+
+    def sample(self, features: Tensor, max_length: int = 30) -> Tensor:
+        """Greedy decoding as in CS231n: (N, D) features -> (N, max_length) int64 word indices.
+
+        The first input is ``<START>``; positions after a caption's ``<END>`` hold ``<NULL>``.
+        """
+        return greedy_decode(self, features, max_length=max_length)
+
+
+class CaptioningRNN(Captioner):
     """Image captioner: features -> h0, then an RNN/LSTM over word embeddings -> vocabulary scores.
 
     Args:
@@ -43,29 +110,10 @@ class CaptioningRNN(nn.Module):
         hidden_dim: int = 128,
         cell_type: str = "rnn",
     ) -> None:
-        super().__init__()
         if cell_type not in CELL_GATES:
             raise ValueError(f"cell_type must be one of {sorted(CELL_GATES)}, got {cell_type!r}")
-        missing = [token for token in SPECIAL_TOKENS if token not in word_to_idx]
-        if missing:
-            raise ValueError(
-                f"word_to_idx lacks the special token(s) {missing}; a CS231n vocabulary maps "
-                f"{list(SPECIAL_TOKENS)} to indices (<NULL> = 0)"
-            )
-        sizes = {"input_dim": input_dim, "wordvec_dim": wordvec_dim, "hidden_dim": hidden_dim}
-        for name, value in sizes.items():
-            if int(value) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        indices = sorted(word_to_idx.values())
-        if indices != list(range(len(indices))):
-            raise ValueError("word_to_idx must map its V words onto the indices 0..V-1 exactly once")
-
+        super().__init__(word_to_idx, input_dim=input_dim, wordvec_dim=wordvec_dim, hidden_dim=hidden_dim)
         self.cell_type = cell_type
-        self.word_to_idx = dict(word_to_idx)
-        self.idx_to_word = {i: w for w, i in word_to_idx.items()}
-        self.null_idx = word_to_idx["<NULL>"]
-        self.start_idx = word_to_idx["<START>"]
-        self.end_idx = word_to_idx["<END>"]
 
         V, D, W, H = len(word_to_idx), input_dim, wordvec_dim, hidden_dim
         mH = CELL_GATES[cell_type] * H
@@ -90,13 +138,6 @@ class CaptioningRNN(nn.Module):
     def hidden_dim(self) -> int:
         return self.W_proj.shape[1]
 
-    def _check_features(self, features: Tensor) -> None:
-        if features.dim() != 2 or features.shape[1] != self.input_dim:
-            raise ValueError(
-                f"features must have shape (N, D) with D = input_dim = {self.input_dim}, "
-                f"got {tuple(features.shape)}"
-            )
-
     def forward(self, features: Tensor, words: Tensor) -> Tensor:
         """Teacher-forced vocabulary scores.
 
@@ -111,26 +152,6 @@ class CaptioningRNN(nn.Module):
         recurrent = ops.word_lstm if self.cell_type == "lstm" else ops.word_rnn
         h = recurrent(words, self.W_embed, h0, self.Wx, self.Wh, self.b)
         return ops.temporal_affine(h, self.W_vocab, self.b_vocab)
-
-    def loss(self, features: Tensor, captions: Tensor) -> Tensor:
-        """CS231n's training loss with teacher forcing.
-
-        Inputs:
-        - features: (N, D) image features.
-        - captions: (N, T) int64 word indices; the model reads ``captions[:, :-1]`` and predicts
-          ``captions[:, 1:]``; targets equal to ``<NULL>`` are masked out.
-
-        Returns: scalar cross-entropy, summed over time steps and averaged over the N captions.
-        """
-        self._check_features(features)
-        if captions.dim() != 2 or captions.shape[0] != features.shape[0] or captions.shape[1] < 2:
-            raise ValueError(
-                f"captions must have shape (N, T) with N = {features.shape[0]} rows and T >= 2, "
-                f"got {tuple(captions.shape)}"
-            )
-        captions_in, captions_out = captions[:, :-1], captions[:, 1:]
-        scores = self(features, captions_in)
-        return ops.temporal_softmax_loss(scores, captions_out, captions_out != self.null_idx)
 
     # One decoding step at a time (used by greedy, beam and temperature decoding).
 
@@ -150,10 +171,3 @@ class CaptioningRNN(nn.Module):
         else:
             h, c = ops.rnn_step(x, prev_h, self.Wx, self.Wh, self.b), None
         return h @ self.W_vocab + self.b_vocab, (h, c)
-
-    def sample(self, features: Tensor, max_length: int = 30) -> Tensor:
-        """Greedy decoding as in CS231n: (N, D) features -> (N, max_length) int64 word indices.
-
-        The first input is ``<START>``; positions after a caption's ``<END>`` hold ``<NULL>``.
-        """
-        return greedy_decode(self, features, max_length=max_length)

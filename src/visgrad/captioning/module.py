@@ -1,4 +1,5 @@
-"""``CaptioningModule``: Lightning training of ``CaptioningRNN``, with caption metrics and samples.
+"""``CaptioningModule``: Lightning training of ``CaptioningRNN`` or ``CaptioningTransformer``, with caption
+metrics and samples.
 
 Logged: ``train/loss`` (step and epoch), ``val/loss``, and at every validation epoch end (greedy
 decoding of the datamodule's ``eval_set("val")``, one row per image) ``val/bleu1..4``, ``val/cider_d``
@@ -26,6 +27,7 @@ from visgrad.captioning.figures import caption_grid, samples_markdown
 from visgrad.captioning.harness import decode_features, decode_sharded
 from visgrad.captioning.metrics import caption_metrics
 from visgrad.captioning.model import CaptioningRNN
+from visgrad.captioning.transformer import CaptioningTransformer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,9 @@ class CaptioningModule(pl.LightningModule):
 
     Args:
         word_to_idx, input_dim: from the datamodule (``model_kwargs()``).
-        wordvec_dim, hidden_dim, cell_type: the ``CaptioningRNN`` sizes and cell (``"rnn"`` | ``"lstm"``).
+        wordvec_dim, hidden_dim, cell_type: the ``CaptioningRNN`` sizes and cell (``"rnn"`` | ``"lstm"``), or
+            ``cell_type="transformer"``: a ``CaptioningTransformer`` of width wordvec_dim (hidden_dim unused).
+        num_heads, num_layers, dim_feedforward, dropout: the ``CaptioningTransformer``'s (transformer only).
         optimizer: ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` config).
         scheduler: ``optimizer -> LRScheduler`` stepped once per epoch, or None.
         max_length: longest decoded caption (words).
@@ -60,10 +64,19 @@ class CaptioningModule(pl.LightningModule):
         beam_metrics: bool = False,
         meteor: bool | str = "auto",
         num_samples: int = 8,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int = 512,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
-        self.model = CaptioningRNN(dict(word_to_idx), input_dim, wordvec_dim, hidden_dim, cell_type)
+        if cell_type == "transformer":
+            # Positions for training captions (COCO: 16 inputs) and for decoding max_length words.
+            self.model = CaptioningTransformer(dict(word_to_idx), input_dim, wordvec_dim, num_heads,
+                                               num_layers, max(50, max_length), dim_feedforward, dropout)
+        else:
+            self.model = CaptioningRNN(dict(word_to_idx), input_dim, wordvec_dim, hidden_dim, cell_type)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.greedy = DecodingStrategy("greedy")

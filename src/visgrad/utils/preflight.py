@@ -101,9 +101,14 @@ RULES: tuple[Rule, ...] = (
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
     Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
-    Rule("model.cell_type", one_of("rnn", "lstm"), "one of rnn, lstm", "lstm (or model=rnn)", CAPTIONER),
+    Rule("model.cell_type", one_of("rnn", "lstm", "transformer"), "one of rnn, lstm, transformer",
+         "lstm (or model=rnn, model=transformer)", CAPTIONER),
     Rule("model.wordvec_dim", positive_int, "a positive integer", 128, CAPTIONER),
     Rule("model.hidden_dim", positive_int, "a positive integer", 128, CAPTIONER),
+    Rule("model.num_heads", positive_int, "a positive integer", 4, CAPTIONER),
+    Rule("model.num_layers", positive_int, "a positive integer", 2, CAPTIONER),
+    Rule("model.dim_feedforward", positive_int, "a positive integer", 512, CAPTIONER),
+    Rule("model.dropout", lambda v: _is_number(v) and 0 <= v < 1, "a probability in [0, 1)", 0.1, CAPTIONER),
     Rule("model.optimizer.lr", positive_number, "a positive number", 0.005, CAPTIONER),
     Rule("model.lr", positive_number, "a positive number", 0.001),
     Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9,
@@ -192,6 +197,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
                         "process by running the command again, which would rerun the whole sweep; use "
                         "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)")
     problems += _gan_problems(cfg)
+    problems += _transformer_width_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
         problems.append(f"ckpt_path={_fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
@@ -218,6 +224,18 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"monitor.metric={_fmt(monitor)}: a GAN logs {', '.join(GAN_METRICS)}; e.g. "
                         f"monitor.metric=val/fd monitor.mode=min {fix}")
     return problems
+
+
+def _transformer_width_problems(cfg: DictConfig) -> list[str]:
+    """The Transformer's width (wordvec_dim) must be even (sine/cosine positions) and split into num_heads."""
+    if (OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "model.cell_type")) != (
+            CAPTIONER, "transformer"):
+        return []
+    width, heads = OmegaConf.select(cfg, "model.wordvec_dim"), OmegaConf.select(cfg, "model.num_heads")
+    if not (positive_int(width) and positive_int(heads)) or (width % 2 == 0 and width % heads == 0):
+        return []  # bad values on their own are reported by RULES
+    return [f"model.wordvec_dim={width}: the Transformer's width must be even and a multiple of "
+            f"model.num_heads={heads}; e.g. model.wordvec_dim={2 * heads * max(1, width // (2 * heads))}"]
 
 
 def validate_config(cfg: DictConfig) -> None:
