@@ -20,6 +20,16 @@ from visgrad.captioning import MultiHeadAttention, PositionalEncoding
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: these many tiny ops spend most of their time in OpenMP barriers with two threads
+    on a busy machine (40x slower measured under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _qkv(N=2, h=3, S=4, T=5, d=6, seed=0, dtype=F64):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(N, h, L, d, generator=g, dtype=dtype).requires_grad_() for L in (S, T, T)]

@@ -27,7 +27,7 @@ from visgrad.tasks.runner import open_writer
 from visgrad.utils import resolve_device
 from visgrad.utils.hparams import end_session
 
-HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=rnn|lstm` " \
+HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=rnn|lstm|transformer` " \
          "(e.g. logs/train/runs/<time>/checkpoints/last.ckpt)"
 
 
@@ -44,9 +44,10 @@ def load_captioner(ckpt_path: str | Path | None, device: torch.device) -> Captio
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({error}); {HOW_TO}") from error
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
-    if "word_to_idx" not in hparams or "model.W_embed" not in state:
+    embedding = "model.embedding.weight" if hparams.get("cell_type") == "transformer" else "model.W_embed"
+    if "word_to_idx" not in hparams or embedding not in state:
         raise ValueError(f"{path} is not a captioning checkpoint (no CaptioningModule hyperparameters / "
-                         f"model.W_embed weights); {HOW_TO}")
+                         f"{embedding} weights); {HOW_TO}")
     module = CaptioningModule(**hparams)
     module.load_state_dict(state)
     return module.to(device).eval()
