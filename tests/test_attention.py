@@ -141,8 +141,8 @@ def test_op_float32_is_close_to_float64_and_skips_unneeded_grads():
 
 
 def test_dropout_matches_explicit_composition():
-    """With dropout the op keeps each weight with probability 1 - p (drawn as ``bernoulli_`` on a tensor of
-    the weights' shape) and scales it by 1 / (1 - p); values and gradients equal that composition's."""
+    """With dropout the op keeps each weight where a uniform draw (a ``rand`` tensor of the weights' shape)
+    is >= p and scales it by 1 / (1 - p); values and gradients equal that composition's."""
     N, h, S, T, d, p = 2, 2, 4, 4, 3, 0.4
     q, k, v = _qkv(N, h, S, T, d, seed=5)
     mask = torch.from_numpy(ref.causal_mask(S))
@@ -150,7 +150,7 @@ def test_dropout_matches_explicit_composition():
     out = ops.attention(q, k, v, mask, p)
     grads = torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
     torch.manual_seed(7)
-    keep = torch.empty(N * h, S, T, dtype=F64).bernoulli_(1 - p).view(N, h, S, T)
+    keep = (torch.rand(N * h, S, T, dtype=F64) >= p).view(N, h, S, T).to(F64)
     weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + mask, dim=-1)
     want = (weights * keep / (1 - p)) @ v
     want_grads = torch.autograd.grad(want, (q, k, v), torch.ones_like(want))
