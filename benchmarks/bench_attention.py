@@ -29,6 +29,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import visgrad.ops as ops
 from visgrad.captioning import CaptioningTransformer, MultiHeadAttention, beam_search, greedy_decode
+from visgrad.captioning.decoding import PrefixRerun
 
 SIZES = {"captioner": (100, 17, 128, 4), "N128": (128, 16, 256, 4)}
 
@@ -124,22 +125,6 @@ def report(title: str, medians: dict[str, float], ours: str, baselines: list[str
         print(f"{name:<30}{1000 * median:>11.3f}{medians[ours] / median:>25.2f}x")
     ratio = medians[ours] / medians[fastest]
     print(f"-> {ours} / fastest baseline ({fastest}): {ratio:.2f}x (goal <= 1.1x)\n")
-
-
-class PrefixRerun:
-    """Decoding without a cache: every step runs the captioner's ``forward`` over the whole prefix."""
-
-    def __init__(self, model: CaptioningTransformer) -> None:
-        self.model = model
-        self.null_idx, self.start_idx, self.end_idx = model.null_idx, model.start_idx, model.end_idx
-
-    def initial_state(self, features):
-        return features, features.new_empty(features.shape[0], 0, dtype=torch.long)
-
-    def step(self, words, state):
-        features, prefix = state
-        prefix = torch.cat([prefix, words[:, None]], dim=1)
-        return self.model(features, prefix)[:, -1], (features, prefix)
 
 
 def decoding(args) -> None:

@@ -59,3 +59,13 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread: many tiny ops spend most of their time in OpenMP barriers with two
+    threads on a busy machine (the Transformer tests ran 40x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,15 +19,7 @@ from visgrad.captioning import MultiHeadAttention, PositionalEncoding
 
 F64 = torch.float64
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these many tiny ops spend most of their time in OpenMP barriers with two threads
-    on a busy machine (40x slower measured under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _qkv(N=2, h=3, S=4, T=5, d=6, seed=0, dtype=F64):

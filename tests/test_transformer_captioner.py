@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_resume import finish  # tests/ is on the path
 
 from visgrad.captioning import (
     CaptioningModule,
@@ -22,7 +23,7 @@ from visgrad.captioning import (
     greedy_decode,
     sequence_log_prob,
 )
-from visgrad.captioning.decoding import decode
+from visgrad.captioning.decoding import PrefixRerun, decode
 from visgrad.training import train
 from visgrad.utils.preflight import config_problems
 
@@ -30,15 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORDS = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "a", "red", "blue", "circle", "square"])}
 NULL, START, END = 0, 1, 2
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these many tiny ops spend most of their time in OpenMP barriers with two threads
-    on a busy machine (40x slower measured under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(dropout: float = 0.0, **kw) -> CaptioningTransformer:
@@ -109,21 +102,6 @@ def test_cached_steps_equal_the_full_forward():
         scores, state = model.step(words[:, t], state)
         steps.append(scores)
     torch.testing.assert_close(torch.stack(steps, 1), model(features, words), rtol=1e-10, atol=1e-12)
-
-
-class PrefixRerun:
-    """Decoding by re-running the whole prefix (no cache): an independent path for the decoders."""
-
-    def __init__(self, model):
-        self.model, self.null_idx, self.start_idx, self.end_idx = model, NULL, START, END
-
-    def initial_state(self, features):
-        return features, torch.empty(features.shape[0], 0, dtype=torch.long)
-
-    def step(self, words, state):
-        features, prefix = state
-        prefix = torch.cat([prefix, words[:, None]], dim=1)
-        return self.model(features, prefix)[:, -1], (features, prefix)
 
 
 def test_decoders_with_cache_match_prefix_rerun():
@@ -212,11 +190,6 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    _, err = process.communicate(timeout=600)
-    return process.returncode, err
 
 
 @pytest.mark.slow

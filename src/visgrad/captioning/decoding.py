@@ -59,6 +59,26 @@ def map_state(fn: Callable[[Tensor], Tensor], state):
     return state
 
 
+class PrefixRerun:
+    """Decoding steps for a captioner that only scores whole sequences, ``model(features, words (N, t))
+    -> scores (N, t, V)``: every step re-runs the prefix (the reference for cached steps; no cache).
+
+    The state is (features, prefix so far (N, t)).
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.null_idx, self.start_idx, self.end_idx = model.null_idx, model.start_idx, model.end_idx
+
+    def initial_state(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        return features, torch.empty(features.shape[0], 0, dtype=torch.long, device=features.device)
+
+    def step(self, words: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        features, prefix = state
+        prefix = torch.cat([prefix, words[:, None]], dim=1)
+        return self.model(features, prefix)[:, -1], (features, prefix)
+
+
 def _autoregressive(model, features: Tensor, max_length: int, choose: Callable[[Tensor], Tensor]) -> Tensor:
     """Feed back the word ``choose(scores (N, V)) -> (N,)`` picks at each step; ``<NULL>`` after ``<END>``."""
     N = features.shape[0]

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from visgrad.images import IMAGENET, Normalization, deprocess  # noqa: E402
+from visgrad.images import IMAGENET, Normalization  # noqa: E402
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
