@@ -12,7 +12,7 @@ Decoding: a ``CaptioningTransformer`` decodes greedily and with beam search, onc
 Every round times each contender once in a rotating order, so load from other processes hits all of them
 alike; the script prints medians and ratios from the same run.
 
-    python benchmarks/bench_attention.py                 # captioner sizes (N=100, T=17, E=128, 4 heads)
+    python benchmarks/bench_attention.py                 # captioner sizes (N=100, T=17, E=64, 4 heads)
                                                          # and N=128, T=16, E=256, 4 heads
     python benchmarks/bench_attention.py --threads 1 --repeats 50 --no-decode
 """
@@ -31,14 +31,14 @@ import visgrad.ops as ops
 from visgrad.captioning import CaptioningTransformer, MultiHeadAttention, beam_search, greedy_decode
 from visgrad.captioning.decoding import PrefixRerun
 
-SIZES = {"captioner": (100, 17, 128, 4), "N128": (128, 16, 256, 4)}
+SIZES = {"captioner": (100, 17, 64, 4), "N128": (128, 16, 256, 4)}
 
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES),
-                   help="captioner: N=100, T=17, E=128, 4 heads; N128: N=128, T=16, E=256, 4 heads")
+                   help="captioner: N=100, T=17, E=64, 4 heads; N128: N=128, T=16, E=256, 4 heads")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--repeats", type=int, default=30, help="timed rounds per contender")
     p.add_argument("--warmup", type=int, default=5, help="untimed rounds first")
@@ -131,7 +131,7 @@ def decoding(args) -> None:
     torch.manual_seed(0)
     words = ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(40)]
     vocab = {w: i for i, w in enumerate(words)}
-    model = CaptioningTransformer(vocab, 512, 128, 4, 2, max_length=50, dim_feedforward=512).eval()
+    model = CaptioningTransformer(vocab, 512, 64, 4, 2, max_length=50, dim_feedforward=256).eval()
     features = torch.randn(args.decode_images, 512)
     rerun = PrefixRerun(model)
     for cached, plain in [(greedy_decode(model, features, args.max_length),
@@ -147,8 +147,9 @@ def decoding(args) -> None:
     }
     medians = rounds(contenders, max(3, args.repeats // 5), 1)
     # An untrained model never emits <END>: every image decodes all max_length words (the worst case).
-    print(f"decoding {args.decode_images} images x {args.max_length} words (E=128, 4 heads, 2 layers, "
-          f"same captions both ways)\n{'contender':<26}{'ms per image':>14}{'cache speed-up':>16}")
+    print(f"decoding {args.decode_images} images x {args.max_length} words (model=transformer sizes: E=64, "
+          f"4 heads, 2 layers; same captions both ways)")
+    print(f"{'contender':<26}{'ms per image':>14}{'cache speed-up':>16}")
     for name, median in medians.items():
         cached = medians[name.replace("re-run prefix", "KV cache")]
         print(f"{name:<26}{1000 * median / args.decode_images:>14.3f}{median / cached:>15.2f}x")
