@@ -12,6 +12,8 @@ from hparams_dashboard import read_dashboard
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
+from visgrad.tasks import run_task
+from visgrad.tasks.runner import open_writer
 from visgrad.utils.hparams import HParamsSession, end_session, run_hparams, start_session
 
 
@@ -66,6 +68,21 @@ def test_dashboard_shows_every_runs_columns_in_a_mixed_logdir(tmp_path: Path) ->
     assert a.metrics == {"val/bleu4": pytest.approx(0.5)} and a.status == "STATUS_SUCCESS"
     assert b.hparams == {"method": "smoothgrad", "num_samples": 25.0}
     assert b.metrics == {"saliency/pointing_game": pytest.approx(0.75)} and b.status == "STATUS_FAILURE"
+
+
+def _failing_task(cfg) -> None:
+    """A task runner (``task.run``) that opens its TensorBoard writer and raises."""
+    open_writer(cfg, Path(cfg.paths.output_dir))
+    raise RuntimeError("boom")
+
+
+def test_a_task_that_raises_is_a_failed_row(compose_cfg) -> None:
+    cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.method=smoothgrad"])
+    cfg.task.run = f"{__name__}._failing_task"
+    with pytest.raises(RuntimeError, match="boom"):
+        run_task(cfg)
+    (row,) = read_dashboard(Path(cfg.paths.output_dir)).rows.values()
+    assert row.status == "STATUS_FAILURE" and row.hparams["method"] == "smoothgrad"
 
 
 class _Fails(pl.LightningModule):

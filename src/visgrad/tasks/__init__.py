@@ -14,6 +14,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig
 
 from visgrad.utils import print_config_tree
+from visgrad.utils.hparams import end_open_sessions
 
 
 def run_task(cfg: DictConfig) -> float | None:
@@ -22,6 +23,10 @@ def run_task(cfg: DictConfig) -> float | None:
         print_config_tree(cfg, order=("task", "classifier", "paths"))
     torch.manual_seed(cfg.seed)
     runner = get_method(cfg.task.run)
-    summary = runner(cfg) or {}
+    try:
+        summary = runner(cfg) or {}
+    except BaseException:
+        end_open_sessions(success=False)  # the run's row in TensorBoard's HParams dashboard: failed
+        raise
     metric = cfg.task.get("optimized_metric")
     return summary.get(metric) if metric else None

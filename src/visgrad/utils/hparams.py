@@ -5,7 +5,9 @@ by their hyperparameters and final metrics.
 A session is the HParams plugin's ``SessionStartInfo`` (the run's hyperparameters as flat ``name: value``
 pairs, written when the run starts) and ``SessionEndInfo`` (success or failure, written when it ends), in
 the run's own event folder. The metric columns are the run's own scalars (``val/bleu4``, ``val/loss``, a
-task's summary metrics, ...): the dashboard shows each tag's last value, i.e. the final one.
+task's summary metrics, ...): the dashboard shows each tag's last value, i.e. the final one. Training ends
+its session with the ``HParamsSession`` callback; a task run with ``end_session`` when it finishes, or
+``run_task`` with ``end_open_sessions(success=False)`` when it raises.
 
 No ``Experiment`` summary is written (``torch.utils.tensorboard.summary.hparams`` and Lightning's
 ``log_hyperparams(params, metrics)`` write one per run): TensorBoard uses the first ``Experiment`` it finds
@@ -42,6 +44,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 HParamValue = bool | int | float | str
 _MISSING = object()
+_open: list[SummaryWriter] = []  # writers whose session this process started and has not ended
 
 
 def run_hparams(cfg: DictConfig, columns: Mapping[str, str | Sequence[str]] | None = None,
@@ -94,6 +97,7 @@ def start_session(writer: SummaryWriter, hparams: Mapping[str, HParamValue]) -> 
             info.hparams[name].string_value = str(value)
     data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
     _write(writer, metadata.SESSION_START_INFO_TAG, data)
+    _open.append(writer)
 
 
 def end_session(writer: SummaryWriter, success: bool = True) -> None:
@@ -101,6 +105,15 @@ def end_session(writer: SummaryWriter, success: bool = True) -> None:
     status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
     info = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
     _write(writer, metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info))
+    if writer in _open:
+        _open.remove(writer)
+
+
+def end_open_sessions(success: bool) -> None:
+    """End every session this process started and has not ended (``visualize.py``: a task that raised
+    is a failed row)."""
+    for writer in list(_open):
+        end_session(writer, success)
 
 
 class HParamsSession(Callback):
