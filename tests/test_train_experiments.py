@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hparams_dashboard import read_dashboard
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from visgrad.training import train
@@ -54,3 +56,13 @@ def test_optuna_search_runs_trials(shapes_root: Path, tmp_path: Path, project_ro
     sweep = next((tmp_path / "logs" / "train" / "multiruns").iterdir())
     best = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in best and "best_value" in best
+    # TensorBoard's HParams dashboard on the sweep: one row per trial, with the values Optuna sampled
+    dashboard = read_dashboard(sweep)
+    assert sorted(dashboard.rows) == ["0/tensorboard", "1/tensorboard"]
+    for job, row in dashboard.rows.items():
+        overrides = dict(o.split("=", 1) for o in OmegaConf.load(sweep / job.split("/")[0] / ".hydra" /
+                                                                   "overrides.yaml"))
+        assert row.hparams["cell_type"] == overrides["model.cell_type"]
+        assert row.hparams["lr"] == pytest.approx(float(overrides["model.optimizer.lr"]))
+        assert row.hparams["hidden_dim"] == float(overrides["model.hidden_dim"])
+        assert row.status == "STATUS_SUCCESS" and 0.0 <= row.metrics["val/bleu4"] <= 1.0
