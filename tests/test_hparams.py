@@ -28,6 +28,15 @@ def test_train_hparams_are_the_columns_plus_the_overrides(compose_cfg) -> None:
         "model.max_length": 12, "model.extra": "[1, 2]"}
 
 
+def test_transformer_columns(compose_cfg) -> None:
+    cfg = compose_cfg("train", ["model=transformer"])
+    hparams = run_hparams(cfg, **cfg.hparams)
+    model = cfg.model
+    assert {"cell_type": "transformer", "num_heads": model.num_heads, "num_layers": model.num_layers,
+            "dim_feedforward": model.dim_feedforward, "lr": model.optimizer.lr}.items() <= hparams.items()
+    assert "hidden_dim" not in hparams  # the Transformer has no hidden_dim: no column
+
+
 def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:
     """The shapes classifier has model.lr (not model.optimizer.lr), no cell type, and no model group."""
     cfg = compose_cfg("train", ["experiment=shapes_classifier"])
