@@ -4,11 +4,13 @@
     python benchmarks/captioner_table.py logs/train/multiruns/<time>
 
 For each job of the sweep: its final val BLEU-4, CIDEr-D and METEOR (``metrics.json``, as the run printed
-them), the parameter count (``checkpoints/last.ckpt``), the seconds per epoch (median gap between
-consecutive ``train/loss_epoch`` events in its TensorBoard log: training plus the validation that ends the
-epoch, as the run spent them) and the greedy decoding time per val image, measured here: every round
-decodes the val features once with each job's last checkpoint, in rotating order, and the table shows the
-medians (so load from other processes hits all models alike). Prints a Markdown table.
+them), the parameter count (``checkpoints/last.ckpt``), the seconds per epoch the run spent (median gap
+between consecutive ``train/loss_epoch`` events in its TensorBoard log: training plus the validation that
+ends the epoch; jobs run one after the other, so load from other processes can differ between them), and
+two times measured here with every model in turn in each round (rotating order, medians, so such load hits
+all alike): the training seconds per epoch (one training step (loss, backward, Adam) on a batch of the
+training data, times the steps of an epoch) and the greedy decoding time per val image (the job's last
+checkpoint decoding all val features). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -54,11 +56,40 @@ def load_job(job: Path) -> dict:
     module = CaptioningModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
     metrics = json.loads((job / "metrics.json").read_text())
+    config = OmegaConf.load(job / ".hydra" / "config.yaml")
     return {"job": job, "name": module.hparams.cell_type, "model": module.model.eval(),
+            "hparams": checkpoint["hyper_parameters"], "optimizer": config.model.optimizer,
             "max_length": module.hparams.max_length,
             "params": sum(p.numel() for p in module.model.parameters()), "metrics": metrics,
             "epoch_s": epoch_seconds(job / "tensorboard"),
-            "data": OmegaConf.load(job / ".hydra" / "config.yaml").data}
+            "data": config.data}
+
+
+def timed_rounds(calls: list, rounds: int) -> list[float]:
+    """Median seconds of each zero-argument callable, every round calling all in a rotating order."""
+    times: list[list[float]] = [[] for _ in calls]
+    for round_ in range(rounds + 1):  # round 0 warms up
+        order = list(range(len(calls)))
+        for i in order[round_ % len(calls):] + order[: round_ % len(calls)]:
+            start = time.perf_counter()
+            calls[i]()
+            if round_:
+                times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def train_step(job: dict, features: torch.Tensor, captions: torch.Tensor):
+    """A training step of a fresh model with the job's hyperparameters and optimizer (from its config)."""
+    hparams = dict(job["hparams"])
+    module = CaptioningModule(**hparams)
+    optimizer = instantiate(job["optimizer"])(params=module.parameters())
+
+    def step() -> None:
+        optimizer.zero_grad()
+        module.model.loss(features, captions).backward()
+        optimizer.step()
+
+    return step
 
 
 def main(argv=None) -> None:
@@ -69,28 +100,33 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.sweep}: no job folders with metrics.json; pass a finished train.py -m sweep")
     datamodule = instantiate(jobs[0]["data"])
     datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    batch_features, batch_captions = next(iter(loader))
+    steps = [train_step(job, batch_features, batch_captions) for job in jobs]
+    step_seconds = timed_rounds(steps, 3 * args.rounds)
     features = datamodule.eval_set("val").features
     greedy = DecodingStrategy("greedy")
-    times: dict[int, list[float]] = {i: [] for i in range(len(jobs))}
-    with torch.no_grad():
-        for round_ in range(args.rounds + 1):  # round 0 warms up
-            order = list(range(len(jobs)))
-            for i in order[round_ % len(jobs):] + order[: round_ % len(jobs)]:
-                start = time.perf_counter()
-                for b in range(0, len(features), args.batch_size):
-                    decode(jobs[i]["model"], features[b : b + args.batch_size], greedy, jobs[i]["max_length"])
-                if round_:
-                    times[i].append(time.perf_counter() - start)
-    print(f"{args.sweep}: {len(features)} val images, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
-    print("| model | BLEU-4 | CIDEr-D | METEOR | parameters | s / epoch (train + val) | decode ms / image |")
-    print("|---|--:|--:|--:|--:|--:|--:|")
+
+    def decoder(job):
+        @torch.no_grad()
+        def run() -> None:
+            for b in range(0, len(features), args.batch_size):
+                decode(job["model"], features[b : b + args.batch_size], greedy, job["max_length"])
+        return run
+
+    decode_seconds = timed_rounds([decoder(job) for job in jobs], args.rounds)
+    print(f"{args.sweep}: {len(loader)} training steps of {len(batch_captions)} captions per epoch, "
+          f"{len(features)} val images, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| model | BLEU-4 | CIDEr-D | METEOR | parameters | train s / epoch "
+          "| run's s / epoch (train + val) | decode ms / image |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
     for i, job in enumerate(jobs):
         m = job["metrics"]
         meteor = f"{m['val/meteor']:.3f}" if "val/meteor" in m else "n/a"
-        ms = 1000 * statistics.median(times[i]) / len(features)
-        print(f"| `{job['name']}` | {m['val/bleu4']:.3f} | {m['val/cider_d']:.2f} | {meteor} | "
-              f"{job['params']:,} | {job['epoch_s']:.1f} | {ms:.3f} |")
+        print(f"| `{job['name']}` | {m['val/bleu4']:.3f} | {m['val/cider_d']:.2f} | {meteor} "
+              f"| {job['params']:,} | {step_seconds[i] * len(loader):.1f} | {job['epoch_s']:.1f} "
+              f"| {1000 * decode_seconds[i] / len(features):.2f} |")
 
 
 if __name__ == "__main__":
