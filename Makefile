@@ -34,6 +34,7 @@ train: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_recurrent.py
 	$(PY) benchmarks/bench_captioning.py
+	$(PY) benchmarks/bench_attention.py
 	$(PY) benchmarks/bench_style.py
 	$(PY) benchmarks/bench_data.py --cold
 
