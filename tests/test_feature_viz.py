@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from skimage import data as skdata
 from torch import nn
 
-from visgrad.vision.class_viz import crop_robustness, random_crop_boxes
+from visgrad.images import Normalization
+from visgrad.vision.class_viz import create_class_visualization, crop_robustness, random_crop_boxes
 from visgrad.vision.feature_viz import (
     COLOR_CORRELATION,
     FourierImage,
@@ -158,3 +159,12 @@ def test_fourier_class_visualization_raises_the_target_on_a_toy_model():
     assert [step for step, _ in result.snapshots] == [0, 10, 20, 30]
     assert len(result.scores) == len(result.probs) == 30
     assert result.image[:, 0].mean() > 0.6 and result.probs[-1] > result.probs[0]
+
+
+def test_pixel_class_visualization_keeps_pixels_valid_in_the_classifiers_normalisation():
+    minus_one_to_one = Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    result = create_class_visualization(0, MeanRedness(k=10.0), learning_rate=50, num_iterations=6,
+                                        blur_every=0, max_jitter=2, image_size=16, seed=0,
+                                        norm=minus_one_to_one)
+    assert result.image.min() >= -1 and result.image.max() == 1  # ImageNet's bounds would allow 2.25
+    assert (result.image[:, 0] == 1).float().mean() > 0.9  # the red channel pushed to its top

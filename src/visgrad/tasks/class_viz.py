@@ -21,7 +21,6 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import Progress
 
-from visgrad.images import normalize, unnormalize
 from visgrad.tasks.figures import class_viz_figure
 from visgrad.tasks.runner import TaskRun, start
 from visgrad.utils.checkpoint_io import atomic_open
@@ -45,14 +44,16 @@ def _synthesise(run_: TaskRun, target: int, progress) -> ClassVisualization:
             target, classifier.model, l2_reg=opts.l2_reg, learning_rate=opts.learning_rate,
             num_iterations=task.num_iterations, blur_every=opts.blur_every, max_jitter=opts.max_jitter,
             show_every=task.show_every, blur_sigma=opts.blur_sigma, image_size=classifier.image_size,
-            seed=task.seed, device=run_.device, progress=progress,
+            seed=task.seed, device=run_.device, progress=progress, norm=classifier.norm,
         )
-        result.image = unnormalize(result.image).clamp(0, 1)
-        result.snapshots = [(step, unnormalize(image).clamp(0, 1)) for step, image in result.snapshots]
+        result.image = classifier.norm.unnormalize(result.image).clamp(0, 1)
+        result.snapshots = [(step, classifier.norm.unnormalize(image).clamp(0, 1))
+                            for step, image in result.snapshots]
         return result
     opts = task.fourier
     return fourier_class_visualization(
-        target, classifier.model, normalize, image_size=opts.image_size or classifier.image_size,
+        target, classifier.model, classifier.norm.normalize,
+        image_size=opts.image_size or classifier.image_size,
         input_size=opts.input_size or classifier.image_size, num_iterations=task.num_iterations,
         learning_rate=opts.learning_rate,
         decay_power=opts.decay_power, decorrelate=opts.decorrelate, transforms=opts.transforms,
@@ -87,7 +88,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     for step, (score, prob) in enumerate(zip(result.scores, result.probs, strict=True)):
         run_.writer.add_scalar("class_viz/target_score", score, step)
         run_.writer.add_scalar("class_viz/target_prob", prob, step)
-    model = classifier.model
+    model, normalize = classifier.model, classifier.norm.normalize
     probs = [class_probability(normalize(at_input_size(image)), target, model)
              for _, image in result.snapshots]
     for iteration, image in result.snapshots:  # TensorBoard's step slider shows the progression

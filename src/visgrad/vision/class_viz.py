@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visgrad.images import blur_image, clamp_image, jitter
+from visgrad.images import IMAGENET, Normalization, blur_image, jitter
 
 
 @dataclass
@@ -42,19 +42,21 @@ def create_class_visualization(
     seed: int | None = None,
     device: torch.device | str = "cpu",
     progress=None,
+    norm: Normalization = IMAGENET,
 ) -> ClassVisualization:
     """Generate an image (1, 3, image_size, image_size) that maximises the score of class ``target_y``.
 
     Each iteration (as CS231n): jitter by up to ``max_jitter`` pixels, step ``learning_rate * g`` up the
     gradient g of the regularised score, undo the jitter, clamp to valid pixels; blur every ``blur_every``
-    iterations with std ``blur_sigma``.
+    iterations with std ``blur_sigma``. Images are in the model's input normalisation ``norm`` (CS231n's
+    ImageNet mean/std by default), which also sets the valid range.
     Snapshots are taken at the start, every ``show_every`` iterations and at the end.
     ``progress(iteration)`` is called after each iteration (for progress bars).
     """
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     rng = random.Random(seed)
     img = torch.randn(1, 3, image_size, image_size, generator=generator).to(device)
-    img = clamp_image(img)
+    img = norm.clamp(img)
     result = ClassVisualization(image=img)
     result.snapshots.append((0, img.clone()))
     for t in range(num_iterations):
@@ -67,7 +69,7 @@ def create_class_visualization(
         result.scores.append(scores[0, target_y].item())
         result.probs.append(scores[0].softmax(dim=0)[target_y].item())
         stepped = shifted.detach() + learning_rate * grad
-        img = clamp_image(jitter(stepped, -ox, -oy))
+        img = norm.clamp(jitter(stepped, -ox, -oy))
         if blur_every and t % blur_every == 0:
             img = blur_image(img, sigma=blur_sigma)
         if (t + 1) % show_every == 0 or t == num_iterations - 1:
