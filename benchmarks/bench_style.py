@@ -66,7 +66,7 @@ def _prepare(name: str, size: int):
     return cnn, obj, content, style, content_layer, style_layers
 
 
-def bench(name: str, size: int, rounds: int, steps: int) -> dict[str, float]:
+def bench(name: str, size: int, rounds: int, steps: int, clock=time.perf_counter) -> dict[str, float]:
     cnn, obj, content, style, content_layer, style_layers = _prepare(name, size)
     img = content.clone()
 
@@ -114,9 +114,9 @@ def bench(name: str, size: int, rounds: int, steps: int) -> dict[str, float]:
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(rounds):
         for key, fn in contenders.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[key].append((time.perf_counter() - start) / steps)
+            times[key].append((clock() - start) / steps)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -126,10 +126,18 @@ def main() -> None:
     parser.add_argument("--nets", nargs="+", default=["efficientnet_lite0"], choices=list(NETS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a loaded machine with --threads 1)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu, median of {args.rounds} rounds"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu, {args.clock} clock, "
+        f"median of {args.rounds} rounds"
     )
     header = [
         "bare ms",
@@ -145,7 +153,7 @@ def main() -> None:
     for name in args.nets:
         for size in args.sizes:
             steps = max(1, NETS[name][3] * 192**2 // size**2)
-            t = bench(name, size, args.rounds, steps)
+            t = bench(name, size, args.rounds, steps, clock)
             row = [t[k] * 1e3 for k in ("bare", "floor", "step", "naive")]
             row += [t["step"] / t["bare"], t["step"] / t["floor"], t["naive"] / t["bare"], 1 / t["step"]]
             print(

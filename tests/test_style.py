@@ -23,6 +23,7 @@ from visgrad.models.feature_nets import (
 from visgrad.style.multiscale import ScaleInputs, check_scales, optimize_multiscale
 from visgrad.style.objective import (
     GramLoss,
+    TVLoss,
     build_objective,
     check_layers,
     optimize_image,
@@ -390,3 +391,15 @@ def test_reconstruction_scores_match_closed_forms():
     assert psnr == pytest.approx(20.0, rel=1e-9)  # 10 log10(1 / 0.1^2)
     assert 0 < ssim < 1
     assert reconstruction_scores(original + 1e-9, original)[1] == pytest.approx(1.0)
+
+
+def test_fused_tv_loss_equals_tv_loss_and_passes_gradcheck():
+    img = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    img.requires_grad_(True)
+    fused = TVLoss.apply(img, 0.3)
+    reference = tv_loss(img, 0.3)
+    torch.testing.assert_close(fused, reference, rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        torch.autograd.grad(fused, img)[0], torch.autograd.grad(reference, img)[0], rtol=1e-12, atol=1e-12
+    )
+    assert torch.autograd.gradcheck(lambda v: TVLoss.apply(v, torch.tensor(0.7, dtype=torch.float64)), (img,))

@@ -45,6 +45,36 @@ class GramLoss(torch.autograd.Function):
         return torch.bmm((diff + diff.transpose(1, 2)) * scale, flat).reshape(ctx.shape), None, None
 
 
+class TVLoss(torch.autograd.Function):
+    """``weight * tv_loss(img, 1)`` with a hand-written backward (a step's TV term in 6 passes over the image
+    instead of autograd's ~14).
+
+    With ``dv = img[..., 1:, :] - img[..., :-1, :]`` and ``dh = img[..., 1:] - img[..., :-1]`` the gradient
+    is ``2 * weight * (dv scattered +1 below / -1 above, dh +1 right / -1 left)``. Inputs: img (N, C, H, W),
+    weight (a number or a scalar tensor, not differentiated); only ``img`` gets a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, img: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
+        dv = img[..., 1:, :] - img[..., :-1, :]
+        dh = img[..., :, 1:] - img[..., :, :-1]
+        ctx.save_for_backward(dv, dh)
+        ctx.weight = weight
+        return weight * (torch.dot(dv.flatten(), dv.flatten()) + torch.dot(dh.flatten(), dh.flatten()))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        dv, dh = ctx.saved_tensors
+        scale = 2 * grad * ctx.weight
+        dv, dh = dv * scale, dh * scale
+        out = dv.new_zeros(*dv.shape[:-2], dv.shape[-2] + 1, dv.shape[-1])
+        out[..., 1:, :] += dv
+        out[..., :-1, :] -= dv
+        out[..., :, 1:] += dh
+        out[..., :, :-1] -= dh
+        return out, None
+
+
 @dataclass
 class StyleObjective:
     """``objective(img) -> {"content", "style", "tv", "total"}`` (scalar tensors) for images (1, 3, H, W)."""
@@ -71,7 +101,7 @@ class StyleObjective:
             self.style_layers, self.style_targets, self.style_weights, strict=True
         ):
             style = style + GramLoss.apply(feats[layer], target, weight)
-        tv = tv_loss(img, self.tv_weight) if self.tv_weight is not None else zero
+        tv = TVLoss.apply(img, self.tv_weight) if self.tv_weight is not None else zero
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv}
 
 
@@ -205,9 +235,11 @@ def optimize_image(
     ``step``'s update. Returns the optimised image (detached).
     """
     lo, hi = pixel_bounds(img) if bounds is None else bounds
+    if bool((lo == lo.flatten()[0]).all() and (hi == hi.flatten()[0]).all()):
+        lo, hi = lo.flatten()[0].item(), hi.flatten()[0].item()  # one bound for all channels: faster clamp
     img = img.detach().clone().clamp_(lo, hi).requires_grad_(True)
     if optimizer == "adam":
-        opt = torch.optim.Adam([img], lr=lr)
+        opt = torch.optim.Adam([img], lr=lr, fused=img.device.type in ("cpu", "cuda"))
         schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_lr_at], gamma=decayed_lr / lr)
     elif optimizer == "lbfgs":
         opt = torch.optim.LBFGS([img], lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")

@@ -44,12 +44,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
         for key, value in scores.items():
             summary[f"{key}/layer_{layer}"] = value
             writer.add_scalar(f"{key}/layer_{layer}", value)
-        summary.update(scores)
         image = setup.net.norm.deprocess(synth.result)
         paths[f"layer {layer}"] = out_dir / f"layer_{layer}.png"
         image.save(paths[f"layer {layer}"])
         save_strip(synth.snapshots, out_dir / f"snapshots_layer_{layer}.png")
         panels.append((image, f"layer {layer}: PSNR {psnr:.1f} dB, SSIM {ssim:.2f}"))
+    summary.update(scores)  # the last layer's, under the plain keys
     panels.insert(0, (setup.net.norm.deprocess(original), f"content: {Path(str(setup.task.content)).name}"))
     paths["figure"] = out_dir / "figure.png"
     _save_grid(panels, paths["figure"], setup.net.description)
