@@ -2,7 +2,8 @@
 
     python visualize.py -m task=class_viz task.param=pixel,fourier \
         task.target=tarantula,gorilla,flamingo,goldfinch hydra.sweep.dir=logs/class_viz_compare
-    python scripts/class_viz_compare.py logs/class_viz_compare --out docs/images/class_viz_compare.png
+    python scripts/class_viz_compare.py logs/class_viz_compare --out docs/images/class_viz_compare.png \
+        --colors 256
 
 Reads each job's final image (``class_viz_<index>_<class>_<param>_final.png``) and ``metrics.json``,
 draws one row per method and one column per class, and prints a Markdown table of the target probability
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="the hydra.sweep.dir of a task=class_viz -m run")
     parser.add_argument("--out", type=Path, default=Path("class_viz_compare.png"), help="figure (PNG)")
+    parser.add_argument("--colors", type=int, default=0,
+                        help="quantise the PNG to this many colours (256 keeps a README figure small)")
     args = parser.parse_args(argv)
     runs = read_sweep(args.sweep_dir)
     classes = list(dict.fromkeys(name for _, name in runs))
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                f"crops {m['class_viz/crop_prob']:.2f}" for c, m in zip(classes, row, strict=True)]
               for row in metrics]
     save_figure(class_viz_grid_figure(images, list(METHODS), titles), args.out)
+    if args.colors:
+        with Image.open(args.out) as figure:
+            quantised = figure.convert("RGB").quantize(args.colors)
+        quantised.save(args.out, optimize=True)
     print(f"figure: {args.out}")
     print("| class | pixel: p | pixel: crops p (top-1) | fourier: p | fourier: crops p (top-1) |")
     print("|---|--:|--:|--:|--:|")

@@ -93,10 +93,9 @@ def class_viz_figure(
     fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6), squeeze=False)
     for ax, (iteration, image), prob in zip(axes[0], snapshots, probs, strict=True):
         ax.imshow(_hwc(image))
-        ax.set_title(f"iteration {iteration}\np({class_name}) = {prob:.2f}", fontsize=8)
+        label = f"{method}, iteration {iteration}" if method else f"iteration {iteration}"
+        ax.set_title(f"{label}\np({class_name}) = {prob:.2f}", fontsize=8)
         ax.axis("off")
-    if method:
-        fig.suptitle(f"{class_name} ({method})", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -9,7 +9,8 @@ the style-transfer losses (:mod:`visgrad.style.losses`) and the torchvision load
 from visgrad.images import IMAGENET_MEAN, IMAGENET_STD, deprocess, load_image, preprocess
 from visgrad.models.pretrained import WeightsNotFoundError, load_torchvision_model
 from visgrad.style.losses import content_loss, extract_features, gram_matrix, style_loss, tv_loss
-from visgrad.vision.class_viz import create_class_visualization
+from visgrad.vision.class_viz import create_class_visualization, crop_robustness
+from visgrad.vision.feature_viz import fourier_class_visualization
 from visgrad.vision.fooling import make_fooling_image, make_fooling_images
 from visgrad.vision.saliency import compute_saliency_maps, integrated_gradients_saliency, smoothgrad_saliency
 
@@ -20,8 +21,10 @@ __all__ = [
     "compute_saliency_maps",
     "content_loss",
     "create_class_visualization",
+    "crop_robustness",
     "deprocess",
     "extract_features",
+    "fourier_class_visualization",
     "gram_matrix",
     "integrated_gradients_saliency",
     "load_image",
