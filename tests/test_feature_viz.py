@@ -168,3 +168,12 @@ def test_pixel_class_visualization_keeps_pixels_valid_in_the_classifiers_normali
                                         norm=minus_one_to_one)
     assert result.image.min() >= -1 and result.image.max() == 1  # ImageNet's bounds would allow 2.25
     assert (result.image[:, 0] == 1).float().mean() > 0.9  # the red channel pushed to its top
+
+
+def test_fourier_class_visualization_is_seeded():
+    def run(seed):
+        return fourier_class_visualization(0, MeanRedness(), nn.Identity(), image_size=12, num_iterations=2,
+                                           seed=seed).image
+
+    assert torch.equal(run(3), run(3))
+    assert not torch.equal(run(None), run(None))

@@ -20,7 +20,9 @@ from visgrad.images import IMAGENET, Normalization, blur_image, jitter
 @dataclass
 class ClassVisualization:
     """The synthesised image (1, 3, H, W), snapshots ``[(iteration, image)]`` and per-step target
-    score / softmax probability (of the jittered image that the step was computed on)."""
+    score / softmax probability (of the jittered or transformed image that the step was computed on).
+    Images are in the model's input normalisation (:func:`create_class_visualization`) or pixels in
+    [0, 1] (:func:`visgrad.vision.feature_viz.fourier_class_visualization`)."""
 
     image: torch.Tensor
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)

@@ -164,7 +164,11 @@ def fourier_class_visualization(
     iterations (and at 0 and the end), per-step target score and probability of the transformed image.
     ``progress(iteration)`` is called after each iteration.
     """
-    generator = torch.Generator().manual_seed(seed) if seed is not None else torch.Generator()
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()  # a fresh random start, like create_class_visualization without a seed
+    else:
+        generator.manual_seed(seed)
     param = ImageParam(image_size, image_size, decay_power=decay_power, decorrelate=decorrelate,
                        generator=generator).to(device)
     optimizer = torch.optim.Adam(param.parameters(), lr=learning_rate)
