@@ -131,7 +131,7 @@ def decoding(args) -> None:
     torch.manual_seed(0)
     words = ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(40)]
     vocab = {w: i for i, w in enumerate(words)}
-    model = CaptioningTransformer(vocab, 512, 64, 4, 2, max_length=50, dim_feedforward=256).eval()
+    model = CaptioningTransformer(vocab, 512, 64, 4, 1, max_length=50, dim_feedforward=256).eval()
     features = torch.randn(args.decode_images, 512)
     rerun = PrefixRerun(model)
     for cached, plain in [(greedy_decode(model, features, args.max_length),
@@ -148,7 +148,7 @@ def decoding(args) -> None:
     medians = rounds(contenders, max(3, args.repeats // 5), 1)
     # An untrained model never emits <END>: every image decodes all max_length words (the worst case).
     print(f"decoding {args.decode_images} images x {args.max_length} words (model=transformer sizes: E=64, "
-          f"4 heads, 2 layers; same captions both ways)")
+          f"4 heads, 1 layer; same captions both ways)")
     print(f"{'contender':<26}{'ms per image':>14}{'cache speed-up':>16}")
     for name, median in medians.items():
         cached = medians[name.replace("re-run prefix", "KV cache")]
