@@ -19,8 +19,10 @@ os.environ.setdefault("VISGRAD_ROOT", str(ROOT))
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from visgrad.training import train
+    from visgrad.utils.reporting import user_errors_reported
 
-    return train(cfg)
+    with user_errors_reported():  # a user error in a few lines, a bug with its traceback
+        return train(cfg)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ os.environ.setdefault("VISGRAD_ROOT", str(Path(__file__).resolve().parent))
 @hydra.main(version_base="1.3", config_path="conf", config_name="visualize")
 def main(cfg: DictConfig) -> float | None:
     from visgrad.tasks import run_task
+    from visgrad.utils.reporting import user_errors_reported
 
-    return run_task(cfg)
+    with user_errors_reported():  # a user error in a few lines, a bug with its traceback
+        return run_task(cfg)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from visgrad.data.vocab import NULL, SPECIAL_TOKENS, START
+from visgrad.errors import UserError
 
 SPLITS = ("train", "val")
 CAPTIONS_FILE = "coco2014_captions.h5"
@@ -52,7 +53,7 @@ SHAPES_HINT = (
 H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 
 
-class CaptionDataError(FileNotFoundError):
+class CaptionDataError(UserError, FileNotFoundError):
     """A captioning data folder is missing, incomplete, corrupt or inconsistent.
 
     The message is one line naming the file (and the key or value) and how to fix it.

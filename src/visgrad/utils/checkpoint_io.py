@@ -7,11 +7,16 @@ it, then ``os.replace``s it over the target (atomic on POSIX and Windows) and fs
 target path only ever holds a complete checkpoint. ``train.py`` always uses it (``checkpoint_io`` in
 ``conf/train.yaml``). Remote paths (``s3://``...) go to Lightning's writer: object stores replace whole
 objects anyway.
+
+``read_checkpoint`` loads a checkpoint with a one-line ``CheckpointError`` for a truncated or corrupt file;
+a write that fails because the disk is full raises ``DiskFullError`` naming the file (``disk_full_error``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +25,10 @@ from typing import Any
 import torch
 from fsspec.utils import get_protocol
 from lightning_fabric.plugins import TorchCheckpointIO
+
+from visgrad.errors import CheckpointError, DiskFullError
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -54,10 +63,56 @@ def atomic_open(path: Path, mode: str = "wb"):
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        full = disk_full_error(error, path)
+        if full is not None:
+            raise full from error
         raise
     _fsync_dir(path.parent)
+
+
+def disk_full_error(error: BaseException, path: Path | None = None) -> DiskFullError | None:
+    """A ``DiskFullError`` naming ``path`` (or the file in the error) if ``error`` or an error it was raised
+    from is "no space left" / "quota exceeded" (torch's zip writer turns it into a RuntimeError "unexpected
+    pos"); else None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, DiskFullError):
+            return error
+        if isinstance(error, OSError) and error.errno in FULL_DISK_ERRNOS:
+            target = Path(path or error.filename or ".")
+            folder = target if target.is_dir() else target.parent
+            free = shutil.disk_usage(folder).free if folder.exists() else 0
+            return DiskFullError(f"disk full: could not write {target} ({error.strerror}; "
+                                 f"{free / 2**20:.0f} MiB free in {folder}). Free some space and run again "
+                                 "(a killed training run continues with python train.py resume=<run folder>)")
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint on the CPU (in full: checkpoints hold configs besides tensors, so load
+    only files you trust); ``CheckpointError`` naming the file if it is not a readable checkpoint.
+
+    ``mmap=True`` reads only the pickled metadata now (tensors stay in the file until used).
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass a .ckpt file (e.g. "
+                              f"{path / 'checkpoints' / 'last.ckpt'})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a truncated or random file
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {cause}); use "
+                              "another one (e.g. the run's checkpoints/last.ckpt or best_*.ckpt)") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    return checkpoint
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -30,6 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from visgrad.utils.checkpoint_io import atomic_open
+from visgrad.utils.reporting import as_user_error
 
 JOB_FILE = "sweep_job.json"
 METRICS_FILE = "metrics.json"
@@ -149,7 +150,8 @@ def _read_metrics(path: Path) -> dict[str, float]:
         return {}
 
 
-def _first_line(error: object) -> str:
+def _first_line(error: BaseException) -> str:
+    error = as_user_error(error) or error  # the user error itself, not the ReportedError that carries it
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 

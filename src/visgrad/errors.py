@@ -1,0 +1,23 @@
+"""``UserError``: the base of every error caused by what the user gave rather than by a bug.
+
+A bad config value, a missing or corrupt file, a folder where a file was expected, missing weights, a
+refused resume, a full disk: the message says in one or a few lines what was wrong, naming the key or
+file, and what to do. ``train.py`` and ``visualize.py`` print such errors without a traceback and exit
+with status 1 (``HYDRA_FULL_ERROR=1`` shows the traceback); any other exception is a bug and keeps its
+traceback. Library code raises the subclasses (``ConfigError``, ``CaptionDataError``, ...), which also
+derive from the matching built-in error (``ValueError``, ``FileNotFoundError``, ...).
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment; the message names it and the fix."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint) or is of another kind."""
+
+
+class DiskFullError(UserError, OSError):
+    """A write failed because the disk (or the user's quota) is full."""
