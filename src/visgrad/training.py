@@ -13,13 +13,13 @@ The final metrics are printed and written to ``<run>/metrics.json``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -27,9 +27,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils import print_config_tree
+from visgrad.utils.checkpoint_io import read_checkpoint
 from visgrad.utils.hparams import HParamsSession, run_hparams
 from visgrad.utils.preflight import ConfigError, validate_config
-from visgrad.utils.resume import resume_checkpoint
+from visgrad.utils.resume import check_training_left, resume_checkpoint
+from visgrad.utils.run_folder import lock_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def train(cfg: DictConfig) -> float | None:
     folder that holds checkpoints, or a ``resume`` that cannot continue.
     """
     validate_config(cfg)
+    if rank_zero_only.rank == 0:  # one process at a time in a run folder (resume=: taken by train.py already)
+        lock_run_folder(Path(cfg.paths.output_dir))
     if cfg.get("print_config") and rank_zero_only.rank == 0:  # DDP relaunches train.py for every rank
         print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
     pl.seed_everything(cfg.seed, workers=True)
@@ -69,6 +73,8 @@ def train(cfg: DictConfig) -> float | None:
         ckpt_path = str(last)
         # TensorBoard drops what the killed attempt logged after the checkpoint's step (it is redone).
         logger_kwargs = {TensorBoardLogger: {"purge_step": step + 1}}
+    elif ckpt_path:  # a checkpoint already at max_epochs would train nothing and log no metric
+        check_training_left(Path(ckpt_path), cfg.trainer, f"ckpt_path={ckpt_path}: the checkpoint")
     callbacks = _instantiate_group(cfg.get("callbacks"))
     callbacks.append(HParamsSession(run_hparams(cfg, **cfg.get("hparams", {}))))  # a row in the HParams view
     if not cfg.get("resume"):
@@ -84,6 +90,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.prepare_data()
     datamodule.setup("fit")
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
+    _check_monitored_metrics(callbacks, model)
     if ckpt_path and hasattr(datamodule, "check_compatible"):
         _check_checkpoint_fits_data(ckpt_path, datamodule)
 
@@ -103,11 +110,24 @@ def train(cfg: DictConfig) -> float | None:
     return metrics.get(cfg.get("optimized_metric") or "")
 
 
+def _check_monitored_metrics(callbacks: list, model: pl.LightningModule) -> None:
+    """Before training: every metric a callback monitors must be one the model logs (``model.metric_names``,
+    when the model lists them), instead of an error after the first validation epoch."""
+    names = getattr(model, "metric_names", None)
+    for callback in callbacks if names is not None else []:
+        monitor = getattr(callback, "monitor", None)
+        if monitor and monitor not in names:
+            close = difflib.get_close_matches(monitor, names, n=1)
+            hint = f"did you mean monitor.metric={close[0]}? " if close else ""
+            raise ConfigError(f"monitor.metric={monitor}: {type(model).__name__} logs no such metric ("
+                              f"{type(callback).__name__} monitors it); {hint}it logs {', '.join(names)}")
+
+
 def _check_checkpoint_fits_data(ckpt_path: str, datamodule) -> None:
     """Fail before fitting, naming file and sizes, if the checkpoint's captioner (input_dim, vocabulary)
     does not fit the data (instead of a tensor size mismatch while loading its weights)."""
     # mmap: only the pickled metadata is read here; trainer.fit loads the weights.
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = read_checkpoint(ckpt_path, mmap=True)
     hparams = checkpoint.get("hyper_parameters", {})
     if "input_dim" in hparams and "word_to_idx" in hparams:
         datamodule.check_compatible(int(hparams["input_dim"]), hparams["word_to_idx"])

@@ -25,7 +25,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
 from visgrad.captioning.harness import decode_features, decode_sharded
-from visgrad.captioning.metrics import caption_metrics
+from visgrad.captioning.metrics import METRIC_NAMES, caption_metrics, java_available
 from visgrad.captioning.model import CaptioningRNN
 from visgrad.captioning.transformer import CaptioningTransformer
 
@@ -81,6 +81,17 @@ class CaptioningModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.greedy = DecodingStrategy("greedy")
         self.beam = DecodingStrategy("beam", beam_size=beam_size, length_alpha=length_alpha)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric this module logs: what ``monitor.metric`` can name (checked before training)."""
+        metrics = [m for m in METRIC_NAMES if m != "meteor" or self._meteor_logged()]
+        names = ["train/loss", "train/loss_step", "train/loss_epoch", "val/loss"]
+        names += [f"val/{m}" for m in metrics]
+        return names + [f"val/beam/{m}" for m in metrics] * bool(self.hparams.beam_metrics)
+
+    def _meteor_logged(self) -> bool:
+        return self.hparams.meteor is True or (self.hparams.meteor == "auto" and java_available())
 
     def forward(self, features: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
         """The CS231n loss of captions (B, T) given image features (B, D)."""

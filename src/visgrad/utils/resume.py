@@ -16,12 +16,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from visgrad.errors import CheckpointError
+from visgrad.utils.checkpoint_io import read_checkpoint
 from visgrad.utils.preflight import ConfigError
+from visgrad.utils.run_folder import lock_run_folder
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 RESUME_SUBDIR = "resume_"
@@ -40,7 +42,8 @@ def expand_resume_argv(argv: list[str], config_dir: Path, config_name: str) -> l
 
     ``argv`` without a ``resume=`` argument, or already expanded (as Lightning relaunches DDP workers with
     the command line of rank 0), is returned unchanged. Raises ``ConfigError`` when the run cannot be resumed
-    (no such run folder, no ``last.ckpt``, finished, a multirun, conf/ changed since the run started).
+    (no such run folder, in use by another process, no ``last.ckpt``, finished, a multirun, conf/ changed
+    since the run started). Takes the run folder's lock (``lock_run_folder``) for the rest of the process.
     """
     positions = [i for i, arg in enumerate(argv) if arg.startswith("resume=")]
     if not positions or any(arg.startswith(f"hydra.output_subdir=.hydra/{RESUME_SUBDIR}") for arg in argv):
@@ -53,6 +56,7 @@ def expand_resume_argv(argv: list[str], config_dir: Path, config_name: str) -> l
     at = positions[0]
     run = Path(argv[at].split("=", 1)[1]).expanduser().resolve()
     latest = latest_attempt(run)
+    lock_run_folder(run, f"resume={run}")  # held until this process ends: one writer per run folder
     saved_overrides = list(OmegaConf.load(latest / "overrides.yaml"))
     extras = [arg for i, arg in enumerate(argv[1:], 1) if i != at and "=" in arg and not arg.startswith("-")]
     new_keys = {_override_key(arg) for arg in extras}
@@ -108,18 +112,28 @@ def _check_checkpoint(run: Path, trainer: DictConfig) -> tuple[Path, int]:
         raise ConfigError(f"resume={run}: there is no {LAST_CHECKPOINT} (the run stopped before its first "
                           "training epoch ended, or ran with callbacks=none); nothing to resume: start it "
                           "again as a new run with its overrides (.hydra/overrides.yaml)")
-    state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
-    epochs_done, step = int(state["epoch"]) + 1, int(state["global_step"])
+    finished = f"resume={run}: the run is finished since its {LAST_CHECKPOINT}"
+    return last, check_training_left(last, trainer, finished)
+
+
+def check_training_left(checkpoint: Path, trainer: DictConfig, name: str) -> int:
+    """The global step of ``checkpoint``; ``ConfigError`` (``name`` is ...) if it is already at
+    the ``trainer`` config's ``max_epochs`` / ``max_steps``, where Lightning would stop at once: the job
+    would train nothing, log no metric and look like a success."""
+    state = read_checkpoint(checkpoint, mmap=True)
+    try:
+        epochs_done, step = int(state["epoch"]) + 1, int(state["global_step"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{checkpoint} is not a Lightning training checkpoint (no epoch or "
+                              "global_step); pass a checkpoint written by python train.py") from None
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
     if max_epochs not in (None, -1) and epochs_done >= max_epochs:
-        raise ConfigError(f"resume={run}: the run is finished ({LAST_CHECKPOINT} is from epoch {epochs_done} "
-                          f"of trainer.max_epochs={max_epochs}); nothing to resume. To train it longer, "
-                          f"add trainer.max_epochs=<more than {epochs_done}>")
+        raise ConfigError(f"{name} is from epoch {epochs_done} of trainer.max_epochs={max_epochs}: nothing "
+                          f"to train. To train it longer, add trainer.max_epochs=<more than {epochs_done}>")
     if max_steps not in (None, -1) and step >= max_steps:
-        raise ConfigError(f"resume={run}: the run is finished ({LAST_CHECKPOINT} is at step {step} of "
-                          f"trainer.max_steps={max_steps}); nothing to resume. To train it longer, add "
-                          f"trainer.max_steps=<more than {step}>")
-    return last, step
+        raise ConfigError(f"{name} is at step {step} of trainer.max_steps={max_steps}: nothing to train. "
+                          f"To train it longer, add trainer.max_steps=<more than {step}>")
+    return step
 
 
 def _override_key(override: str) -> str:
