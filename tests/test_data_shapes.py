@@ -5,6 +5,10 @@ from __future__ import annotations
 import filecmp
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -278,6 +282,72 @@ def test_refuses_to_overwrite_a_folder_it_did_not_make(tmp_path: Path) -> None:
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
     with pytest.raises(ValueError, match="num_train"):
         ensure_shapes(tmp_path / "x", num_train=0)
+
+
+def test_regenerates_only_a_folder_it_owns(tmp_path: Path, tiny_root: Path) -> None:
+    """A copy of a generated folder with a user's file in it is not replaced (the file would be deleted),
+    nor is a folder with only a manifest.json of some other tool; a clean generated folder is."""
+    import shutil
+
+    copy = tmp_path / "s2"
+    shutil.copytree(tiny_root, copy)
+    assert (copy / ".visgrad-shapes").is_file()
+    (copy / "my_notes.txt").write_text("precious")
+    (copy / "images" / "val" / "mine.jpg").write_bytes(b"jpeg")
+    expected = (r"s2 cannot take a new `shapes` dataset: it holds files the generator did not write "
+                r"\(images/val/mine.jpg, my_notes.txt\)")
+    with pytest.raises(FileExistsError, match=expected):
+        ensure_shapes(copy, seed=4, **TINY)
+    assert (copy / "my_notes.txt").read_text() == "precious"
+    assert json.loads((copy / "manifest.json").read_text())["seed"] == 3
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "not shapes"}')
+    with pytest.raises(FileExistsError, match=r"not a generated `shapes` folder"):
+        ensure_shapes(other, **TINY)
+    assert [p.name for p in other.iterdir()] == ["manifest.json"]
+
+    (copy / "my_notes.txt").unlink()
+    (copy / "images" / "val" / "mine.jpg").unlink()
+    ensure_shapes(copy, seed=4, **TINY)  # owned and clean: replaced
+    assert json.loads((copy / "manifest.json").read_text())["seed"] == 4
+
+
+def test_stale_temporary_folders_of_killed_generators_are_removed(tmp_path: Path) -> None:
+    dead = tmp_path / ".s.tmp-999999999-abc"  # no process can have this pid
+    live = tmp_path / f".s.tmp-{os.getppid()}-xyz"  # a running process (pytest's parent) may still write it
+    stash = tmp_path / ".s.old-999999999-def"
+    for folder in (dead, live, stash):
+        (folder / "images").mkdir(parents=True)
+    ensure_shapes(tmp_path / "s", **TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "s"]
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL of the generating process: its worker processes end too instead of waiting forever."""
+    script = ("import sys, time\n"
+              "from visgrad.data.shapes import _worker_pool\n"
+              "with _worker_pool(2) as pool:\n"
+              "    print(*(p.pid for p in pool._processes.values()), flush=True)\n"
+              "    time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2
+    parent.kill()
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in workers)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def test_h5_files_store_label_names_and_mask_dtype(shapes_root: Path) -> None:
