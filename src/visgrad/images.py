@@ -3,6 +3,11 @@
 Tensors are "preprocessed" images: float (N, 3, H, W), normalised per channel with a classifier's mean and
 std (a :class:`Normalization`; the module-level functions use :data:`IMAGENET`, CS231n's and torchvision's).
 Pixel images are PIL RGB or float in [0, 1].
+
+``load_image`` reads any bit depth and mode as 8-bit RGB: 1-bit, 8- and 16-bit grayscale (scaled, not
+clipped), palette, CMYK, transparency composited over white, JPEGs turned upright by their EXIF
+orientation. ``preprocess`` refuses, before allocating, an image whose resized size would be extreme
+(aspect ratio over ``MAX_ASPECT``, or more than ``MAX_PIXELS``).
 """
 
 from __future__ import annotations
@@ -10,31 +15,77 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visgrad.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_ASPECT = 10.0  # longer side / shorter side
+MAX_PIXELS = 4096 * 4096  # after resizing: 16.8 MP, 200 MB as a float tensor, far more in a CNN's activations
+_WIDE_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
 
 
-class ImageError(ValueError):
-    """An image file that is missing, unreadable, or a folder without images."""
+class ImageError(UserError, ValueError):
+    """An image file that is missing, unreadable, too large or oddly shaped, or a folder without images."""
 
 
 def load_image(path_or_pil: str | Path | Image.Image) -> Image.Image:
-    """Open an image as PIL RGB (grayscale, palette and RGBA images are converted; alpha is dropped)."""
+    """Open an image as 8-bit PIL RGB, whatever its mode and bit depth (see the module docstring)."""
     if isinstance(path_or_pil, Image.Image):
-        return path_or_pil.convert("RGB")
+        return to_rgb(path_or_pil)
     path = Path(path_or_pil).expanduser()
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file; give an image file (JPEG, PNG, ...)")
     if not path.is_file():
         raise ImageError(f"image file not found: {path}")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
+            return to_rgb(img)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ImageError(f"cannot read {path} as an image ({err}); give a JPEG/PNG file") from err
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of ``img``: upright (EXIF orientation), 16-bit and float values scaled to 8 bits
+    (PIL's ``convert`` would clip them: a 16-bit image came out nearly white), alpha composited over white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in _WIDE_MODES or img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        top = _WIDE_MODES.get(img.mode) or (1.0 if values.max(initial=0) <= 1 else 255.0)
+        img = Image.fromarray(np.rint(np.clip(values / top, 0, 1) * 255).astype(np.uint8), "L")
+    if img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def resized_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
+    """(H, W) of a ``width`` x ``height`` image after ``preprocess``'s resize to ``size``."""
+    if size is None:
+        return height, width
+    if isinstance(size, (tuple, list)):
+        return int(size[0]), int(size[1])
+    if width <= height:
+        return int(size * height / width), int(size)
+    return int(size), int(size * width / height)
+
+
+def check_image_size(width: int, height: int, size: int | tuple[int, int] | None, name: str) -> None:
+    """``ImageError`` if ``name`` (width x height) is too elongated or would be too large after resizing
+    to ``size``: checked before any pixel is allocated."""
+    aspect = max(width, height) / max(1, min(width, height))
+    h, w = resized_size(width, height, size)
+    if isinstance(size, int) and aspect > MAX_ASPECT:
+        raise ImageError(f"{name} is {width}x{height} pixels, an aspect ratio of {aspect:.0f}:1 (at most "
+                         f"{MAX_ASPECT:.0f}:1; at size {size} it would become {w}x{h}); crop it first")
+    if h * w > MAX_PIXELS:
+        raise ImageError(f"{name} ({width}x{height}) would become {w}x{h} = {h * w / 1e6:.0f} MP at size "
+                         f"{size}, more than {MAX_PIXELS / 1e6:.1f} MP; use a smaller size")
 
 
 def list_images(path_or_folder: str | Path) -> list[Path]:
@@ -51,14 +102,20 @@ def list_images(path_or_folder: str | Path) -> list[Path]:
 
 
 def preprocess(
-    img: str | Path | Image.Image, size: int | tuple[int, int] | None = 224, norm: Normalization | None = None
+    img: str | Path | Image.Image,
+    size: int | tuple[int, int] | None = 224,
+    norm: Normalization | None = None,
+    name: str | None = None,
 ) -> torch.Tensor:
     """A PIL image (or path) -> normalised FloatTensor (1, 3, H, W), as CS231n's ``preprocess``.
 
     ``size``: an int resizes the shorter side to it (aspect kept), ``(H, W)`` resizes exactly, None keeps.
-    ``norm``: the classifier's :class:`Normalization` (default :data:`IMAGENET`).
+    ``norm``: the classifier's :class:`Normalization` (default :data:`IMAGENET`). An extreme result
+    (``check_image_size``) raises ``ImageError`` naming ``name`` (default: the path).
     """
+    label = name or (str(img) if isinstance(img, (str, Path)) else "the image")
     img = load_image(img)
+    check_image_size(img.width, img.height, size, label)
     if size is not None:
         img = TF.resize(img, list(size) if isinstance(size, (tuple, list)) else size)
     return (norm or IMAGENET).normalize(TF.to_tensor(img)[None])

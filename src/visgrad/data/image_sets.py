@@ -42,10 +42,10 @@ class InputBatch:
         return self.images.shape[0]
 
 
-def square_preprocess(img: Image.Image | str | Path, size: int,
-                      norm: Normalization = IMAGENET) -> torch.Tensor:
+def square_preprocess(img: Image.Image | str | Path, size: int, norm: Normalization = IMAGENET,
+                      name: str | None = None) -> torch.Tensor:
     """Resize the shorter side to ``size``, center-crop to a square and normalise: (1, 3, size, size)."""
-    return TF.center_crop(preprocess(img, size, norm), [size, size])
+    return TF.center_crop(preprocess(img, size, norm, name=name), [size, size])
 
 
 def shapes_inputs(root: str | Path, dataset: dict, size: int, limit: int | None,
@@ -87,7 +87,7 @@ def file_inputs(paths: str | Path | Sequence[str | Path], size: int, limit: int 
     """Images from paths and folders (grayscale and RGBA converted), as (N, 3, size, size)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files = [file for path in paths for file in list_images(path)][:limit]
-    images = [square_preprocess(load_image(file), size, norm) for file in files]
+    images = [square_preprocess(load_image(file), size, norm, name=f"task.images: {file}") for file in files]
     return InputBatch(torch.cat(images), [Path(file).name for file in files])
 
 

@@ -17,8 +17,10 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights
 
+from visgrad.errors import UserError
 
-class WeightsNotFoundError(FileNotFoundError):
+
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """The ImageNet weights of a torchvision model are neither in the cache nor at the given path."""
 
 

@@ -158,8 +158,10 @@ def synthesize(setup: Setup, content_layer: int, writer: SummaryWriter, label: s
 
     def inputs_at(scale: float) -> ScaleInputs:
         size, style_size = round(task.image_size * scale), round(task.style_size * scale)
-        content = preprocess(content_in, size, net.norm).to(device) if content_in is not None else None
-        styles = [preprocess(s, style_size, net.norm).to(device) for s in setup.style_imgs]
+        content = None if content_in is None else preprocess(
+            content_in, size, net.norm, name=f"content={task.content}").to(device)
+        styles = [preprocess(img, style_size, net.norm, name=f"style={spec}").to(device)
+                  for img, spec in zip(setup.style_imgs, setup.style_specs, strict=False)]
         shape = tuple(content.shape[-2:]) if content is not None else (size, size)
         return ScaleInputs(content if uses_content else None, styles, shape)
 
