@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hparams_dashboard import read_dashboard
+from omegaconf import OmegaConf
 from PIL import Image
 
 from visgrad.data.shapes import load_shapes_images
@@ -58,11 +59,24 @@ def test_shapes_classifier_is_trained_exported_and_reused(tiny_classifier, shape
 def test_corrupt_classifier_file_says_how_to_recover(tmp_path):
     bad = tmp_path / "shapes_cnn.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"shapes_cnn.pt.*classifier.retrain=true"):
+    with pytest.raises(ValueError, match=r"shapes_cnn.pt is not an exported shapes classifier .* never "
+                                         r"overwritten.*or at a new file to train one there"):
         load_shapes_cnn(bad)
-    torch.save({"format": 99, "state_dict": {}}, bad)
+    torch.save({"format": 99, "state_dict": {}}, bad)  # an export of another format version: replaceable
     with pytest.raises(ValueError, match=r"format 99, expected 1.*classifier.retrain=true"):
         load_shapes_cnn(bad)
+
+
+def test_retrain_never_overwrites_a_file_that_is_not_an_export(tmp_path, shapes_root):
+    """classifier.checkpoint=<a captioner's last.ckpt> classifier.retrain=true: refused before training,
+    the checkpoint unchanged (it was replaced by a 253 KB CNN)."""
+    captioner = tmp_path / "last.ckpt"
+    torch.save({"hyper_parameters": {"cfg": OmegaConf.create({"a": 1})}, "state_dict": {}}, captioner)
+    before = captioner.read_bytes()
+    for retrain in (True, False):
+        with pytest.raises(ValueError, match=r"last.ckpt is not an exported shapes classifier"):
+            shapes_classifier(str(captioner), str(shapes_root), TINY_DATASET, TINY, TINY_TRAIN, retrain)
+    assert captioner.read_bytes() == before
 
 
 def test_train_py_experiment_trains_and_exports(compose_cfg, shapes_root, tmp_path):

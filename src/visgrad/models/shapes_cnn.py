@@ -8,6 +8,9 @@ like ImageNet images (:func:`visgrad.images.normalize`), so every task treats it
   :class:`ExportClassifier` to the canonical file ``${paths.data_dir}/classifiers/shapes_cnn.pt``.
 - ``classifier=shapes`` in ``visualize.py`` (:func:`shapes_classifier`) loads that file, training it first
   (about a minute on a CPU) when it does not exist.
+
+An existing file is only ever replaced by a new export if it is an export itself (``not_an_export``): a
+captioner checkpoint or any other file given as ``classifier.checkpoint`` is refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from visgrad.data.shapes import ensure_shapes, load_shapes_images
+from visgrad.errors import CheckpointError
 from visgrad.images import normalize
 from visgrad.models.classifier import Classifier
 
@@ -140,9 +144,35 @@ class ShapesClassifierModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def not_an_export(path: Path) -> str | None:
+    """None if ``path`` does not exist or is an exported shapes classifier (of any format version, so a
+    stale export may be replaced); else what it is instead, for the error that refuses to replace it."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return "a folder"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a training checkpoint (configs inside), or no torch file at all
+        return "not an exported shapes classifier (e.g. a training checkpoint, or another kind of file)"
+    if isinstance(payload, dict) and {"format", "state_dict"} <= payload.keys():
+        return None
+    return "not an exported shapes classifier (no format and state_dict entries)"
+
+
+def _refuse_foreign(path: Path) -> None:
+    foreign = not_an_export(path)
+    if foreign:
+        raise CheckpointError(f"classifier.checkpoint={path} is {foreign}; it is never overwritten. Point "
+                              "classifier.checkpoint at an exported shapes classifier, or at a new file to "
+                              "train one there (e.g. classifier.checkpoint=data/classifiers/shapes_cnn.pt)")
+
+
 def save_classifier(module: ShapesClassifierModule, path: str | Path, val_acc: float | None) -> Path:
-    """Write the network and its metadata to ``path`` atomically (temp file + rename)."""
+    """Write the network and its metadata to ``path`` atomically (temp file + rename); ``CheckpointError``
+    if ``path`` holds something other than an export (see ``not_an_export``)."""
     path = Path(path)
+    _refuse_foreign(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT_VERSION,
@@ -181,16 +211,18 @@ class ExportClassifier(pl.Callback):
 def load_shapes_cnn(path: str | Path) -> Classifier:
     """Load an exported classifier file as a frozen :class:`Classifier` in eval mode."""
     path = Path(path)
+    _refuse_foreign(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != FORMAT_VERSION:
             raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT_VERSION}")
         net = ShapesCNN(len(payload["class_names"]), payload["width"])
         net.load_state_dict(payload["state_dict"])
-    except Exception as err:  # unreadable, foreign or stale files all need the same advice
+    except Exception as err:  # an export of another format version, or a damaged one
         reason = str(err).splitlines()[0][:160]
-        raise ValueError(
-            f"cannot load the shapes classifier {path} ({reason}); delete it or pass classifier.retrain=true"
+        raise CheckpointError(
+            f"cannot load the shapes classifier {path} ({reason}); pass classifier.retrain=true to train it "
+            "again (the file is replaced)"
         ) from err
     net.eval()
     for param in net.parameters():
@@ -227,6 +259,7 @@ def shapes_classifier(
     """Loader of ``classifier=shapes``: reuse ``checkpoint``, or train it first if absent or ``retrain``."""
     console = Console()
     path = Path(checkpoint).expanduser()
+    _refuse_foreign(path)  # before training: never replace a file that is not an export
     if retrain or not path.is_file():
         reason = "retraining" if retrain else f"no shapes classifier at {path} yet"
         console.print(f"{reason}: training one on the shapes images in {data_root} "
