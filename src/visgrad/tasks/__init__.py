@@ -4,7 +4,8 @@ runner that ``task.run`` names, plus the shared runner parts (:mod:`~visgrad.tas
 A runner is a function ``run(cfg: DictConfig) -> dict[str, float]`` that reads its own options from
 ``cfg.task`` (and ``cfg.classifier``, ``cfg.paths``, ``cfg.device``), writes figures into
 ``cfg.paths.output_dir``, logs to TensorBoard under ``<output_dir>/tensorboard`` and returns its summary
-metrics. ``run_task`` returns ``summary[cfg.task.optimized_metric]`` when that key is set.
+metrics. ``run_task`` checks the task's options first (:mod:`~visgrad.tasks.options`) and returns
+``summary[cfg.task.optimized_metric]`` when that key is set.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import torch
 from hydra.utils import get_method
 from omegaconf import DictConfig
 
+from visgrad.tasks.options import validate_task
 from visgrad.utils import print_config_tree
 from visgrad.utils.hparams import end_open_sessions
 
 
 def run_task(cfg: DictConfig) -> float | None:
     """Run the task that ``cfg.task.run`` names (a dotted path to a function) and return its metric."""
+    validate_task(cfg)
     if cfg.get("print_config"):
         print_config_tree(cfg, order=("task", "classifier", "paths"))
     torch.manual_seed(cfg.seed)

@@ -179,10 +179,10 @@ def _local_sweep() -> bool:
     return hydra.mode == RunMode.MULTIRUN and hydra.launcher.get("_target_", "").endswith(".BasicLauncher")
 
 
-def config_problems(cfg: DictConfig) -> list[str]:
-    """One line per bad value of ``cfg`` (empty when all is well)."""
+def rule_problems(cfg: DictConfig, rules: tuple[Rule, ...]) -> list[str]:
+    """One line per value of ``cfg`` that breaks one of ``rules`` (keys ``cfg`` lacks are skipped)."""
     problems = []
-    for rule in RULES:
+    for rule in rules:
         group = rule.key.split(".")[0]
         if rule.target is not None and OmegaConf.select(cfg, f"{group}._target_") != rule.target:
             continue
@@ -194,6 +194,12 @@ def config_problems(cfg: DictConfig) -> list[str]:
         if value is not _ABSENT and not rule.check(value):
             problems.append(f"{rule.key}={_fmt(value)}: must be {rule.allowed}; "
                             f"e.g. {rule.key}={rule.example}")
+    return problems
+
+
+def config_problems(cfg: DictConfig) -> list[str]:
+    """One line per bad value of ``cfg`` (empty when all is well)."""
+    problems = rule_problems(cfg, RULES)
     if _local_sweep() and _select(cfg, "trainer.strategy") == "ddp" and _select(cfg, "trainer.devices") != 1:
         problems.append("trainer.strategy=ddp in a local -m sweep: Lightning starts every further DDP "
                         "process by running the command again, which would rerun the whole sweep; use "
