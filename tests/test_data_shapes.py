@@ -223,7 +223,7 @@ def test_worker_processes_and_chunks_do_not_change_the_files(
     pooled = ensure_shapes(tmp_path / "pooled", seed=3, processes=2, **TINY)
     files = sorted(str(p.relative_to(tiny_root)) for p in tiny_root.rglob("*") if p.is_file())
     _, mismatch, errors = filecmp.cmpfiles(tiny_root, pooled, files, shallow=False)
-    assert len(files) == 63 and mismatch == [] and errors == []
+    assert len(files) == 64 and mismatch == [] and errors == []
 
 
 def test_same_seed_gives_identical_files_and_another_seed_different_data(
@@ -233,7 +233,8 @@ def test_same_seed_gives_identical_files_and_another_seed_different_data(
     b = ensure_shapes(tmp_path / "b", seed=3, **TINY)
     c = ensure_shapes(tmp_path / "c", seed=4, **TINY)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 11 + 52 and sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) == files
+    assert len(files) == 12 + 52 and sorted(  # 11 data files and the owner marker, 52 PNGs
+        p.relative_to(b) for p in b.rglob("*") if p.is_file()) == files
     _, mismatch, errors = filecmp.cmpfiles(a, b, [str(f) for f in files], shallow=False)
     assert mismatch == [] and errors == []
     for name in ("coco2014_captions.h5", "train2014_vgg16_fc7_pca.h5", "shapes_images.h5"):

@@ -33,7 +33,8 @@ def run_overrides(shapes_root: Path) -> list[str]:
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "VISGRAD_ROOT": str(cwd), "PYTHONPATH": str(ROOT / "tests"), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])  # this checkout's visgrad, test helpers
+    env = {**os.environ, "VISGRAD_ROOT": str(cwd), "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -150,6 +151,25 @@ def test_resume_errors(fake_run: Path, tmp_path: Path) -> None:
     (fake_run / "checkpoints" / "last.ckpt").unlink()
     with pytest.raises(ConfigError, match=r"there is no checkpoints/last.ckpt .* nothing to resume"):
         expand([f"resume={fake_run}", "model.optimizer.lr=0.001"])
+
+
+def test_second_resume_of_a_running_run_is_refused_with_the_holders_pid(fake_run: Path) -> None:
+    """Two resume= of one run at once both trained (duplicate -v1 checkpoints, doubled curves): the second
+    is refused before Hydra writes anything, naming the pid of the process in the folder."""
+    script = ("import sys\nfrom pathlib import Path\nfrom visgrad.utils.run_folder import lock_run_folder\n"
+              f"lock_run_folder(Path({str(fake_run)!r}))\nprint('locked', flush=True)\nsys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = sorted(p.relative_to(fake_run) for p in fake_run.rglob("*"))
+        with pytest.raises(ConfigError, match=rf"resume={fake_run}: {fake_run} is in use by another process "
+                                              rf"\(pid {holder.pid}\)"):
+            expand([f"resume={fake_run}"])
+        assert sorted(p.relative_to(fake_run) for p in fake_run.rglob("*")) == before
+    finally:
+        holder.communicate("", timeout=60)
+    assert expand([f"resume={fake_run}"])[-1] == "hydra.output_subdir=.hydra/resume_1"  # the holder ended
 
 
 def test_train_resume_must_run_in_the_run_folder(compose_cfg, fake_run: Path) -> None:

@@ -22,13 +22,16 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from visgrad.errors import UserError
+
 log = logging.getLogger(__name__)
 
 ACTIONS = ("raise", "skip")
 
 
-class NonFiniteError(FloatingPointError):
-    """Training met a NaN/Inf loss or gradient (and was not told to skip it)."""
+class NonFiniteError(UserError, FloatingPointError):
+    """Training met a NaN/Inf loss or gradient (and was not told to skip it): reported as a user error
+    (the message names the step, the quantity, the last good checkpoints and faults.nonfinite=skip)."""
 
 
 class NonFiniteGuard(Callback):

@@ -63,10 +63,6 @@ def train(cfg: DictConfig) -> float | None:
     validate_config(cfg)
     if rank_zero_only.rank == 0:  # one process at a time in a run folder (resume=: taken by train.py already)
         lock_run_folder(Path(cfg.paths.output_dir))
-    if cfg.get("print_config") and rank_zero_only.rank == 0:  # DDP relaunches train.py for every rank
-        print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
-    pl.seed_everything(cfg.seed, workers=True)
-
     ckpt_path, logger_kwargs = cfg.get("ckpt_path"), None
     if cfg.get("resume"):
         last, step = resume_checkpoint(cfg)
@@ -75,6 +71,10 @@ def train(cfg: DictConfig) -> float | None:
         logger_kwargs = {TensorBoardLogger: {"purge_step": step + 1}}
     elif ckpt_path:  # a checkpoint already at max_epochs would train nothing and log no metric
         check_training_left(Path(ckpt_path), cfg.trainer, f"ckpt_path={ckpt_path}: the checkpoint")
+    if cfg.get("print_config") and rank_zero_only.rank == 0:  # DDP relaunches train.py for every rank
+        print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
+    pl.seed_everything(cfg.seed, workers=True)
+
     callbacks = _instantiate_group(cfg.get("callbacks"))
     callbacks.append(HParamsSession(run_hparams(cfg, **cfg.get("hparams", {}))))  # a row in the HParams view
     if not cfg.get("resume"):

@@ -18,6 +18,7 @@ import errno
 import os
 import shutil
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass a .ckpt file (e.g. "
                               f"{path / 'checkpoints' / 'last.ckpt'})")
+    mmap = mmap and zipfile.is_zipfile(path)  # else torch's error would be about mmap, not the file
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except FileNotFoundError:
