@@ -1,4 +1,5 @@
-"""Test-only Lightning callbacks that break a training run on purpose (added with ``+callbacks.x._target_=``).
+"""Test-only Lightning callbacks that break a training run on purpose (added with ``+callbacks.x._target_=``),
+and another process that holds a run folder's lock.
 
 Importable as ``fault_injection`` in pytest (tests/ is on sys.path) and in ``train.py`` subprocesses
 started with ``PYTHONPATH=tests``.
@@ -8,8 +9,28 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback
+
+
+@contextmanager
+def run_lock_holder(folder: Path) -> Iterator[int]:
+    """Another process holds ``folder``'s run lock (``lock_run_folder``) until the block ends; yields its pid.
+    When it ends, the OS releases the lock."""
+    script = ("import sys\nfrom pathlib import Path\nfrom visgrad.utils.run_folder import lock_run_folder\n"
+              f"lock_run_folder(Path({str(folder)!r}))\nprint('locked', flush=True)\nsys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        yield holder.pid
+    finally:
+        holder.communicate("", timeout=60)
 
 
 class KillAtStep(Callback):

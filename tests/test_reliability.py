@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_injection import run_lock_holder
 
 from visgrad.data.coco import CaptionDataError
 from visgrad.errors import CheckpointError, DiskFullError, UserError
@@ -127,18 +128,11 @@ def test_unknown_monitor_metric_is_refused_before_training(compose_cfg, shapes_r
 
 def test_a_run_folder_has_one_process_at_a_time(tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    script = ("import sys\nfrom pathlib import Path\nfrom visgrad.utils.run_folder import lock_run_folder\n"
-              f"lock_run_folder(Path({str(folder)!r}))\nprint('locked', flush=True)\nsys.stdin.read()\n")
-    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with run_lock_holder(folder) as pid:
         with pytest.raises(ConfigError, match=rf"resume=RUN: {folder} is in use by another process \(pid "
-                                              rf"{holder.pid}\).*kill {holder.pid}"):
+                                              rf"{pid}\).*kill {pid}"):
             lock_run_folder(folder, "resume=RUN")
-    finally:
-        holder.communicate("", timeout=60)  # the holder ends: the OS releases its lock
-    lock_run_folder(folder)
+    lock_run_folder(folder)  # the holder ended: free
     lock_run_folder(folder)  # this process holds it already: fine
     assert (folder / ".lock").read_text() == f"{os.getpid()}\n"
     release_run_folder(folder)

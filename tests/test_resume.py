@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_injection import run_lock_holder
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -156,19 +157,12 @@ def test_resume_errors(fake_run: Path, tmp_path: Path) -> None:
 def test_second_resume_of_a_running_run_is_refused_with_the_holders_pid(fake_run: Path) -> None:
     """Two resume= of one run at once both trained (duplicate -v1 checkpoints, doubled curves): the second
     is refused before Hydra writes anything, naming the pid of the process in the folder."""
-    script = ("import sys\nfrom pathlib import Path\nfrom visgrad.utils.run_folder import lock_run_folder\n"
-              f"lock_run_folder(Path({str(fake_run)!r}))\nprint('locked', flush=True)\nsys.stdin.read()\n")
-    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with run_lock_holder(fake_run) as pid:
         before = sorted(p.relative_to(fake_run) for p in fake_run.rglob("*"))
         with pytest.raises(ConfigError, match=rf"resume={fake_run}: {fake_run} is in use by another process "
-                                              rf"\(pid {holder.pid}\)"):
+                                              rf"\(pid {pid}\)"):
             expand([f"resume={fake_run}"])
         assert sorted(p.relative_to(fake_run) for p in fake_run.rglob("*")) == before
-    finally:
-        holder.communicate("", timeout=60)
     assert expand([f"resume={fake_run}"])[-1] == "hydra.output_subdir=.hydra/resume_1"  # the holder ended
 
 
