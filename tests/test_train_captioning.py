@@ -14,6 +14,7 @@ from hparams_dashboard import read_dashboard
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from visgrad.data import CaptionDataError
+from visgrad.errors import CheckpointError
 from visgrad.tasks import run_task
 from visgrad.tasks.captions import load_captioner
 from visgrad.training import train
@@ -155,7 +156,7 @@ def test_evaluate_task_errors(compose_cfg, shapes_root: Path, tmp_path: Path) ->
     base = ["task=captions", *data_overrides(shapes_root)[:3]]
     with pytest.raises(ValueError, match="needs a checkpoint: pass ckpt_path=PATH"):
         run_task(compose_cfg("visualize", base))
-    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.ckpt"):
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.ckpt"):
         run_task(compose_cfg("visualize", [*base, f"ckpt_path={tmp_path / 'nope.ckpt'}"]))
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.weight": torch.zeros(2)}, "hyper_parameters": {"lr": 1}}, other)
@@ -163,7 +164,7 @@ def test_evaluate_task_errors(compose_cfg, shapes_root: Path, tmp_path: Path) ->
         run_task(compose_cfg("visualize", [*base, f"ckpt_path={other}"]))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="is not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"garbage.ckpt is not a readable checkpoint \(truncated"):
         load_captioner(garbage, torch.device("cpu"))
 
 

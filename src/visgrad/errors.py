@@ -15,6 +15,10 @@ class UserError(Exception):
     """A problem with the user's input or environment; the message names it and the fix."""
 
 
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work; the message names the key, the value and the fix."""
+
+
 class CheckpointError(UserError, ValueError):
     """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint) or is of another kind."""
 

@@ -46,7 +46,8 @@ DOWNLOAD_HINT = (
     "synthetic dataset instead: `python train.py data=shapes`."
 )
 SHAPES_HINT = (
-    "{root} is a generated `shapes` folder: delete it and it is generated again on the next run "
+    "{root} is a generated `shapes` folder: delete it (after moving out any file of yours) and it is "
+    "generated again on the next run "
     "(or by `python -m visgrad.data.shapes --root {root}` with its parameters)."
 )
 # What h5py raises on unreadable, truncated or corrupt files (besides OSError for most cases).

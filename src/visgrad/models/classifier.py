@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from visgrad.errors import ConfigError
 from visgrad.images import IMAGENET, Normalization
 from visgrad.models import efficientnet_lite0 as lite0
 from visgrad.models.pretrained import load_torchvision_model
@@ -40,13 +41,14 @@ class Classifier:
 def resolve_class(target: int | str, class_names: list[str]) -> int:
     """A class given by index (``76``, ``"76"``) or by name (``"tarantula"``, case-insensitive) -> index.
 
-    Unknown names raise ValueError with the closest names (difflib); indices are range-checked.
+    Unknown names raise ``ConfigError`` (a ValueError) with the closest names (difflib); indices are
+    range-checked.
     """
     text = str(target).strip()
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(class_names):
-            raise ValueError(
+            raise ConfigError(
                 f"class index {index} is out of range: this classifier has classes 0..{len(class_names) - 1}"
             )
         return index
@@ -59,7 +61,7 @@ def resolve_class(target: int | str, class_names: list[str]) -> int:
         f"give an index 0..{len(class_names) - 1} or one of: {', '.join(class_names[:10])}"
         + (", ..." if len(class_names) > 10 else "")
     )
-    raise ValueError(f"unknown class name {text!r}; {hint}")
+    raise ConfigError(f"unknown class name {text!r}; {hint}")
 
 
 def torchvision_classifier(

@@ -17,7 +17,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights
 
-from visgrad.errors import UserError
+from visgrad.errors import CheckpointError, ConfigError, UserError
 
 
 class WeightsNotFoundError(UserError, FileNotFoundError):
@@ -35,13 +35,13 @@ def imagenet_weights(arch: str, weights: str = "DEFAULT") -> WeightsEnum:
     if arch not in archs:
         close = difflib.get_close_matches(arch, archs, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ValueError(f"unknown torchvision classifier {arch!r}; {hint}known: {', '.join(archs)}")
+        raise ConfigError(f"unknown torchvision classifier {arch!r}; {hint}known: {', '.join(archs)}")
     enum = get_model_weights(arch)
     try:
         return enum[weights]
     except KeyError:
         names = ["DEFAULT", *enum.__members__]
-        raise ValueError(f"{arch} has no weights {weights!r}; choose one of {', '.join(names)}") from None
+        raise ConfigError(f"{arch} has no weights {weights!r}; choose one of {', '.join(names)}") from None
 
 
 def cached_weights_path(weights: WeightsEnum) -> Path:
@@ -69,11 +69,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
         reason = str(err).splitlines()[0][:160]
-        raise ValueError(f"cannot read weights file {path} as a PyTorch state dict ({reason})") from err
+        raise CheckpointError(f"cannot read weights file {path} as a PyTorch state dict ({reason})") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
+        raise CheckpointError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
     return state
 
 
@@ -102,7 +102,7 @@ def load_torchvision_model(
         try:
             model.load_state_dict(_read_state_dict(path))
         except RuntimeError as err:
-            raise ValueError(f"weights file {path} does not fit torchvision's {arch}: {err}") from err
+            raise CheckpointError(f"weights file {path} does not fit torchvision's {arch}: {err}") from err
     else:
         if not expected.is_file():
             raise WeightsNotFoundError(_missing_weights_message(arch, entry, expected, None))

@@ -23,8 +23,10 @@ from visgrad.captioning.figures import caption_grid, samples_markdown
 from visgrad.captioning.harness import evaluate_strategies
 from visgrad.captioning.metrics import METRIC_NAMES
 from visgrad.captioning.module import CaptioningModule
+from visgrad.errors import CheckpointError, ConfigError
 from visgrad.tasks.runner import open_writer
 from visgrad.utils import resolve_device
+from visgrad.utils.checkpoint_io import read_checkpoint
 from visgrad.utils.hparams import end_session
 
 HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=rnn|lstm|transformer` " \
@@ -34,20 +36,17 @@ HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=
 def load_captioner(ckpt_path: str | Path | None, device: torch.device) -> CaptioningModule:
     """Load a ``CaptioningModule`` checkpoint, with a clear error if it is missing or of another kind."""
     if not ckpt_path:
-        raise ValueError(f"task=captions needs a checkpoint: {HOW_TO}")
+        raise ConfigError(f"task=captions needs a checkpoint: {HOW_TO}")
     path = Path(str(ckpt_path)).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}; {HOW_TO}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same explanation
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({error}); {HOW_TO}") from error
+        raise CheckpointError(f"checkpoint not found: {path}; {HOW_TO}")
+    checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
     embedding = "model.embedding.weight" if hparams.get("cell_type") == "transformer" else "model.W_embed"
     if "word_to_idx" not in hparams or embedding not in state:
-        raise ValueError(f"{path} is not a captioning checkpoint (no CaptioningModule hyperparameters / "
-                         f"{embedding} weights); {HOW_TO}")
+        raise CheckpointError(f"{path} is not a captioning checkpoint (no CaptioningModule hyperparameters / "
+                              f"{embedding} weights); {HOW_TO}")
     module = CaptioningModule(**hparams)
     module.load_state_dict(state)
     return module.to(device).eval()

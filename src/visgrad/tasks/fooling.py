@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
+from visgrad.errors import ConfigError
 from visgrad.tasks.figures import fooling_figure
 from visgrad.tasks.runner import start
 from visgrad.vision.fooling import make_fooling_images
@@ -33,7 +34,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         targets = (predicted + offsets) % num_classes
     keep = predicted != targets
     if not keep.any():
-        raise ValueError(f"every input is already classified as the target {task.target!r}; choose another")
+        raise ConfigError(f"every input is already classified as the target {task.target!r}; choose another")
     images, targets = batch.images[keep], targets[keep]
     names = [name for name, k in zip(batch.names, keep.tolist(), strict=True) if k]
 

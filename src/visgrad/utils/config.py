@@ -8,6 +8,8 @@ from rich import print as rich_print
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from visgrad.errors import ConfigError
+
 
 def print_config_tree(cfg: DictConfig, order: tuple[str, ...] = ()) -> None:
     """Print the composed config as a Rich tree, one branch per top-level group (``order`` first)."""
@@ -27,7 +29,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise ConfigError(
             f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto"
         )
     return device

@@ -21,13 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from visgrad.errors import UserError
+from visgrad.errors import ConfigError
 
 _ABSENT = object()
-
-
-class ConfigError(UserError, ValueError):
-    """A config value that cannot work; the message names the key, the value and the fix."""
+__all__ = ["ConfigError", "Rule", "config_problems", "rule_problems", "validate_config"]
 
 
 @dataclass(frozen=True)
