@@ -6,7 +6,8 @@ the app starts, so the app itself would come too late to protect another run's f
 
 - ``on_run_start`` (before any of that) stops the process (``SystemExit``) if ``hydra.run.dir`` is a
   folder that already holds files, unless the run resumes it (``resume=<that folder>``, which records
-  itself in ``.hydra/resume_<k>/``); ``on_multirun_start`` likewise for a used ``hydra.sweep.dir``.
+  itself in ``.hydra/resume_<k>/``) or this is a further DDP process, which Lightning starts in rank 0's
+  folder; ``on_multirun_start`` likewise for a used ``hydra.sweep.dir``.
 - ``on_job_end``: a single run that stopped with a user error before writing anything of its own (only
   Hydra's ``.hydra/`` files, the log and the lock: a refused start) has those removed again, and its folder
   too if this run created it, so refused starts leave no empty run folders behind.
@@ -27,6 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils.preflight import ConfigError
 from visgrad.utils.reporting import as_user_error
@@ -97,6 +99,8 @@ class RunFolderGuard(Callback):
         self._before: set[Path] = set()
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if rank_zero_only.rank != 0:  # a DDP process that Lightning started in rank 0's run folder
+            return
         folder = Path(config.hydra.run.dir).expanduser().resolve()
         resume = config.get("resume")
         resumes_it = bool(resume) and Path(str(resume)).expanduser().resolve() == folder
@@ -112,7 +116,7 @@ class RunFolderGuard(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         folder = Path(config.hydra.runtime.output_dir).resolve()
         release_run_folder(folder)
-        if config.hydra.mode != RunMode.RUN or job_return.status != JobStatus.FAILED:
+        if config.hydra.mode != RunMode.RUN or job_return.status != JobStatus.FAILED or rank_zero_only.rank:
             return
         if as_user_error(job_return._return_value) is None:
             return  # a bug: keep everything for the post-mortem
