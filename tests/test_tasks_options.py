@@ -23,8 +23,9 @@ def test_every_shipped_task_config_passes(compose_cfg, classifier: str) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    (["task=class_viz", "task.num_iterations=-3"],
-     ["task.num_iterations=-3: must be a positive integer; e.g. task.num_iterations=100"]),
+    (["task=class_viz", "task.num_iterations=-3", "task.pixel.blur_sigma=-1"],
+     ["task.num_iterations=-3: must be a positive integer; e.g. task.num_iterations=128",
+      "task.pixel.blur_sigma=-1: must be a number >= 0; e.g. task.pixel.blur_sigma=0.5"]),
     (["task=fooling", "task.learning_rate=-1", "task.max_iter=0"],
      ["task.learning_rate=-1: must be a positive number; e.g. task.learning_rate=1.0",
       "task.max_iter=0: must be a positive integer; e.g. task.max_iter=100"]),
@@ -34,11 +35,11 @@ def test_every_shipped_task_config_passes(compose_cfg, classifier: str) -> None:
       "e.g. task.method=vanilla",
       "task.integrated_gradients.steps=0: must be a positive integer; "
       "e.g. task.integrated_gradients.steps=32"]),
-    (["task=style_transfer", "task.steps=0", "task.style_weights=[1,-2]", "task.image_size=8"],
+    (["task=style_transfer", "task.steps=[100,0]", "task.style_weights=[1,-2]", "task.image_size=8"],
      ["task.image_size=8: must be an integer >= 16; e.g. task.image_size=192",
       "task.style_weights=[1, -2]: must be a number >= 0 or a list of them (one per style layer); "
       "e.g. task.style_weights=1.0",
-      "task.steps=0: must be a positive integer; e.g. task.steps=200"]),
+      "task.steps=[100, 0]: must be a positive integer (or one per scale); e.g. task.steps=150"]),
     (["task=captions", "task.max_length=0", "task.split=test"],
      ["task.split='test': must be train or val; e.g. task.split=val",
       "task.max_length=0: must be a positive integer; e.g. task.max_length=30"]),
@@ -49,7 +50,7 @@ def test_bad_task_options_one_line_each(compose_cfg, overrides: list[str], expec
 
 def test_bad_options_are_refused_before_the_classifier_is_trained(compose_cfg, tmp_path: Path) -> None:
     checkpoint = tmp_path / "shapes_cnn.pt"
-    cfg = compose_cfg("visualize", ["task=class_viz", "task.num_iterations=-3",
+    cfg = compose_cfg("visualize", ["task=class_viz", "task.num_iterations=-3", "classifier=shapes",
                                     f"classifier.checkpoint={checkpoint}"])
     with pytest.raises(ConfigError, match=r"^task.num_iterations=-3: must be a positive integer"):
         run_task(cfg)

@@ -45,31 +45,45 @@ FOOLING = (
     Rule("task.clamp", one_of(True, False), "true or false", "true"),
 )
 CLASS_VIZ = (
-    Rule("task.num_iterations", positive_int, "a positive integer", 100),
-    Rule("task.learning_rate", positive_number, "a positive number", 25),
-    Rule("task.l2_reg", non_negative_number, "a number >= 0", 0.001),
-    Rule("task.blur_every", non_negative_int, "an integer >= 0 (0: never)", 10),
-    Rule("task.blur_sigma", non_negative_number, "a number >= 0", 0.5),
-    Rule("task.max_jitter", non_negative_int, "an integer >= 0", 16),
-    Rule("task.show_every", positive_int, "a positive integer", 25),
+    Rule("task.param", one_of("fourier", "pixel"), "fourier or pixel", "fourier"),
+    Rule("task.num_iterations", positive_int, "a positive integer", 128),
+    Rule("task.show_every", positive_int, "a positive integer", 32),
+    Rule("task.pixel.learning_rate", positive_number, "a positive number", 25),
+    Rule("task.pixel.l2_reg", non_negative_number, "a number >= 0", 0.001),
+    Rule("task.pixel.blur_every", non_negative_int, "an integer >= 0 (0: never)", 10),
+    Rule("task.pixel.blur_sigma", non_negative_number, "a number >= 0", 0.5),
+    Rule("task.pixel.max_jitter", non_negative_int, "an integer >= 0", 16),
+    Rule("task.fourier.learning_rate", positive_number, "a positive number", 0.02),
+    Rule("task.fourier.decay_power", non_negative_number, "a number >= 0", 1.5),
+    Rule("task.fourier.image_size", lambda v: positive_int(v) and v >= 16, "an integer >= 16", 128),
+    Rule("task.fourier.input_size", optional(positive_int), "null (the classifier's) or a positive integer",
+         "null"),
+    Rule("task.robustness.num_crops", positive_int, "a positive integer", 32),
 )
 
 
-def _weights(value) -> bool:
-    values = list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
-    return len(values) > 0 and all(non_negative_number(v) for v in values)
+def _each(check):
+    """A value or a non-empty list of values that all pass ``check`` (per-layer / per-scale options)."""
+
+    def passes(value) -> bool:
+        values = list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+        return len(values) > 0 and all(check(v) for v in values)
+
+    return passes
 
 
 STYLE = (
     Rule("task.image_size", lambda v: positive_int(v) and v >= 16, "an integer >= 16", 192),
     Rule("task.style_size", lambda v: positive_int(v) and v >= 16, "an integer >= 16", 192),
-    Rule("task.content_weight", non_negative_number, "a number >= 0", 0.3),
-    Rule("task.style_weights", _weights, "a number >= 0 or a list of them (one per style layer)", 1.0),
-    Rule("task.tv_weight", non_negative_number, "a number >= 0", 0.01),
-    Rule("task.steps", positive_int, "a positive integer", 200),
-    Rule("task.lr", positive_number, "a positive number", 3.0),
-    Rule("task.decayed_lr", positive_number, "a positive number", 0.1),
-    Rule("task.decay_lr_at", non_negative_int, "an integer >= 0", 180),
+    Rule("task.content_weight", non_negative_number, "a number >= 0", 1.0),
+    Rule("task.style_weights", _each(non_negative_number), "a number >= 0 or a list of them (one per style "
+         "layer)", 1.0),
+    Rule("task.tv_weight", non_negative_number, "a number >= 0", 0.1),
+    Rule("task.scales", _each(positive_number), "a list of positive numbers", "[1.0]"),
+    Rule("task.steps", _each(positive_int), "a positive integer (or one per scale)", 150),
+    Rule("task.lr", positive_number, "a positive number", 0.02),
+    Rule("task.decayed_lr", positive_number, "a positive number", 0.01),
+    Rule("task.decay_lr_at", non_negative_int, "an integer >= 0", 120),
     Rule("task.log_every", positive_int, "a positive integer", 10),
     Rule("task.image_every", positive_int, "a positive integer", 25),
     Rule("task.num_snapshots", non_negative_int, "an integer >= 0", 6),
