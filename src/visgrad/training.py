@@ -27,7 +27,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils import print_config_tree
-from visgrad.utils.checkpoint_io import read_checkpoint
+from visgrad.utils.checkpoint_io import atomic_open, read_checkpoint
 from visgrad.utils.hparams import HParamsSession, run_hparams
 from visgrad.utils.preflight import ConfigError, validate_config
 from visgrad.utils.resume import check_training_left, resume_checkpoint
@@ -148,8 +148,8 @@ def _refuse_used_checkpoint_dirs(callbacks: list) -> None:
 
 
 def _write_metrics(path: Path, metrics: dict[str, float]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(sorted(metrics.items())), indent=1) + "\n")
+    with atomic_open(path, "w") as file:  # a sweep summary never reads half a file
+        file.write(json.dumps(dict(sorted(metrics.items())), indent=1) + "\n")
 
 
 def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConfig) -> None:
