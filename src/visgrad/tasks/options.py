@@ -45,7 +45,7 @@ FOOLING = (
     Rule("task.clamp", one_of(True, False), "true or false", "true"),
 )
 CLASS_VIZ = (
-    Rule("task.param", one_of("fourier", "pixel"), "fourier or pixel", "fourier"),
+    Rule("task.param", one_of("fourier", "pixel"), "one of fourier, pixel", "fourier"),
     Rule("task.num_iterations", positive_int, "a positive integer", 128),
     Rule("task.show_every", positive_int, "a positive integer", 32),
     Rule("task.pixel.learning_rate", positive_number, "a positive number", 25),
