@@ -179,7 +179,7 @@ def test_gan_experiments_compose(compose_cfg, variant: str) -> None:
         "gan_wgan_gp": ("dc", "wgan_gp"),
     }[variant]
     assert (cfg.model.architecture, cfg.model.loss) == expected
-    assert cfg.model.lr == (1e-4 if variant == "gan_wgan_gp" else 1e-3)
+    assert cfg.model.lr == (5e-4 if variant == "gan_wgan_gp" else 1e-3)
 
 
 # ---------------------------------------------------------------------------------------------------- data
