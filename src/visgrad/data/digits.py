@@ -1,11 +1,12 @@
 """scikit-learn's handwritten digits as 28x28 MNIST look-alikes: the offline default of the GANs.
 
 ``sklearn.datasets.load_digits`` ships with scikit-learn (nothing downloads): 1,797 real handwritten
-digits (UCI "Optical Recognition of Handwritten Digits": 43 writers' 32x32 bitmaps, each 4x4 block
-counted into 17 grey levels, 0..16), balanced over 0-9. Each 8x8 image is upsampled bilinearly to 20x20
-and centred on a 28x28 black canvas (MNIST's layout: a 20x20 digit with a 4-pixel border), then scaled
-to [-1, 1]. They are blurrier than MNIST (64 measured pixels), but real handwriting: a GAN learns them
-in minutes on a CPU. A fixed random split (``seed``) keeps ``num_val`` images for validation.
+digits, the test set of UCI's "Optical Recognition of Handwritten Digits" (13 writers; each 32x32 bitmap
+counted in 4x4 blocks into 8x8 images of 17 grey levels, 0..16), about 180 of each digit. Each 8x8 image
+is upsampled bilinearly to 20x20 and centred on a 28x28 black canvas (MNIST's layout: a 20x20 digit
+with a 4-pixel border), then scaled to [-1, 1]. They are blurrier than MNIST (64 measured pixels), but
+real handwriting, and few enough for a GAN to learn in minutes on a CPU. A fixed random split (``seed``)
+keeps ``num_val`` images for validation.
 """
 
 from __future__ import annotations
