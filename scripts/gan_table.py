@@ -6,7 +6,8 @@
 Reads each job's ``metrics.json`` and ``.hydra/overrides.yaml`` and prints a Markdown table: one row per
 variant (its final ``val/*`` sample quality), then the real val images (``ceiling/*``) and the untrained
 generator of each architecture (``floor/*``); with ``--images``, copies each job's ``samples.png`` to
-``<images>/<variant>.png`` (gan_dc.png, ...).
+``<images>/<variant>.png`` (gan_dc.png, ...) and the ``interpolation.png`` of ``--strip`` (gan_dc) to
+``<images>/<variant>_interpolation.png``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 METRICS = ("confident", "entropy", "fd")
+FORMATS = {"confident": ".3f", "entropy": ".3f", "fd": ".1f"}
 
 
 def read_sweep(sweep_dir: Path) -> dict[str, tuple[Path, dict[str, float]]]:
@@ -39,7 +41,7 @@ def table(jobs: dict[str, tuple[Path, dict[str, float]]]) -> str:
     lines = [head, "|---|---|---|---|"]
 
     def row(name: str, metrics: dict[str, float], prefix: str) -> str:
-        return f"| {name} | " + " | ".join(f"{metrics[f'{prefix}/{m}']:.3g}" for m in METRICS) + " |"
+        return f"| {name} | " + " | ".join(f"{metrics[f'{prefix}/{m}']:{FORMATS[m]}}" for m in METRICS) + " |"
 
     for variant, (_, metrics) in jobs.items():
         lines.append(row(f"`experiment={variant}`", metrics, "val"))
@@ -62,14 +64,19 @@ def main() -> None:
     )
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--images", type=Path, help="copy each job's samples.png here as <variant>.png")
+    parser.add_argument("--strip", default="gan_dc", help="the variant whose interpolation.png is copied too")
     args = parser.parse_args()
     jobs = read_sweep(args.sweep_dir)
     print(table(jobs))
     if args.images:
         args.images.mkdir(parents=True, exist_ok=True)
         for variant, (job, _) in jobs.items():
-            shutil.copyfile(job / "samples.png", args.images / f"{variant}.png")
-            print(f"{args.images / f'{variant}.png'}")
+            copies = {"samples.png": f"{variant}.png"}
+            if variant == args.strip:
+                copies["interpolation.png"] = f"{variant}_interpolation.png"
+            for source, name in copies.items():
+                shutil.copyfile(job / source, args.images / name)
+                print(args.images / name)
 
 
 if __name__ == "__main__":
