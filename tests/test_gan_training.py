@@ -320,6 +320,10 @@ def test_preflight_names_each_bad_gan_key(compose_cfg) -> None:
     ]
     assert all("experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp" in line for line in lines)
     validate_config(compose_cfg("train", ["experiment=gan_wgan_gp", "data=mnist", "data.root=/nowhere"]))
+    captioner_on_digits = (r"^data._target_='visgrad.data.digits.DigitsDataModule': images for the GANs, "
+                           r"which model 'visgrad.captioning.CaptioningModule' does not")
+    with pytest.raises(ConfigError, match=captioner_on_digits):
+        validate_config(compose_cfg("train", ["data=digits"]))
 
 
 @pytest.mark.slow

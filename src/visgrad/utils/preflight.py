@@ -212,10 +212,14 @@ def config_problems(cfg: DictConfig) -> list[str]:
 
 def _gan_problems(cfg: DictConfig) -> list[str]:
     """What a GAN model needs from the rest of the config (the experiment=gan_* presets set it all)."""
-    if OmegaConf.select(cfg, "model._target_") != GAN:
-        return []
     problems, fix = [], "(experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp sets it)"
-    data = OmegaConf.select(cfg, "data._target_")
+    model, data = OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "data._target_")
+    if model != GAN:
+        if data in GAN_DATA and model is not None:
+            problems.append(f"data._target_={_fmt(data)}: images for the GANs, which model {_fmt(model)} "
+                            "does not train on; pick a GAN with "
+                            "experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp")
+        return problems
     if data not in GAN_DATA:
         problems.append(f"data._target_={_fmt(data)}: a GAN trains on labelled images; use data=digits or "
                         f"data=mnist {fix}")
