@@ -141,6 +141,7 @@ def gan_overrides(variant: str) -> list[str]:
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",
+        "trainer.check_val_every_n_epoch=1",
         "trainer.log_every_n_steps=1",
         "callbacks.sample_quality.judge_epochs=1",
         "callbacks.sample_quality.num_samples=64",
