@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from visgrad.data.shapes import load_shapes_images
+from visgrad.errors import ConfigError
 from visgrad.images import ImageError
 from visgrad.models.pretrained import WeightsNotFoundError
 from visgrad.models.shapes_cnn import load_shapes_cnn, shapes_classifier
@@ -103,22 +104,29 @@ def test_train_py_experiment_trains_and_exports(compose_cfg, shapes_root, tmp_pa
     assert torch.load(checkpoint, weights_only=True)["val_acc"] == pytest.approx(value)
 
 
-@pytest.mark.parametrize("method", ["vanilla", "smoothgrad", "integrated_gradients"])
-def test_visualize_saliency_end_to_end(compose_cfg, shapes_root, tiny_classifier, method):
+def test_visualize_saliency_end_to_end(compose_cfg, shapes_root, tiny_classifier):
     cfg = compose_cfg("visualize", vis_overrides(
-        shapes_root, tiny_classifier, "task=saliency", f"task.method={method}", "task.num_images=12",
-        "task.num_show=3", "task.smoothgrad.num_samples=2", "task.integrated_gradients.steps=3",
+        shapes_root, tiny_classifier, "task=saliency", "task.num_images=12", "task.num_show=3",
+        "task.smoothgrad.num_samples=2", "task.integrated_gradients.steps=3", "task.metrics.steps=4",
+        "task.optimized_metric=saliency/integrated_gradients/pointing_game",
     ))
     pointing = run_task(cfg)
     out = Path(cfg.paths.output_dir)
-    assert 0.0 <= pointing <= 1.0
-    assert (out / f"saliency_{method}.png").stat().st_size > 1000
-    # the run's row in TensorBoard's HParams dashboard: its options and its summary metric
     (row,) = read_dashboard(out).rows.values()
-    assert row.status == "STATUS_SUCCESS" and row.metrics["saliency/pointing_game"] == pytest.approx(pointing)
-    assert {"task": "saliency", "classifier": "shapes", "method": method, "num_images": 12,
-            "smoothgrad.num_samples": 2, "device": "cpu"}.items() <= row.hparams.items()
+    assert row.status == "STATUS_SUCCESS"
+    assert row.metrics["saliency/integrated_gradients/pointing_game"] == pytest.approx(pointing)
+    for method in ("vanilla", "smoothgrad", "integrated_gradients", "random"):
+        for metric in ("deletion_auc", "insertion_auc", "pointing_game"):
+            assert 0.0 <= row.metrics[f"saliency/{method}/{metric}"] <= 1.0
+    assert (out / "saliency.png").stat().st_size > 1000 and (out / "saliency_curves.png").exists()
+    # the run's row in TensorBoard's HParams dashboard: its options and its summary metrics
+    assert {"task": "saliency", "classifier": "shapes", "num_images": 12, "smoothgrad.num_samples": 2,
+            "device": "cpu"}.items() <= row.hparams.items()
     assert "run" not in row.hparams and "optimized_metric" not in row.hparams
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=saliency",
+                                                 "task.methods=[vanilla,gradcam]"))
+    with pytest.raises(ConfigError, match=r"task.methods=\['vanilla', 'gradcam'\]: .*one of vanilla"):
+        run_task(cfg)
 
 
 def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier):
@@ -164,9 +172,10 @@ def test_visualize_reads_a_folder_with_grayscale_and_rgba_images(compose_cfg, sh
     Image.fromarray(np.full((80, 100), 128, np.uint8)).save(folder / "gray.png")
     Image.new("RGBA", (50, 40), (200, 30, 30, 100)).save(folder / "rgba.png")
     cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=saliency",
-                                                 f"task.images={folder}"))
-    assert run_task(cfg) is None  # no masks, so no pointing game
-    assert (Path(cfg.paths.output_dir) / "saliency_vanilla.png").exists()
+                                                 f"task.images={folder}", "task.methods=vanilla",
+                                                 "task.optimized_metric=saliency/vanilla/insertion_auc"))
+    assert 0.0 <= run_task(cfg) <= 1.0
+    assert (Path(cfg.paths.output_dir) / "saliency.png").exists()
 
 
 def test_visualize_errors_are_clear(compose_cfg, shapes_root, tiny_classifier, tmp_path, monkeypatch):

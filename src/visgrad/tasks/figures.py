@@ -25,36 +25,66 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 def saliency_figure(
     images: torch.Tensor,
-    saliency: torch.Tensor,
+    maps: dict[str, torch.Tensor],
     titles: list[str],
     masks: torch.Tensor | None = None,
-    method: str = "vanilla",
     norm: Normalization = IMAGENET,
+    notes: dict[str, str] | None = None,
 ) -> Figure:
-    """Images (N, 3, H, W) (normalised with ``norm``) over their saliency maps (N, H, W), and an overlay
-    (object outline if masks)."""
-    n = images.shape[0]
+    """Images (N, 3, H, W) (normalised with ``norm``) over one row per saliency method: the map (N, H, W)
+    laid over the image (clipped at its 99th percentile), its peak marked + and, with masks (N, H, W), the
+    object outlined.
+
+    ``maps`` and ``notes`` (one line under each row label, e.g. its scores) are keyed by the row label.
+    """
+    n, rows = images.shape[0], 1 + len(maps)
     pixels = norm.to_uint8(images).numpy()
-    maps = saliency.detach().cpu().numpy()
-    fig, axes = plt.subplots(3, n, figsize=(2.0 * n, 6.6), squeeze=False)
+    fig, axes = plt.subplots(rows, n, figsize=(1.9 * n + 0.4, 2.0 * rows + 0.3), squeeze=False)
     for i in range(n):
-        scaled = maps[i] / max(maps[i].max(), 1e-12)
         axes[0, i].imshow(pixels[i])
         axes[0, i].set_title(titles[i], fontsize=8)
-        axes[1, i].imshow(scaled, cmap="hot", vmin=0, vmax=1)
-        axes[2, i].imshow(pixels[i])
-        axes[2, i].imshow(scaled, cmap="jet", alpha=np.clip(1.5 * scaled, 0, 0.8), vmin=0, vmax=1)
-        if masks is not None:
-            outline = masks[i].cpu().numpy().astype(float)
-            axes[2, i].contour(outline, levels=[0.5], colors="white", linewidths=0.8)
-        peak = np.unravel_index(maps[i].argmax(), maps[i].shape)
-        axes[2, i].plot(peak[1], peak[0], "w+", markersize=8)
+        for row, saliency in enumerate(maps.values(), start=1):
+            values = saliency[i].detach().cpu().numpy()
+            # shown up to the 99th percentile (as SmoothGrad's figures), so a few extreme pixels do not
+            # leave the rest of the map black
+            scaled = np.clip(values / max(np.percentile(values, 99), 1e-12), 0, 1)
+            ax = axes[row, i]
+            ax.imshow(pixels[i], alpha=0.35)
+            ax.imshow(scaled, cmap="hot", alpha=np.clip(0.25 + scaled, 0, 1), vmin=0, vmax=1)
+            if masks is not None:
+                ax.contour(masks[i].cpu().numpy().astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
+            peak = np.unravel_index(values.argmax(), values.shape)
+            ax.plot(peak[1], peak[0], "c+", markersize=8)
     for ax in axes.flat:
-        ax.axis("off")
-    axes[1, 0].text(-0.1, 0.5, f"saliency ({method})", transform=axes[1, 0].transAxes, rotation=90,
-                    va="center", ha="right", fontsize=9)
-    axes[2, 0].text(-0.1, 0.5, "overlay, + = peak", transform=axes[2, 0].transAxes, rotation=90,
-                    va="center", ha="right", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for row, label in enumerate(maps, start=1):
+        note = (notes or {}).get(label)
+        axes[row, 0].set_ylabel(label + (f"\n{note}" if note else ""), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def saliency_curves_figure(curves: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Figure:
+    """Mean deletion and insertion curves (RISE) per method: ``curves[label] = (deletion (N, K + 1),
+    insertion (N, K + 1))`` class probabilities at pixel fractions 0, 1/K, ..., 1; AUCs in the legend."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for label, pair in curves.items():
+        for ax, values in zip(axes, pair, strict=True):
+            mean = values.mean(dim=0).numpy()
+            fraction = np.linspace(0, 1, len(mean))
+            area = float(((mean[1:] + mean[:-1]) / 2).mean())
+            ax.plot(fraction, mean, "--" if label == "random order" else "-", label=f"{label} ({area:.3f})")
+    titles = ("deletion: most salient pixels removed first (lower is better)",
+              "insertion: most salient pixels restored first (higher is better)")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("fraction of pixels")
+        ax.set_ylabel("probability of the class")
+        ax.legend(fontsize=7, title="mean curve (AUC)", title_fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -25,18 +25,34 @@ from visgrad.utils.preflight import (
 )
 from visgrad.vision.saliency import METHODS
 
+
+def _each(check):
+    """A value or a non-empty list of values that all pass ``check`` (per-layer / per-scale options)."""
+
+    def passes(value) -> bool:
+        values = list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+        return len(values) > 0 and all(check(v) for v in values)
+
+    return passes
+
+
 INPUTS = (
     Rule("task.num_images", optional(positive_int), "null (all) or a positive integer", 8),
     Rule("task.num_show", positive_int, "a positive integer", 4),
 )
 SALIENCY = (
     *INPUTS,
-    Rule("task.method", one_of(*METHODS), f"one of {', '.join(METHODS)}", "vanilla"),
+    Rule("task.methods", _each(one_of(*METHODS)), f"one or a list of {', '.join(METHODS)}",
+         "[vanilla,smoothgrad]"),
     Rule("task.smoothgrad.num_samples", positive_int, "a positive integer", 25),
     Rule("task.smoothgrad.noise_level", non_negative_number, "a number >= 0", 0.15),
     Rule("task.integrated_gradients.steps", positive_int, "a positive integer", 32),
     Rule("task.integrated_gradients.baseline", one_of("black", "mean", "blur"), "one of black, mean, blur",
          "blur"),
+    Rule("task.metrics.steps", positive_int, "a positive integer", 12),
+    Rule("task.metrics.patch", positive_int, "a positive integer (1: single pixels)", 8),
+    Rule("task.metrics.deletion_fill", one_of("blur", "black"), "blur or black", "blur"),
+    Rule("task.metrics.blur", positive_number, "a positive number (pixels)", 5.0),
 )
 FOOLING = (
     *INPUTS,
@@ -60,16 +76,6 @@ CLASS_VIZ = (
          "null"),
     Rule("task.robustness.num_crops", positive_int, "a positive integer", 32),
 )
-
-
-def _each(check):
-    """A value or a non-empty list of values that all pass ``check`` (per-layer / per-scale options)."""
-
-    def passes(value) -> bool:
-        values = list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
-        return len(values) > 0 and all(check(v) for v in values)
-
-    return passes
 
 
 STYLE = (

@@ -65,7 +65,7 @@ def make_fooling_images(
     Inputs: X (N, 3, H, W) preprocessed images, target_y (N,) LongTensor, model in eval mode;
     ``clamp`` keeps pixels in [0, 1] and ``norm`` is the images' normalisation;
     ``on_step(iteration, target_scores, fooled)`` is called with the target scores (N,) of the current
-    images and whether each is already classified as its target (N,).
+    images (kept from the last step for those already fooled) and whether each is fooled (N,).
     Returns: X_fooling (N, 3, H, W) and a :class:`FoolingResult`.
     Samples do not interact (eval mode), so each follows exactly the single-image update.
     """
@@ -73,26 +73,28 @@ def make_fooling_images(
     X_fooling = X.detach().clone()
     active = torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
     iterations = torch.zeros(X.shape[0], dtype=torch.long, device=X.device)
+    target_scores = torch.zeros(X.shape[0], dtype=X.dtype, device=X.device)
     with torch.no_grad():
         original_class = model(X).argmax(dim=1)
     for it in range(max_iter):
-        image = X_fooling.clone().requires_grad_(True)
+        index = active.nonzero().squeeze(1)  # only the images still climbing go through the network
+        image = X_fooling[index].requires_grad_(True)
         with torch.enable_grad():
             scores = model(image)
-            target_scores = scores.gather(1, target_y[:, None]).squeeze(1)
-            (grad,) = torch.autograd.grad(target_scores.sum(), image)
-        predicted = scores.argmax(dim=1)
-        active &= predicted != target_y
+            chosen = scores.gather(1, target_y[index, None]).squeeze(1)
+            (grad,) = torch.autograd.grad(chosen.sum(), image)
+        target_scores[index] = chosen.detach()
+        climbing = scores.argmax(dim=1) != target_y[index]
+        active[index] = climbing
         if on_step is not None:
-            on_step(it, target_scores.detach(), ~active)
-        if not active.any():
+            on_step(it, target_scores.clone(), ~active)
+        if not climbing.any():
             break
+        index, grad = index[climbing], grad[climbing]
         grad_norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        stepped = X_fooling + learning_rate * grad / grad_norm
-        if clamp:
-            stepped = norm.clamp(stepped)
-        X_fooling = torch.where(active.view(-1, 1, 1, 1), stepped, X_fooling)
-        iterations += active.long()
+        stepped = X_fooling[index] + learning_rate * grad / grad_norm
+        X_fooling[index] = norm.clamp(stepped) if clamp else stepped
+        iterations[index] += 1
     with torch.no_grad():
         probs = model(X_fooling).softmax(dim=1)
     final_class = probs.argmax(dim=1)
@@ -126,3 +128,15 @@ def make_fooling_image(
     fields = FoolingReport.__dataclass_fields__
     report = FoolingReport(**{name: getattr(result, name)[0].item() for name in fields})
     return X_fooling, report
+
+
+def quantize(X: torch.Tensor, norm: Normalization = IMAGENET) -> torch.Tensor:
+    """What survives saving as an 8-bit image: X (N, 3, H, W) normalised with ``norm`` -> pixels clamped to
+    [0, 1], rounded to 1/255 and normalised again (a PNG file holds exactly these values)."""
+    return norm.normalize(norm.to_uint8(X).to(X.device).permute(0, 3, 1, 2).float() / 255)
+
+
+@torch.no_grad()
+def still_fools(X_fooling: torch.Tensor, target_y: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Whether the model classifies each image (N, 3, H, W) as its target (N,). Returns (N,) bool."""
+    return model(X_fooling).argmax(dim=1) == target_y.to(X_fooling.device).view(-1)
