@@ -136,7 +136,29 @@ def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier)
     ))
     success = run_task(cfg)
     assert success == 1.0  # an undertrained small CNN is easy to fool
-    assert (Path(cfg.paths.output_dir) / "fooling.png").stat().st_size > 1000
+    out = Path(cfg.paths.output_dir)
+    assert (out / "fooling.png").stat().st_size > 1000
+    assert len(list((out / "fooling_images").glob("*_to_*.png"))) == 6  # one random target per image
+    assert (out / "fooling_table.md").read_text().count("\n") >= 3
+
+
+def test_fooling_pairs_every_image_with_every_other_target(compose_cfg, shapes_root, tiny_classifier):
+    from visgrad.tasks.fooling import make_pairs, run
+
+    images, classes = make_pairs(torch.tensor([0, 2, 1]), [1, 2], num_classes=4, seed=0)
+    assert list(zip(images.tolist(), classes.tolist(), strict=True)) == [(0, 1), (0, 2), (1, 1), (2, 2)]
+    cfg = compose_cfg("visualize", vis_overrides(
+        shapes_root, tiny_classifier, "task=fooling", "task.num_images=3", "task.targets=[circle,diamond]",
+        "task.max_iter=200", "task.num_show=2",
+    ))
+    summary = run(cfg)
+    assert 3 <= summary["fooling/num_pairs"] <= 6 and summary["fooling/success_rate"] == 1.0
+    # the PNG round trip can only lose fooling images, never add any
+    assert 0.0 <= summary["fooling/success_rate_png"] <= summary["fooling/success_rate"]
+    pngs = sorted((Path(cfg.paths.output_dir) / "fooling_images").glob("*.png"))
+    assert len(pngs) == summary["fooling/num_pairs"] and all("_to_" in p.name for p in pngs)
+    table = (Path(cfg.paths.output_dir) / "fooling_table.md").read_text()
+    assert "| circle |" in table or "| diamond |" in table
 
 
 @pytest.mark.parametrize(("param", "size"), [("fourier", 48), ("pixel", 64)])

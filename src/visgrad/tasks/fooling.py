@@ -150,7 +150,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     metrics = {f"fooling/{key if key != 'pairs' else 'num_pairs'}": value for key, value in overall.items()}
     metrics["fooling/median_target_prob"] = _median(result.target_prob)
     metrics["fooling/seconds"] = seconds
-    run_.writer.add_histogram("fooling/linf", result.linf[result.success])
+    if result.success.any():
+        run_.writer.add_histogram("fooling/linf", result.linf[result.success])
 
     show = _figure_pairs(image_index, classes, task.num_show)
     name = run_.class_name

@@ -130,12 +130,6 @@ def make_fooling_image(
     return X_fooling, report
 
 
-def quantize(X: torch.Tensor, norm: Normalization = IMAGENET) -> torch.Tensor:
-    """What survives saving as an 8-bit image: X (N, 3, H, W) normalised with ``norm`` -> pixels clamped to
-    [0, 1], rounded to 1/255 and normalised again (a PNG file holds exactly these values)."""
-    return norm.normalize(norm.to_uint8(X).to(X.device).permute(0, 3, 1, 2).float() / 255)
-
-
 @torch.no_grad()
 def still_fools(X_fooling: torch.Tensor, target_y: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """Whether the model classifies each image (N, 3, H, W) as its target (N,). Returns (N,) bool."""
