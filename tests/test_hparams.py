@@ -46,13 +46,14 @@ def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:
 
 
 def test_task_hparams_are_its_options(compose_cfg) -> None:
-    cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.method=smoothgrad",
+    cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.methods=[smoothgrad]",
                                     "device=cpu", "print_config=false"])
     assert run_hparams(cfg, **cfg.hparams) == {
-        "task": "saliency", "classifier": "shapes", "seed": 231, "method": "smoothgrad", "images": "null",
-        "num_images": 200, "num_show": 8, "target": "null", "smoothgrad.num_samples": 25,
-        "smoothgrad.noise_level": 0.15, "integrated_gradients.steps": 32,
-        "integrated_gradients.baseline": "blur", "device": "cpu"}
+        "task": "saliency", "classifier": "shapes", "seed": 231, "methods": "['smoothgrad']",
+        "images": "null", "num_images": 200, "num_show": 7, "target": "null", "smoothgrad.num_samples": 12,
+        "smoothgrad.noise_level": 0.15, "integrated_gradients.steps": 12,
+        "integrated_gradients.baseline": "blur", "metrics.steps": 12, "metrics.patch": 8,
+        "metrics.deletion_fill": "blur", "metrics.blur": 5.0, "device": "cpu"}
 
 
 def test_dashboard_shows_every_runs_columns_in_a_mixed_logdir(tmp_path: Path) -> None:
@@ -86,12 +87,12 @@ def _failing_task(cfg) -> None:
 
 
 def test_a_task_that_raises_is_a_failed_row(compose_cfg) -> None:
-    cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.method=smoothgrad"])
+    cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.methods=smoothgrad"])
     cfg.task.run = f"{__name__}._failing_task"
     with pytest.raises(RuntimeError, match="boom"):
         run_task(cfg)
     (row,) = read_dashboard(Path(cfg.paths.output_dir)).rows.values()
-    assert row.status == "STATUS_FAILURE" and row.hparams["method"] == "smoothgrad"
+    assert row.status == "STATUS_FAILURE" and row.hparams["methods"] == "smoothgrad"
 
 
 class _Fails(pl.LightningModule):

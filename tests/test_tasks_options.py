@@ -29,12 +29,14 @@ def test_every_shipped_task_config_passes(compose_cfg, classifier: str) -> None:
     (["task=fooling", "task.learning_rate=-1", "task.max_iter=0"],
      ["task.learning_rate=-1: must be a positive number; e.g. task.learning_rate=1.0",
       "task.max_iter=0: must be a positive integer; e.g. task.max_iter=100"]),
-    (["task=saliency", "task.num_images=0", "task.integrated_gradients.steps=0", "task.method=grad"],
+    (["task=saliency", "task.num_images=0", "task.integrated_gradients.steps=0", "task.methods=grad",
+      "task.metrics.deletion_fill=white"],
      ["task.num_images=0: must be null (all) or a positive integer; e.g. task.num_images=8",
-      "task.method='grad': must be one of vanilla, smoothgrad, integrated_gradients; "
-      "e.g. task.method=vanilla",
+      "task.methods='grad': must be one or a list of vanilla, smoothgrad, integrated_gradients; "
+      "e.g. task.methods=[vanilla,smoothgrad]",
       "task.integrated_gradients.steps=0: must be a positive integer; "
-      "e.g. task.integrated_gradients.steps=32"]),
+      "e.g. task.integrated_gradients.steps=32",
+      "task.metrics.deletion_fill='white': must be blur or black; e.g. task.metrics.deletion_fill=blur"]),
     (["task=style_transfer", "task.steps=[100,0]", "task.style_weights=[1,-2]", "task.image_size=8"],
      ["task.image_size=8: must be an integer >= 16; e.g. task.image_size=192",
       "task.style_weights=[1, -2]: must be a number >= 0 or a list of them (one per style layer); "
