@@ -138,21 +138,24 @@ class ShapesImages(NamedTuple):
 
 def sample_scene(rng: np.random.Generator, size: int) -> list[Shape]:
     """One to three non-overlapping shapes, sorted left to right, with centres >= size/8 apart in x."""
-    scale = size / 64
     count = int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
     while True:
         shapes: list[Shape] = []
         for _ in range(count):
-            size_idx = int(rng.integers(len(SIZES)))
-            half = float(rng.choice(HALF_SIZES[size_idx])) * scale
-            cx, cy = rng.uniform(half + 1, size - half - 1, size=2)
-            new = Shape(
-                int(rng.integers(len(KINDS))), int(rng.integers(len(COLOURS))), size_idx, cx, cy, half
-            )
+            new = random_shape(rng, size)
             if all(_apart(old, new, size) for old in shapes):
                 shapes.append(new)
         if len(shapes) == count:
             return sorted(shapes, key=lambda s: s.cx)
+
+
+def random_shape(rng: np.random.Generator, size: int) -> Shape:
+    """One shape anywhere inside an image of side ``size``: size class, half-size, centre, kind, colour
+    drawn from ``rng`` in that order."""
+    size_idx = int(rng.integers(len(SIZES)))
+    half = float(rng.choice(HALF_SIZES[size_idx])) * size / 64
+    cx, cy = rng.uniform(half + 1, size - half - 1, size=2)
+    return Shape(int(rng.integers(len(KINDS))), int(rng.integers(len(COLOURS))), size_idx, cx, cy, half)
 
 
 def _apart(a: Shape, b: Shape, size: int) -> bool:

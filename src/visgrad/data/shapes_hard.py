@@ -29,9 +29,11 @@ references).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from visgrad.data.shapes import COLOURS, HALF_SIZES, KINDS, SIZES, Shape, _apart
+from visgrad.data.shapes import COLOURS, KINDS, SIZES, Shape, _apart, random_shape
 from visgrad.data.vocab import build_vocab
 
 COUNT_WEIGHTS = (0.2, 0.35, 0.45)  # scenes of 1, 2, 3 objects
@@ -56,19 +58,14 @@ def _clear(shapes: list[Shape], size: int) -> bool:
 
 def sample_scene(rng: np.random.Generator, size: int) -> list[Shape]:
     """One to three non-overlapping shapes (see the module docstring), sorted left to right."""
-    scale = size / 64
     count = int(rng.choice([1, 2, 3], p=COUNT_WEIGHTS))
     while True:
         shapes: list[Shape] = []
         for _ in range(count):
-            size_idx = int(rng.integers(len(SIZES)))
-            half = float(rng.choice(HALF_SIZES[size_idx])) * scale
-            cx, cy = rng.uniform(half + 1, size - half - 1, size=2)
-            kind, colour = int(rng.integers(len(KINDS))), int(rng.integers(len(COLOURS)))
+            new = random_shape(rng, size)
             if shapes and rng.random() < REPEAT_PROB:
                 model = shapes[int(rng.integers(len(shapes)))]
-                kind, colour = model.kind, model.colour
-            new = Shape(kind, colour, size_idx, cx, cy, half)
+                new = dataclasses.replace(new, kind=model.kind, colour=model.colour)
             if all(_apart(old, new, size) for old in shapes):
                 shapes.append(new)
         if len(shapes) == count and _clear(shapes, size):
