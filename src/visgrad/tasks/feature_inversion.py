@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from PIL import Image
 
 from visgrad.style.quality import reconstruction_scores
+from visgrad.tasks.figures import save_image_row
 from visgrad.tasks.runner import open_writer
 from visgrad.tasks.style_transfer import pixels, prepare, print_summary, save_strip, synthesize
 from visgrad.utils.hparams import end_session
@@ -52,20 +52,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     summary.update(scores)  # the last layer's, under the plain keys
     panels.insert(0, (setup.net.norm.deprocess(original), f"content: {Path(str(setup.task.content)).name}"))
     paths["figure"] = out_dir / "figure.png"
-    _save_grid(panels, paths["figure"], setup.net.description)
+    save_image_row(panels, paths["figure"], panel_size=(3.0, 3.3), fontsize=8,
+                   title=f"feature inversion, {setup.net.description}", dpi=100)
     end_session(writer)
     writer.close()
     print_summary(setup, summary, paths, out_dir)
     return summary
-
-
-def _save_grid(panels: list[tuple[Image.Image, str]], path: Path, net_description: str) -> None:
-    fig = Figure(figsize=(3.0 * len(panels), 3.3))
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (img, title) in zip(axes[0], panels, strict=True):
-        ax.imshow(img)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.suptitle(f"feature inversion, {net_description}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)

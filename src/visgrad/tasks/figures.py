@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from visgrad.images import IMAGENET, Normalization  # noqa: E402
 
@@ -21,6 +22,21 @@ def save_figure(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def save_image_row(panels: list[tuple[Image.Image, str]], path: Path, panel_size: tuple[float, float],
+                   fontsize: float = 9, title: str | None = None, dpi: int = 110) -> None:
+    """Save titled images side by side, each ``panel_size`` inches (width, height), as a PNG."""
+    fig = Figure(figsize=(panel_size[0] * len(panels), panel_size[1]))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    for ax, (img, panel_title) in zip(axes[0], panels, strict=True):
+        ax.imshow(img)
+        ax.set_title(panel_title, fontsize=fontsize)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
 
 
 def saliency_figure(

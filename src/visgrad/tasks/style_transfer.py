@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
 from rich.console import Console
@@ -36,6 +35,7 @@ from visgrad.style.objective import (
     pixel_bounds,
 )
 from visgrad.style.quality import loss_ratios
+from visgrad.tasks.figures import save_image_row
 from visgrad.tasks.runner import open_writer
 from visgrad.utils import resolve_device
 from visgrad.utils.hparams import end_session
@@ -259,14 +259,7 @@ def pixels(net: FeatureNet, x: torch.Tensor) -> torch.Tensor:
 
 def save_strip(snapshots: list[tuple[int, Image.Image]], path: Path) -> None:
     """The images over the steps, side by side, titled by step."""
-    fig = Figure(figsize=(2.4 * len(snapshots), 2.6))
-    axes = fig.subplots(1, len(snapshots), squeeze=False)
-    for ax, (step, img) in zip(axes[0], snapshots, strict=True):
-        ax.imshow(img)
-        ax.set_title(f"step {step}", fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_image_row([(img, f"step {step}") for step, img in snapshots], path, panel_size=(2.4, 2.6))
 
 
 def _save_figure(content, styles, style_names, result, task, path: Path, net_description: str) -> None:
@@ -277,15 +270,7 @@ def _save_figure(content, styles, style_names, result, task, path: Path, net_des
         for s, n, b in zip(styles, style_names, blend, strict=True)
     ]
     panels.append((result, f"{task.name}"))
-    fig = Figure(figsize=(3.6 * len(panels), 3.9))
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (img, title) in zip(axes[0], panels, strict=True):
-        ax.imshow(img)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.suptitle(net_description, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_image_row(panels, path, panel_size=(3.6, 3.9), title=net_description)
 
 
 def print_summary(setup: Setup, summary: dict[str, float], paths: dict[str, Path], out_dir: Path) -> None:
