@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_resume import finish  # tests/ is on the path
+from test_resume import finish, start  # tests/ is on the path
 
 from visgrad.captioning import (
     CaptioningModule,
@@ -27,7 +24,6 @@ from visgrad.captioning.decoding import PrefixRerun, decode
 from visgrad.training import train
 from visgrad.utils.preflight import config_problems
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "a", "red", "blue", "circle", "square"])}
 NULL, START, END = 0, 1, 2
 
@@ -183,13 +179,6 @@ def test_train_one_epoch_in_process(compose_cfg, shapes_root: Path):
     checkpoint = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["hyper_parameters"]["cell_type"] == "transformer"
     assert "model.layers.0.self_attn.query.weight" in checkpoint["state_dict"]
-
-
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "VISGRAD_ROOT": str(cwd), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
