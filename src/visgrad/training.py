@@ -14,7 +14,6 @@ The final metrics are printed and written to ``<run>/metrics.json``.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -27,11 +26,12 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils import print_config_tree
-from visgrad.utils.checkpoint_io import atomic_open, read_checkpoint
+from visgrad.utils.checkpoint_io import read_checkpoint
 from visgrad.utils.hparams import HParamsSession, run_hparams
 from visgrad.utils.preflight import ConfigError, validate_config
 from visgrad.utils.resume import check_training_left, resume_checkpoint
 from visgrad.utils.run_folder import lock_run_folder
+from visgrad.utils.sweep_summary import write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def train(cfg: DictConfig) -> float | None:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     if trainer.is_global_zero:
-        _write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+        write_metrics(Path(cfg.paths.output_dir), metrics)
         _print_summary(trainer, metrics, cfg)
     return metrics.get(cfg.get("optimized_metric") or "")
 
@@ -145,11 +145,6 @@ def _refuse_used_checkpoint_dirs(callbacks: list) -> None:
                     f"{folder} already holds checkpoints ({', '.join(p.name for p in found[:3])}) of another "
                     f"run; a run never writes into another's folder. To continue that run: python train.py "
                     f"resume={run}; for a new run leave hydra.run.dir unset (or give a new folder)")
-
-
-def _write_metrics(path: Path, metrics: dict[str, float]) -> None:
-    with atomic_open(path, "w") as file:  # a sweep summary never reads half a file
-        file.write(json.dumps(dict(sorted(metrics.items())), indent=1) + "\n")
 
 
 def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConfig) -> None:

@@ -5,13 +5,13 @@ classifier believes is the target class, its progression strip, the final image,
 (:mod:`visgrad.vision.feature_viz`); ``task.param=pixel`` is CS231n's gradient ascent on the pixels
 (:func:`visgrad.vision.class_viz.create_class_visualization`). TensorBoard gets the target score and
 probability per step, the snapshots on its step slider and the crop probabilities; the summary prints the
-target probability of the final image and of 32 random crops/rescales of it (robustness), also written
-to ``metrics.json`` (so ``-m`` sweeps tabulate them; ``scripts/class_viz_compare.py`` draws a sweep's images).
+target probability of the final image and of 32 random crops/rescales of it (robustness), also in the
+run's ``metrics.json`` (so ``-m`` sweeps tabulate them; ``scripts/class_viz_compare.py`` draws a sweep's
+images).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -23,7 +23,6 @@ from rich.progress import Progress
 
 from visgrad.tasks.figures import class_viz_figure
 from visgrad.tasks.runner import TaskRun, start
-from visgrad.utils.checkpoint_io import atomic_open
 from visgrad.vision.class_viz import (
     ClassVisualization,
     class_probability,
@@ -115,7 +114,4 @@ def run(cfg: DictConfig) -> dict[str, float]:
         "class_viz/crop_top1": robustness.top1,
         "class_viz/seconds": seconds,
     }
-    # metrics.json, as train.py writes it: a -m sweep's summary.md tabulates it per job
-    with atomic_open(run_.output_dir / "metrics.json", "w") as file:
-        json.dump(metrics, file, indent=1)
     return run_.finish(f"class visualization of {class_name!r} ({task.param})", metrics)

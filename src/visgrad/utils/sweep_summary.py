@@ -9,7 +9,8 @@ half-way). At the end of the sweep, even one that fails, it prints the table.
 A row: ``job`` (number), ``status`` (``ok`` | ``failed``), ``overrides`` (the job's values of the swept keys:
 those with sweep syntax on the command line or in ``hydra.sweeper.params``; the full list is in
 ``<job dir>/.hydra/overrides.yaml``), the final metrics the job wrote to ``<job dir>/metrics.json``
-(``train()`` does), ``error`` (exception type and first line) and ``run_dir``.
+(``train()`` and every ``visualize.py`` task do, through :func:`write_metrics`), ``error`` (exception
+type and first line) and ``run_dir``.
 Registered in ``conf/hydra/default.yaml`` under ``hydra.callbacks``; single runs are left alone.
 """
 
@@ -36,6 +37,15 @@ JOB_FILE = "sweep_job.json"
 METRICS_FILE = "metrics.json"
 FIXED_COLUMNS = ("job", "status", "overrides")
 TAIL_COLUMNS = ("error", "run_dir")
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, float]) -> Path:
+    """Write a run's final metrics to ``<run_dir>/metrics.json`` (atomically: a summary never reads half a
+    file), where the sweep summary reads them."""
+    path = Path(run_dir) / METRICS_FILE
+    with atomic_open(path, "w") as file:
+        file.write(json.dumps(dict(sorted(metrics.items())), indent=1) + "\n")
+    return path
 
 
 class SweepSummary(Callback):
