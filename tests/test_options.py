@@ -70,7 +70,7 @@ def test_every_problem_one_line_with_key_value_allowed_and_default():
         "task.num_images=0: must be null (all) or a positive integer; e.g. task.num_images=200",
         "task.betas=[0.5]: must be two numbers in [0, 1); e.g. task.betas=[0.5,0.9]",
         "task.metrics.steps=-3: must be a positive integer; e.g. task.metrics.steps=12",
-        "task.metrics.fill=white: must be blur or black; e.g. task.metrics.fill=blur",
+        "task.metrics.fill='white': must be blur or black; e.g. task.metrics.fill='blur'",
     ]
     with pytest.raises(ConfigError) as info:
         parse_options(Outer, {"num_images": 0, "metrics": {"steps": True}}, "task")
@@ -89,6 +89,6 @@ def test_cross_field_problems_get_the_prefix():
 
 def test_helpers():
     assert as_list(None) == [] and as_list(3) == [3] and as_list((1, 2)) == [1, 2] and as_list("ab") == ["ab"]
-    assert fmt(None) == "null" and fmt(True) == "true" and fmt([1, "a"]) == "[1,a]"
+    assert fmt(None) == "null" and fmt(True) == "true" and fmt([1, "a"]) == "[1,'a']"
     assert not each(positive_int)([]) and each(positive_int)(2) and not each(positive_int)([1, 0])
     assert not one_of(1)(True) and one_of(True)(True)

@@ -126,14 +126,15 @@ def _copy(value):
 
 
 def fmt(value) -> str:
-    """A value as it would be written on the command line (``null``, ``true``, ``[1,2]``)."""
+    """A value as it would be written on the command line (``null``, ``true``, ``[1,2]``, ``'text'``: quoted,
+    so that ``'5'`` and ``5`` differ)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(fmt(v) for v in value) + "]"
-    return str(value)
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _nested_type(field: dataclasses.Field, hints: dict) -> type | None:

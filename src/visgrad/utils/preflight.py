@@ -22,6 +22,18 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from visgrad.errors import ConfigError
+from visgrad.options import (
+    fmt,
+    is_int,
+    is_number,
+    non_negative_int,
+    non_negative_number,
+    one_of,
+    optional,
+    pair_of,
+    positive_int,
+    positive_number,
+)
 
 _ABSENT = object()
 __all__ = ["ConfigError", "Rule", "config_problems", "rule_problems", "validate_config"]
@@ -39,42 +51,6 @@ class Rule:
     target: str | None = None
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def positive_int(v) -> bool:
-    return _is_int(v) and v >= 1
-
-
-def non_negative_int(v) -> bool:
-    return _is_int(v) and v >= 0
-
-
-def positive_number(v) -> bool:
-    return _is_number(v) and v > 0 and v == v and v != float("inf")
-
-
-def non_negative_number(v) -> bool:
-    return _is_number(v) and 0 <= v < float("inf")
-
-
-def optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda v: v is None or check(v)
-
-
-def one_of(*choices) -> Callable[[object], bool]:
-    return lambda v: any(v == c and type(v) is type(c) for c in choices)
-
-
-def pair_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda v: OmegaConf.is_list(v) and len(v) == 2 and all(check(x) for x in v)
-
-
 def limit_batches(v) -> bool:
     """Lightning's ``limit_*_batches``: None, an int >= 0 (batches) or a float in [0, 1] (fraction)."""
     return v is None or non_negative_int(v) or (isinstance(v, float) and 0.0 <= v <= 1.0)
@@ -89,17 +65,17 @@ NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
 
 RULES: tuple[Rule, ...] = (
-    Rule("seed", _is_int, "an integer", 231),
+    Rule("seed", is_int, "an integer", 231),
     Rule("data.batch_size", positive_int, "a positive integer", 100),
     Rule("data.num_workers", non_negative_int, "an integer >= 0", 0),
     Rule("data.max_train", optional(positive_int), NULL_OR_POSITIVE, "null", CAPTION_DATA),
     Rule("data.max_eval_images", optional(positive_int), NULL_OR_POSITIVE, "null", CAPTION_DATA),
     Rule("data.dataset", one_of("shapes", "coco"), "one of shapes, coco", "shapes (or data=coco)",
          CAPTION_DATA),
-    Rule("data.seed", _is_int, "an integer", 0, CAPTION_DATA),
+    Rule("data.seed", is_int, "an integer", 0, CAPTION_DATA),
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
-    Rule("data.shapes.image_size", lambda v: _is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
+    Rule("data.shapes.image_size", lambda v: is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
     Rule("model.cell_type", one_of("rnn", "lstm", "transformer"), "one of rnn, lstm, transformer",
          "lstm (or model=rnn, model=transformer)", CAPTIONER),
     Rule("model.wordvec_dim", positive_int, "a positive integer", 128, CAPTIONER),
@@ -107,7 +83,7 @@ RULES: tuple[Rule, ...] = (
     Rule("model.num_heads", positive_int, "a positive integer", 4, CAPTIONER),
     Rule("model.num_layers", positive_int, "a positive integer", 2, CAPTIONER),
     Rule("model.dim_feedforward", positive_int, "a positive integer", 512, CAPTIONER),
-    Rule("model.dropout", lambda v: _is_number(v) and 0 <= v < 1, "a probability in [0, 1)", 0.1, CAPTIONER),
+    Rule("model.dropout", lambda v: is_number(v) and 0 <= v < 1, "a probability in [0, 1)", 0.1, CAPTIONER),
     Rule("model.optimizer.lr", positive_number, "a positive number", 0.005, CAPTIONER),
     Rule("model.lr", positive_number, "a positive number", 0.001),
     Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9,
@@ -120,17 +96,17 @@ RULES: tuple[Rule, ...] = (
     Rule("model.architecture", one_of("fc", "dc"), "fc or dc", "dc (or model=gan_dc)", GAN),
     Rule("model.loss", one_of("vanilla", "ls", "wgan_gp"), "one of vanilla, ls, wgan_gp", "vanilla", GAN),
     Rule("model.noise_dim", positive_int, "a positive integer", 96, GAN),
-    Rule("model.betas", pair_of(lambda b: _is_number(b) and 0 <= b < 1), "two numbers in [0, 1)",
+    Rule("model.betas", pair_of(lambda b: is_number(b) and 0 <= b < 1), "two numbers in [0, 1)",
          "[0.5,0.999]", GAN),
     Rule("model.n_critic", positive_int, "a positive integer", 5, GAN),
     Rule("model.gp_weight", non_negative_number, "a number >= 0", 10.0, GAN),
     Rule("model.fc_hidden", pair_of(positive_int), "two positive integers (generator, discriminator)",
          "[1024,256]", GAN),
-    Rule("model.num_fixed", lambda v: _is_int(v) and v >= 2, "an integer >= 2", 64, GAN),
+    Rule("model.num_fixed", lambda v: is_int(v) and v >= 2, "an integer >= 2", 64, GAN),
     Rule("data.repeat", positive_int, "a positive integer", 1),
     Rule("data.num_val", lambda v: positive_int(v) and v < 1797, "an integer in [1, 1796]", 300,
          GAN_DATA[0]),
-    Rule("data.image_size", lambda v: _is_int(v) and v >= 16 and v % 4 == 0,
+    Rule("data.image_size", lambda v: is_int(v) and v >= 16 and v % 4 == 0,
          "an integer >= 16 divisible by 4", 28, GAN_DATA[0]),
     Rule("data.num_val", lambda v: positive_int(v) and v <= 10000, "an integer in [1, 10000]", 1000,
          GAN_DATA[1]),
@@ -148,14 +124,6 @@ RULES: tuple[Rule, ...] = (
     Rule("faults.nonfinite", one_of("raise", "skip"), "raise or skip", "raise"),
     Rule("faults.max_skipped", optional(non_negative_int), "null (no limit) or an integer >= 0", 20),
 )
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _select(cfg: DictConfig, key: str):
@@ -189,7 +157,7 @@ def rule_problems(cfg: DictConfig, rules: tuple[Rule, ...]) -> list[str]:
             problems.append(str(error))
             continue
         if value is not _ABSENT and not rule.check(value):
-            problems.append(f"{rule.key}={_fmt(value)}: must be {rule.allowed}; "
+            problems.append(f"{rule.key}={fmt(value)}: must be {rule.allowed}; "
                             f"e.g. {rule.key}={rule.example}")
     return problems
 
@@ -205,7 +173,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _transformer_width_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
-        problems.append(f"ckpt_path={_fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
+        problems.append(f"ckpt_path={fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
                         "(to continue a killed run, use resume=<its run folder> instead)")
     return problems
 
@@ -216,21 +184,21 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
     model, data = OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "data._target_")
     if model != GAN:
         if data in GAN_DATA and model is not None:
-            problems.append(f"data._target_={_fmt(data)}: images for the GANs, which model {_fmt(model)} "
+            problems.append(f"data._target_={fmt(data)}: images for the GANs, which model {fmt(model)} "
                             "does not train on; pick a GAN with "
                             "experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp")
         return problems
     if data not in GAN_DATA:
-        problems.append(f"data._target_={_fmt(data)}: a GAN trains on labelled images; use data=digits or "
+        problems.append(f"data._target_={fmt(data)}: a GAN trains on labelled images; use data=digits or "
                         f"data=mnist {fix}")
     clip = _select(cfg, "trainer.gradient_clip_val")
     if clip not in (None, _ABSENT):
-        problems.append(f"trainer.gradient_clip_val={_fmt(clip)}: GANs optimise manually (two optimisers), "
+        problems.append(f"trainer.gradient_clip_val={fmt(clip)}: GANs optimise manually (two optimisers), "
                         "which Lightning's gradient clipping does not support; use "
                         f"trainer.gradient_clip_val=null {fix}")
     monitor = _select(cfg, "monitor.metric")
     if monitor is not _ABSENT and monitor not in GAN_METRICS:
-        problems.append(f"monitor.metric={_fmt(monitor)}: a GAN logs {', '.join(GAN_METRICS)}; e.g. "
+        problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(GAN_METRICS)}; e.g. "
                         f"monitor.metric=val/fd monitor.mode=min {fix}")
     return problems
 
