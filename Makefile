@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all lint train bench clean-venv
+.PHONY: install test test-all lint train bench docs docs-serve clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_attention.py
 	$(PY) benchmarks/bench_style.py
 	$(PY) benchmarks/bench_data.py --cold
+
+## The documentation site (MkDocs + Material, mkdocs.yml): build it into site/ (warnings fail), or serve it
+## at http://127.0.0.1:8000 with live reload.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 clean-venv:
 	rm -rf $(VENV)
