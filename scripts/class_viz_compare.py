@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, help="the hydra.sweep.dir of a task=class_viz -m run")
     parser.add_argument("--out", type=Path, default=Path("class_viz_compare.png"), help="figure (PNG)")
     parser.add_argument("--colors", type=int, default=0,
-                        help="quantise the PNG to this many colours (256 keeps a README figure small)")
+                        help="quantise the PNG to this many colours (256 keeps a docs figure small)")
     args = parser.parse_args(argv)
     runs = read_sweep(args.sweep_dir)
     classes = list(dict.fromkeys(name for _, name in runs))

@@ -1,4 +1,4 @@
-"""The GAN quality table and sample grids of README, from a ``train.py -m experiment=gan_*`` sweep.
+"""The GAN quality table and sample grids of docs/gans.md, from a ``train.py -m experiment=gan_*`` sweep.
 
     python train.py -m experiment=gan_vanilla,gan_ls,gan_dc,gan_wgan_gp hydra.sweep.dir=logs/gan_sweep
     python scripts/gan_table.py logs/gan_sweep --images docs/images
