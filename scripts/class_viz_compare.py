@@ -23,9 +23,10 @@ import torch
 from PIL import Image
 
 from visgrad.tasks.figures import class_viz_grid_figure, save_figure
+from visgrad.vision.parameterizations import PARAMETERIZATIONS
 
-FINAL = re.compile(r"class_viz_(\d+)_(.+)_(pixel|fourier)_final\.png$")
-METHODS = ("pixel", "fourier")
+METHODS = ("pixel", "fourier")  # the rows, in this order (names of PARAMETERIZATIONS)
+FINAL = re.compile(rf"class_viz_(\d+)_(.+)_({'|'.join(PARAMETERIZATIONS.names())})_final\.png$")
 
 
 def read_sweep(sweep_dir: Path) -> dict[tuple[str, str], dict]:

@@ -168,3 +168,34 @@ def test_folded_channels_last_network_computes_the_same(lite0: EfficientNetLite0
     assert ((g_fast - g_plain).norm() / g_plain.norm()).item() < 0.01
     with pytest.raises(RuntimeError, match="eval mode"):
         EfficientNetLite0().fold_batchnorm()
+
+
+def test_head_activation_is_a_module_and_the_logits_are_unchanged(lite0: EfficientNetLite0) -> None:
+    """The head's ReLU6 is a module (a hook sees the last feature map), computing exactly the functional
+    relu6 that the logits of the packaged weights were computed with before."""
+    import torch.nn.functional as F
+
+    x = _photo(skimage.data.chelsea())
+    with torch.no_grad():
+        h = lite0.features(x)[-1]
+        pooled = F.adaptive_avg_pool2d(F.relu6(lite0._bn1(lite0._conv_head(h))), 1).flatten(1)
+        reference = lite0._fc(pooled)
+        assert torch.equal(lite0(x), reference)
+    assert isinstance(lite0.head_activation, torch.nn.ReLU6) and not list(lite0.head_activation.parameters())
+
+
+def test_classifier_feature_layer_gives_the_last_feature_map() -> None:
+    """Classifier.feature_layer: a forward hook sees (N, C, h, w), and the score's gradient reaches it."""
+    from visgrad.models.classifier import efficientnet_lite0_classifier
+
+    classifier = efficientnet_lite0_classifier()
+    seen = []
+    handle = classifier.feature_layer.register_forward_hook(lambda module, args, output: seen.append(output))
+    x = _photo(skimage.data.coffee()).repeat(2, 1, 1, 1).requires_grad_(True)  # frozen weights: a graph
+    with torch.enable_grad():
+        scores = classifier.model(x)
+        (grad,) = torch.autograd.grad(scores[:, 967].sum(), seen[0])  # espresso
+    handle.remove()
+    assert seen[0].shape == (2, 1280, 7, 7) and grad.shape == seen[0].shape and grad.abs().sum() > 0
+    # the logits are the pooled feature map through the classifier layer
+    torch.testing.assert_close(classifier.model._fc(seen[0].mean(dim=(2, 3))), scores, atol=1e-4, rtol=1e-4)

@@ -9,11 +9,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hparams_dashboard import read_dashboard
+from omegaconf import OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
-from visgrad.tasks import run_task
-from visgrad.tasks.runner import open_writer
+from visgrad.tasks import TASKS, run_task
+from visgrad.tasks.lifecycle import Task, TaskRun, read_options
 from visgrad.utils.hparams import HParamsSession, end_session, run_hparams, start_session
 
 
@@ -48,12 +49,16 @@ def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:
 def test_task_hparams_are_its_options(compose_cfg) -> None:
     cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.methods=[smoothgrad]",
                                     "device=cpu", "print_config=false"])
-    assert run_hparams(cfg, **cfg.hparams) == {
+    expected = {
         "task": "saliency", "classifier": "shapes", "seed": 231, "methods": "['smoothgrad']",
         "images": "null", "num_images": 200, "num_show": 7, "target": "null", "smoothgrad.num_samples": 12,
         "smoothgrad.noise_level": 0.15, "integrated_gradients.steps": 12,
         "integrated_gradients.baseline": "blur", "metrics.steps": 12, "metrics.patch": 8,
         "metrics.deletion_fill": "blur", "metrics.blur": 5.0, "device": "cpu"}
+    assert run_hparams(cfg, **cfg.hparams) == expected  # read from the config node
+    task = TASKS.get("saliency")  # what the task's run records: its parsed options
+    options, entry_options = read_options(task, OmegaConf.to_container(cfg.task, resolve=True))
+    assert TaskRun(cfg, task, options, torch.device("cpu"), None, entry_options).hparams() == expected
 
 
 def test_dashboard_shows_every_runs_columns_in_a_mixed_logdir(tmp_path: Path) -> None:
@@ -80,19 +85,22 @@ def test_dashboard_shows_every_runs_columns_in_a_mixed_logdir(tmp_path: Path) ->
     assert b.metrics == {"saliency/pointing_game": pytest.approx(0.75)} and b.status == "STATUS_FAILURE"
 
 
-def _failing_task(cfg) -> None:
-    """A task runner (``task.run``) that opens its TensorBoard writer and raises."""
-    open_writer(cfg, Path(cfg.paths.output_dir))
+def _boom(run, prepared) -> dict[str, float]:
+    run.writer.add_scalar("boom/step", 1.0)
     raise RuntimeError("boom")
+
+
+FAILING = Task("failing", "a task that raises", prepare=lambda run: None, run=_boom, uses_classifier=False)
 
 
 def test_a_task_that_raises_is_a_failed_row(compose_cfg) -> None:
     cfg = compose_cfg("visualize", ["task=saliency", "classifier=shapes", "task.methods=smoothgrad"])
-    cfg.task.run = f"{__name__}._failing_task"
+    cfg.task.name = f"{__name__}.FAILING"  # a task without options: its keys are taken as they are
     with pytest.raises(RuntimeError, match="boom"):
         run_task(cfg)
     (row,) = read_dashboard(Path(cfg.paths.output_dir)).rows.values()
     assert row.status == "STATUS_FAILURE" and row.hparams["methods"] == "smoothgrad"
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
 
 
 class _Fails(pl.LightningModule):

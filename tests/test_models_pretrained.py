@@ -20,7 +20,8 @@ def test_missing_weights_message_names_file_and_both_ways(tmp_path, monkeypatch)
     with pytest.raises(WeightsNotFoundError) as info:
         load_torchvision_model("squeezenet1_1")
     message = str(info.value)
-    assert str(expected) in message and "classifier.weights_path=" in message and "TORCH_HOME" in message
+    assert str(expected) in message and "TORCH_HOME" in message
+    assert "weights_path=/path/to/squeezenet1_1-b8a52dc0.pth" in message  # the argument; tasks name the key
     assert not expected.exists()  # nothing was downloaded
     with pytest.raises(WeightsNotFoundError, match="nowhere.pth"):
         load_torchvision_model("squeezenet1_1", weights_path=tmp_path / "nowhere.pth")
@@ -47,3 +48,19 @@ def test_explicit_weights_path_loads_frozen_eval_model(tmp_path):
     torch.save(torchvision.models.get_model("resnet18", weights=None).state_dict(), bad)
     with pytest.raises(ValueError, match="does not fit"):
         load_torchvision_model("squeezenet1_1", weights_path=bad)
+
+
+@pytest.mark.parametrize(("arch", "shape"), [("squeezenet1_1", (1, 512, 13, 13)),
+                                             ("resnet18", (1, 512, 7, 7))])
+def test_torchvision_classifier_feature_layer_is_the_last_conv_block(tmp_path, arch, shape):
+    import torchvision
+
+    from visgrad.models.classifier import torchvision_classifier
+
+    path = tmp_path / f"{arch}.pth"
+    torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), path)
+    classifier = torchvision_classifier(arch, weights_path=str(path))
+    seen = []
+    classifier.feature_layer.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    classifier.model(torch.zeros(1, 3, 224, 224))
+    assert seen == [shape]

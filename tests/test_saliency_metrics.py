@@ -10,6 +10,8 @@ from torch import nn
 
 from visgrad.images import Normalization
 from visgrad.vision.saliency_metrics import (
+    RANDOM,
+    ScoringOptions,
     auc,
     blurred_canvas,
     deletion,
@@ -18,6 +20,7 @@ from visgrad.vision.saliency_metrics import (
     pixel_ranks,
     probability_curves,
     random_saliency,
+    score_maps,
 )
 
 IDENTITY = Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalised = pixels, so black = 0
@@ -89,7 +92,7 @@ def test_insertion_and_blur_deletion_use_the_rise_blur() -> None:
     blurred = deletion(X, y, RegionModel(), saliency, steps=6, fill="blur")
     mirror = probability_curves(X, y, RegionModel(), saliency, X, blurred_canvas(X), steps=6)
     torch.testing.assert_close(blurred.curves, mirror.curves)
-    with pytest.raises(ValueError, match="unknown deletion fill 'grey'"):
+    with pytest.raises(ValueError, match=r"unknown deletion fill='grey'; choose one of blur, black"):
         deletion(X, y, RegionModel(), saliency, fill="grey")
     flat = torch.full((1, 3, 20, 20), 0.3)
     torch.testing.assert_close(blurred_canvas(flat), flat)
@@ -122,3 +125,37 @@ def test_deletion_by_patches_matches_hand_computed_curve() -> None:
     # the empty top-right. One patch per step leaves 4, 2, 1, 0, 0 region pixels.
     curve = deletion(X, y, RegionModel(), oracle, steps=4, norm=IDENTITY, patch=2).curves[0]
     torch.testing.assert_close(curve, torch.tensor([_sigmoid(SCALE * r) for r in (4, 2, 1, 0, 0)]))
+
+
+def test_score_maps_scores_every_map_and_the_random_order() -> None:
+    """The one scoring function of saliency and any attribution task: the curves of deletion and insertion,
+    the pointing game and mass in mask with masks, and the random order's expected pointing game."""
+    X, y = torch.ones(2, 3, 4, 4), torch.tensor([1, 1])
+    oracle, _ = _maps()
+    oracle = oracle.expand(2, -1, -1)
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    for r, c in REGION:
+        masks[:, r, c] = True
+    masks[1] = False
+    masks[1, 0, 0] = True  # the second image's object is a pixel the oracle does not point at
+    options = ScoringOptions(steps=4, patch=1, deletion_fill="black", blur=1.0)
+    scored = []
+    scores = score_maps(X, y, RegionModel(), {"oracle": oracle}, options, IDENTITY, masks, seed=3,
+                        on_scored=scored.append)
+    assert list(scores) == scored == ["oracle", RANDOM]
+    expected = deletion(X, y, RegionModel(), oracle, 4, IDENTITY, 1, "black", 1.0)
+    torch.testing.assert_close(scores["oracle"].deletion.curves, expected.curves)
+    inserted = insertion(X, y, RegionModel(), oracle, 4, 1.0, 1)
+    torch.testing.assert_close(scores["oracle"].insertion.curves, inserted.curves)
+    random_map = random_saliency(X[:, 0], seed=3)
+    random_curves = deletion(X, y, RegionModel(), random_map, 4, IDENTITY, 1, "black", 1.0)
+    torch.testing.assert_close(scores[RANDOM].deletion.curves, random_curves.curves)
+    metrics = scores["oracle"].metrics()
+    assert metrics["pointing_game"] == 0.5  # the peak is inside the first image's object only
+    assert metrics["mass_in_mask"] == pytest.approx((1.0 + 0.0) / 2)
+    assert metrics["deletion_auc"] == pytest.approx(expected.auc.mean().item())
+    random_metrics = scores[RANDOM].metrics()
+    assert random_metrics["deletion_auc"] == pytest.approx(random_curves.auc.mean().item())
+    assert random_metrics["pointing_game"] == pytest.approx(5 / 32) and "mass_in_mask" not in random_metrics
+    unmasked = score_maps(X, y, RegionModel(), {"oracle": oracle}, options, IDENTITY)["oracle"].metrics()
+    assert set(unmasked) == {"deletion_auc", "insertion_auc"}  # no masks: no pointing game

@@ -15,11 +15,13 @@ from visgrad.models.efficientnet_lite0 import EfficientNetLite0
 from visgrad.models.feature_nets import (
     LITE0_CONTENT_LAYER,
     LITE0_STYLE_LAYERS,
+    FeatureNet,
     disable_inplace,
     lite0_sequential,
     load_feature_net,
     random_vgg,
 )
+from visgrad.models.pretrained import WeightsNotFoundError
 from visgrad.style.multiscale import ScaleInputs, check_scales, optimize_multiscale
 from visgrad.style.objective import (
     GramLoss,
@@ -209,18 +211,24 @@ def test_optimize_image_decreases_the_loss_and_stays_in_range(optimizer):
     assert (img >= lo - 1e-6).all() and (img <= hi + 1e-6).all()
 
 
-def test_layer_and_weight_errors_are_clear():
+def test_layer_and_weight_errors_name_the_arguments():
+    """Library errors name the arguments (the tasks turn them into task.* keys)."""
     cnn = random_vgg()
-    with pytest.raises(
-        ValueError, match=r"task.style_layers contains layer 11.*modules 0..10: 0 Conv2d, 1 ReLU"
-    ):
-        check_layers(cnn, {"task.content_layer": [4], "task.style_layers": [1, 11]}, "random")
+    with pytest.raises(ValueError, match=r"^style_layers contains layer 11, but the feature network has "
+                                         r"modules 0..10: 0 Conv2d, 1 ReLU"):
+        check_layers(cnn, {"content_layer": [4], "style_layers": [1, 11]})
     content, style, _ = _images()
-    with pytest.raises(ValueError, match="style_layers has 2 entries but task.style_weights has 3"):
+    with pytest.raises(ValueError, match=r"^style_layers=\[1, 4\] has 2 entries but "
+                                         r"style_weights=\[1.0, 1.0, 1.0\] has 3; give one weight per layer"):
         build_objective(cnn, content, [style], 4, 1.0, [1, 4], [1.0, 1.0, 1.0], 0.0)
-    with pytest.raises(ValueError, match="style_blend"):
+    with pytest.raises(ValueError, match=r"^blend=\[0.5, 0.5\] must hold one non-negative weight per style "
+                                         r"image \(1\), not all zero$"):
         build_objective(cnn, content, [style], 4, 1.0, [1, 4], [1.0, 1.0], 0.0, blend=[0.5, 0.5])
-    with pytest.raises(ValueError, match="adam or lbfgs"):
+    with pytest.raises(ValueError, match=r"^non-zero style_weights need a style image \(styles is empty\)$"):
+        build_objective(cnn, content, [], 4, 1.0, [1, 4], [1.0, 1.0], 0.0)
+    with pytest.raises(ValueError, match=r"^a non-zero content_weight needs a content image"):
+        build_objective(cnn, None, [style], 4, 1.0, [1, 4], [1.0, 1.0], 0.0)
+    with pytest.raises(ValueError, match=r"^optimizer='sgd': use one of adam, lbfgs$"):
         optimize_image(content, lambda x: {"total": x.sum()}, "sgd", steps=1)
 
 
@@ -339,12 +347,13 @@ def test_a_few_adam_steps_lower_the_objective_on_each_network(name):
     assert obj(img)["total"].item() < 0.95 * start
 
 
-def test_check_scales_names_the_keys():
+def test_check_scales_names_the_arguments():
     check_scales([0.5, 1.0], [3, 4])
     for scales in ([0.5], [1.0, 0.5], [0.0, 1.0], [0.5, 0.5, 1.0], []):
-        with pytest.raises(ValueError, match=r"task.scales=.*increasing fractions"):
+        with pytest.raises(ValueError, match=r"^scales=.*increasing fractions"):
             check_scales(scales, [1] * len(scales))
-    with pytest.raises(ValueError, match=r"task.steps=\[3\] must be one positive number, or one per scale"):
+    with pytest.raises(ValueError, match=r"^steps=\[3\] must hold one positive number per scale of "
+                                         r"scales=\[0.5, 1.0\]$"):
         check_scales([0.5, 1.0], [3])
 
 
@@ -403,3 +412,26 @@ def test_fused_tv_loss_equals_tv_loss_and_passes_gradcheck():
         torch.autograd.grad(fused, img)[0], torch.autograd.grad(reference, img)[0], rtol=1e-12, atol=1e-12
     )
     assert torch.autograd.gradcheck(lambda v: TVLoss.apply(v, torch.tensor(0.7, dtype=torch.float64)), (img,))
+
+
+def tiny_feature_net(weights_path=None) -> FeatureNet:
+    """A feature net of your own: a function (weights_path) -> FeatureNet at a dotted path."""
+    cnn = random_vgg((8, 16))
+    return FeatureNet(cnn, 1, (1, 4), f"tiny random CNN ({weights_path})")
+
+
+def test_feature_nets_registry_names_torchvision_and_dotted_paths(tmp_path, monkeypatch):
+    from visgrad.errors import ConfigError
+    from visgrad.models.feature_nets import FEATURE_NETS, is_feature_net
+
+    assert FEATURE_NETS.names() == ["efficientnet_lite0", "random", "squeezenet", "vgg19"]
+    net = load_feature_net(f"{__name__}.tiny_feature_net", "w.pth")
+    assert net.description == "tiny random CNN (w.pth)" and len(net.cnn) == 5 and net.style_layers == (1, 4)
+    assert is_feature_net("vgg16") and is_feature_net(f"{__name__}.tiny_feature_net")
+    assert not is_feature_net("bogus_net")
+    with pytest.raises(ConfigError, match=r"^unknown feature net 'bogus_net'; one of efficientnet_lite0, "
+                                          r"random, squeezenet, vgg19, a torchvision classifier"):
+        load_feature_net("bogus_net")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match=r"feature net vgg16 needs .*weights_path=/path/to/vgg16-"):
+        load_feature_net("vgg16")  # any torchvision classifier with `features`, from the cache or a file

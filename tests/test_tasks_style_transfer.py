@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,11 @@ from PIL import Image
 from skimage.color import rgb2yiq
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from visgrad.errors import ConfigError
 from visgrad.images import ImageError
 from visgrad.models.pretrained import WeightsNotFoundError
 from visgrad.style.images import load_image_spec, match_colors, with_content_colors
 from visgrad.tasks import run_task
-from visgrad.tasks.feature_inversion import run as feature_inversion_run
-from visgrad.tasks.style_transfer import run
 
 TINY = [
     "task.image_size=32",
@@ -34,6 +34,12 @@ ASSETS = Path("/work/shared/assets/cs231n")
 
 def _outputs(cfg) -> Path:
     return Path(cfg.paths.output_dir)
+
+
+def run(cfg) -> dict[str, float]:
+    """Run the task through its lifecycle; its summary from metrics.json."""
+    run_task(cfg)
+    return json.loads((_outputs(cfg) / "metrics.json").read_text())
 
 
 def test_style_transfer_end_to_end_writes_images_and_tensorboard(compose_cfg):
@@ -88,7 +94,7 @@ def test_texture_runs_from_noise(compose_cfg):
 
 def test_feature_inversion_reports_psnr_and_ssim_per_layer(compose_cfg):
     cfg = compose_cfg("visualize", ["task=feature_inversion", *TINY, "task.content_layer=[1,8]"])
-    summary = feature_inversion_run(cfg)
+    summary = run(cfg)
     assert cfg.task.init == "noise" and cfg.task.style_weights == 0
     for layer in (1, 8):
         assert 0 < summary[f"quality/psnr/layer_{layer}"] < 60
@@ -184,7 +190,7 @@ def test_cs231n_presets(compose_cfg, preset, style, style_size, content_weight, 
     assert t.content.endswith("styles/tubingen.jpg") and t.style.endswith(f"styles/{style}")
     with pytest.raises(ImageError, match=r"content: image file not found: .*tubingen.jpg.*content=PATH"):
         run(cfg)
-    assert not (_outputs(cfg) / "tensorboard").exists()
+    assert not _outputs(cfg).exists()
 
 
 @pytest.mark.parametrize(
@@ -202,7 +208,7 @@ def test_cs231n_presets(compose_cfg, preset, style, style_size, content_weight, 
 def test_presets_compose_and_refuse_missing_paintings(compose_cfg, preset, task, image):
     cfg = compose_cfg("visualize", [f"experiment={preset}"])
     t = cfg.task
-    assert t.name == task and t.run == f"visgrad.tasks.{task}.run"
+    assert t.name == task
     expected_net = "squeezenet" if preset.startswith("cs231n") else "efficientnet_lite0"
     assert t.feature_net == expected_net and t.normalize_weights is (expected_net == "efficientnet_lite0")
     if image is not None:
@@ -210,7 +216,7 @@ def test_presets_compose_and_refuse_missing_paintings(compose_cfg, preset, task,
     missing = "content" if t.content else "style"
     with pytest.raises(ImageError, match=rf"{missing}: image file not found: .*styles/"):
         run_task(cfg)
-    assert not (_outputs(cfg) / "tensorboard").exists()
+    assert not _outputs(cfg).exists()
 
 
 def _unreadable(tmp_path: Path) -> str:
@@ -227,18 +233,26 @@ def _unreadable(tmp_path: Path) -> str:
         (["style=skimage:nope"], ImageError, r"unknown scikit-image picture 'nope'"),
         (["task.style_layers=[1,40]"], ValueError, r"task.style_layers contains layer 40.*modules 0..16"),
         (["task.content_layer=17"], ValueError, r"task.content_layer contains layer 17"),
-        (["task.style_weights=[1,2]"], ValueError, r"style_layers has 5 entries but .*style_weights has 2"),
-        (["task.scales=[1.0,0.5]"], ValueError, r"task.scales=\[1.0, 0.5\] must be increasing"),
-        (["task.scales=[0.5,1.0]", "task.steps=[1,2,3]"], ValueError, r"task.steps=\[1, 2, 3\] must be one"),
-        (["task.style_blend=[1,2]"], ValueError, r"style_blend=\[1, 2\] must hold one .* per style"),
-        (["task.optimizer=sgd"], ValueError, r"task.optimizer='sgd' is not one of adam, lbfgs"),
+        (["task.style_weights=[1,2]"], ConfigError,
+         r"^task.style_layers=\[0, 1, 3, 5, 8\] has 5 entries but task.style_weights=\[1, 2\] has 2"),
+        (["task.scales=[1.0,0.5]"], ConfigError, r"^task.scales=\[1.0, 0.5\] must be increasing"),
+        (["task.scales=[0.5,1.0]", "task.steps=[1,2,3]"], ConfigError,
+         r"^task.steps=\[1, 2, 3\] must hold one"),
+        (["task.style_blend=[1,2]"], ConfigError, r"^task.style_blend=\[1, 2\] must hold one .* per style"),
+        (["task.optimizer=sgd"], ConfigError, r"^task.optimizer='sgd': must be one of adam, lbfgs"),
+        (["style=null"], ConfigError,
+         r"^task.style=null: style_weights=1.0 need a style image; set style=PATH"),
         (
             ["task.feature_net=squeezenet"],
             WeightsNotFoundError,
-            r"squeezenet1_1.*weights_path=.*feature_net=efficientnet_lite0",
+            r"^task.feature_net='squeezenet': .*squeezenet1_1.*task.weights_path=.*efficientnet_lite0",
         ),
-        (["task.feature_net=vgg19"], WeightsNotFoundError, r"ImageNet weights of vgg19.*not in the cache"),
-        (["task.feature_net=resnet"], ValueError, r"task.feature_net='resnet'"),
+        (["task.feature_net=vgg19"], WeightsNotFoundError,
+         r"feature net vgg19 needs torchvision's ImageNet weights, which are not in the cache"),
+        (["task.feature_net=resnet"], ConfigError,
+         r"^task.feature_net='resnet': must be one of efficientnet_lite0"),
+        (["task.feature_net=random", "task.weights_path=w.pth"], ConfigError,
+         r"feature net random has fixed random weights; task.weights_path=w.pth is not used"),
     ],
 )
 def test_bad_inputs_fail_clearly_before_optimising(
@@ -249,7 +263,7 @@ def test_bad_inputs_fail_clearly_before_optimising(
     cfg = compose_cfg("visualize", ["task=style_transfer", *TINY, *overrides])
     with pytest.raises(error, match=message):
         run(cfg)
-    assert not (_outputs(cfg) / "tensorboard").exists()
+    assert not _outputs(cfg).exists()
 
 
 @pytest.mark.skipif(not (ASSETS / "starry_night.jpg").is_file(), reason="CS231n paintings not available")

@@ -127,15 +127,16 @@ def test_visualize_saliency_end_to_end(compose_cfg, shapes_root, tiny_classifier
             "device": "cpu"}.items() <= row.hparams.items()
     assert "run" not in row.hparams and "optimized_metric" not in row.hparams
     cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=saliency",
-                                                 "task.methods=[vanilla,gradcam]"))
-    with pytest.raises(ConfigError, match=r"task.methods=\['vanilla', 'gradcam'\]: must be one or a list"):
+                                                 "task.methods=[vanilla,bogus_method]"))
+    with pytest.raises(ConfigError, match=r"task.methods=\['vanilla','bogus_method'\]: unknown attribution "
+                                          r"method 'bogus_method'; one of vanilla"):
         run_task(cfg)
 
 
 def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier):
     cfg = compose_cfg("visualize", vis_overrides(
         shapes_root, tiny_classifier, "task=fooling", "task.num_images=6", "task.num_show=2",
-        "task.max_iter=200",
+        "task.normalized_gradient.max_iter=200",
     ))
     success = run_task(cfg)
     assert success == 1.0  # an undertrained small CNN is easy to fool
@@ -146,15 +147,16 @@ def test_visualize_fooling_end_to_end(compose_cfg, shapes_root, tiny_classifier)
 
 
 def test_fooling_pairs_every_image_with_every_other_target(compose_cfg, shapes_root, tiny_classifier):
-    from visgrad.tasks.fooling import make_pairs, run
+    from visgrad.tasks.fooling import make_pairs
 
     images, classes = make_pairs(torch.tensor([0, 2, 1]), [1, 2], num_classes=4, seed=0)
     assert list(zip(images.tolist(), classes.tolist(), strict=True)) == [(0, 1), (0, 2), (1, 1), (2, 2)]
     cfg = compose_cfg("visualize", vis_overrides(
         shapes_root, tiny_classifier, "task=fooling", "task.num_images=3", "task.targets=[circle,diamond]",
-        "task.max_iter=200", "task.num_show=2",
+        "task.normalized_gradient.max_iter=200", "task.num_show=2",
     ))
-    summary = run(cfg)
+    run_task(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert 3 <= summary["fooling/num_pairs"] <= 6 and summary["fooling/success_rate"] == 1.0
     # the PNG round trip can only lose fooling images, never add any
     assert 0.0 <= summary["fooling/success_rate_png"] <= summary["fooling/success_rate"]
@@ -185,8 +187,8 @@ def test_visualize_class_viz_end_to_end(compose_cfg, shapes_root, tiny_classifie
 
 def test_class_viz_refuses_an_unknown_method_before_writing(compose_cfg, shapes_root, tiny_classifier):
     cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=class_viz",
-                                                 "task.param=lucid"))
-    with pytest.raises(ValueError, match="task.param='lucid'.*fourier, pixel"):
+                                                 "task.param=bogus_param"))
+    with pytest.raises(ConfigError, match="task.param='bogus_param': unknown .* one of fourier, pixel"):
         run_task(cfg)
     assert not Path(cfg.paths.output_dir).exists()
 
@@ -204,24 +206,35 @@ def test_visualize_reads_a_folder_with_grayscale_and_rgba_images(compose_cfg, sh
     assert (Path(cfg.paths.output_dir) / "saliency.png").exists()
 
 
-def test_visualize_errors_are_clear(compose_cfg, shapes_root, tiny_classifier, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("overrides", "error", "message"), [
+    (["task.images=BROKEN"], ImageError, r"broken.jpg"),
+    (["task.images=MISSING"], ImageError, r"image file or folder not found: .*nowhere.jpg"),
+    (["task=class_viz", "task.target=triangel"], ConfigError, r"^task.target='triangel': .*'triangle'"),
+    (["task=fooling", "task.target=7"], ConfigError, r"^task.target=7: class index 7 is out of range"),
+    (["task=fooling", "task.targets=[circle,notaclass]"], ConfigError, r"^task.targets='notaclass': unknown"),
+    (["task=saliency", "task.metrics.patch=65"], ConfigError,
+     r"^task.metrics.patch=65: larger than the 64-pixel inputs of shapes; use at most 64"),
+    (["task=saliency", "task.methods=[vanilla,vanilla]"], ConfigError, r"vanilla more than once"),
+])
+def test_refused_in_prepare_before_anything_is_written(compose_cfg, shapes_root, tiny_classifier, tmp_path,
+                                                        overrides, error, message):
     bad = tmp_path / "broken.jpg"
     bad.write_text("no pixels here")
-    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, f"task.images={bad}"))
-    with pytest.raises(ImageError, match="broken.jpg"):
+    overrides = [o.replace("BROKEN", str(bad)).replace("MISSING", str(tmp_path / "nowhere.jpg"))
+                 for o in overrides]
+    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, *overrides))
+    with pytest.raises(error, match=message):
         run_task(cfg)
-    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=class_viz",
-                                                 "task.target=triangel"))
-    with pytest.raises(ValueError, match="'triangle'"):
-        run_task(cfg)
-    cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=fooling",
-                                                 "task.target=7"))
-    with pytest.raises(ValueError, match="out of range"):
-        run_task(cfg)
+    assert not Path(cfg.paths.output_dir).exists()
+
+
+def test_missing_imagenet_weights_say_how_to_get_them(compose_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))
     cfg = compose_cfg("visualize", ["classifier=squeezenet", "task=saliency"])
-    with pytest.raises(WeightsNotFoundError, match="squeezenet1_1-b8a52dc0.pth"):
+    with pytest.raises(WeightsNotFoundError, match=r"(?s)squeezenet1_1-b8a52dc0.pth.*classifier.weights_path="
+                                                   r"/path/to/squeezenet1_1-b8a52dc0.pth.*classifier=shapes"):
         run_task(cfg)
+    assert not Path(cfg.paths.output_dir).exists()
 
 
 @pytest.mark.slow
@@ -265,9 +278,9 @@ def test_visualize_with_a_torchvision_model_from_weights_path(compose_cfg, tmp_p
     torch.save(torchvision.models.get_model("squeezenet1_1", weights=None).state_dict(), weights)
     cfg = compose_cfg("visualize", [
         "classifier=squeezenet", f"classifier.weights_path={weights}", "device=cpu", "task=fooling",
-        "task.num_images=1", "task.max_iter=2", "task.target=gorilla",
+        "task.num_images=1", "task.normalized_gradient.max_iter=2", "task.target=gorilla",
     ])
-    assert cfg.task.learning_rate == 1.0
+    assert cfg.task.normalized_gradient.learning_rate == 1.0
     assert run_task(cfg) in (0.0, 1.0)
     assert (Path(cfg.paths.output_dir) / "fooling.png").exists()
 

@@ -17,7 +17,6 @@ from visgrad.vision.saliency import (
     integrated_gradients_saliency,
     mass_in_mask,
     pointing_game,
-    saliency_maps,
     score_gradient,
     smoothgrad_saliency,
 )
@@ -112,18 +111,32 @@ def test_integrated_gradients_baselines():
     blurred = ig_baseline(X, "blur")
     assert blurred.shape == X.shape and blurred.std() < 0.5 * X.std()
     torch.testing.assert_close(blurred.mean(dim=(2, 3)), X.mean(dim=(2, 3)), atol=0.15, rtol=0)
-    with pytest.raises(ValueError, match="black, mean or blur"):
+    with pytest.raises(ValueError, match=r"kind=.white.; choose black, mean, blur"):
         ig_baseline(X, "white")
 
 
-def test_saliency_dispatch_batches_and_rejects_unknown_methods():
+def test_attribution_registry_batches_and_rejects_unknown_methods():
+    from visgrad.errors import ConfigError
+    from visgrad.models.classifier import Classifier
+    from visgrad.vision.attribution import ATTRIBUTIONS, SmoothGradOptions, attribution_maps
+
     model = small_cnn()
+    classifier = Classifier("small", model, [str(i) for i in range(5)], 8)
     X = torch.randn(5, 3, 8, 8, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 3, 4])
-    chunked = saliency_maps(X, y, model, "vanilla", batch_size=2)
+    chunked = attribution_maps("vanilla", X, y, classifier, batch_size=2)
     torch.testing.assert_close(chunked, compute_saliency_maps(X, y, model))
-    with pytest.raises(ValueError, match="smoothgrad"):
-        saliency_maps(X, y, model, "gradcam")
+    # SmoothGrad's options reach it, and its noise comes from the one generator, batch after batch
+    options = SmoothGradOptions(num_samples=3, noise_level=0.1)
+    chunked = attribution_maps("smoothgrad", X, y, classifier, options, torch.Generator().manual_seed(1), 2)
+    generator = torch.Generator().manual_seed(1)
+    expected = [smoothgrad_saliency(X[i : i + 2], y[i : i + 2], model, 3, 0.1, generator) for i in (0, 2, 4)]
+    torch.testing.assert_close(chunked, torch.cat(expected))
+    assert not torch.allclose(chunked, compute_saliency_maps(X, y, model))
+    assert [m.label for m in ATTRIBUTIONS] == ["vanilla", "SmoothGrad", "Integrated Gradients"]
+    with pytest.raises(ConfigError, match=r"unknown attribution method 'bogus_method'; one of vanilla, "
+                                          r"smoothgrad, integrated_gradients, or the dotted path"):
+        attribution_maps("bogus_method", X, y, classifier)
 
 
 def test_pointing_game_and_mass_in_mask():

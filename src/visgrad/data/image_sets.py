@@ -6,7 +6,7 @@
 - a path to an image, a folder of images, or a list of them;
 - CS231n's ``imagenet_val_25.npz`` (arrays ``X`` uint8 (N, 224, 224, 3) and ``y`` labels), with its labels;
 
-The caller chooses the default (``tasks/runner.py``: ``shapes`` for the shapes classifier, ``samples`` for
+The caller chooses the default (``tasks/inputs.py``: ``shapes`` for the shapes classifier, ``samples`` for
 ImageNet classifiers).
 """
 

@@ -137,6 +137,8 @@ class EfficientNetLite0(nn.Module):
 
     :meth:`features` gives the intermediate activations (stem and each of the 16 blocks) for style
     transfer and feature inversion; :attr:`feature_channels` lists their channel counts.
+    ``head_activation`` outputs the last feature map (N, 1280, H/32, W/32) that the logits are pooled from
+    (the feature layer of CAM-type methods, reachable by a forward hook).
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.2):
@@ -152,6 +154,8 @@ class EfficientNetLite0(nn.Module):
         last = BLOCK_TABLE[-1].out_ch
         self._conv_head = SameConv2d(last, HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
+        # a module (no parameters), so that a forward hook sees the last feature map (Grad-CAM)
+        self.head_activation = nn.ReLU6()
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
@@ -194,7 +198,7 @@ class EfficientNetLite0(nn.Module):
         h = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             h = block(h)
-        h = F.relu6(self._bn1(self._conv_head(h)))
+        h = self.head_activation(self._bn1(self._conv_head(h)))
         h = torch.flatten(F.adaptive_avg_pool2d(h, 1), 1)
         return self._fc(self._dropout(h))
 

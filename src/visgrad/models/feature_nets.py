@@ -22,24 +22,33 @@ style layers:
   (Ustyuzhaninov et al. 2016; He et al. 2016), so it gives recognisable transfers, not those of ImageNet.
 - any other torchvision classifier with a ``features`` module (``vgg16``, ``alexnet``, ...), ImageNet
   weights, with layers given explicitly.
+
+The named networks are the entries of the registry ``FEATURE_NETS`` (:class:`FeatureNetLoader`: name,
+label, ``load(weights_path) -> FeatureNet``); :func:`load_feature_net` also takes a torchvision name or the
+dotted path of a ``FeatureNetLoader`` or of a function ``(weights_path) -> FeatureNet`` in your own package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from visgrad.errors import ConfigError
 from visgrad.images import IMAGENET, Normalization
 from visgrad.models import efficientnet_lite0 as lite0
 from visgrad.models.pretrained import (
     WeightsNotFoundError,
     cached_weights_path,
+    classification_archs,
     imagenet_weights,
     load_torchvision_model,
 )
+from visgrad.registry import Registry, is_dotted_path
 
 
 @dataclass(frozen=True)
@@ -132,48 +141,95 @@ def _relu_indices(cnn: nn.Sequential) -> tuple[int, ...]:
     return tuple(i for i, m in enumerate(cnn) if isinstance(m, nn.ReLU))
 
 
-def load_feature_net(name: str, weights_path: str | Path | None = None) -> FeatureNet:
-    """The feature network called ``name`` (see the module docstring), in eval mode with frozen weights.
-
-    EfficientNet-Lite0's weights ship in a Python package (or come from ``weights_path``). torchvision's
-    ImageNet networks come from torchvision's cache (``TORCH_HOME``) or ``weights_path``; when neither holds
-    the file a :class:`WeightsNotFoundError` says where to put it. Nothing is downloaded.
-    """
-    if name == "efficientnet_lite0":
-        return lite0_feature_net(weights_path)
-    if name == "random":
-        cnn = random_vgg()
-        relus = _relu_indices(cnn)
-        return FeatureNet(
-            cnn, relus[1], relus, f"random-weight VGG-like CNN, channels {RANDOM_CHANNELS}, seed 0"
-        )
-    arch, content_layer, style_layers = PRETRAINED.get(name, (name, None, None))
-    try:
-        entry = imagenet_weights(arch)
-    except ValueError as err:
-        raise ValueError(
-            f"task.feature_net={name!r}: {err}; or use efficientnet_lite0, random, squeezenet, vgg19"
-        ) from None
+def torchvision_feature_net(arch: str, weights_path: str | Path | None = None,
+                            content_layer: int | None = None,
+                            style_layers: tuple[int, ...] | None = None) -> FeatureNet:
+    """The ``features`` module of torchvision's ImageNet classifier ``arch`` with its ImageNet weights, from
+    torchvision's cache (``TORCH_HOME``) or ``weights_path``; a :class:`WeightsNotFoundError` says where to
+    put the file when neither holds it (nothing is downloaded)."""
+    entry = imagenet_weights(arch)
     if weights_path is None and not cached_weights_path(entry).is_file():
         expected = cached_weights_path(entry)
         raise WeightsNotFoundError(
-            f"task.feature_net={name} needs torchvision's ImageNet weights of {arch}, which are not in the "
-            f"cache ({expected}). Nothing is downloaded at run time; either put {expected.name} there (on a "
+            f"feature net {arch} needs torchvision's ImageNet weights, which are not in the cache "
+            f"({expected}). Nothing is downloaded at run time; either put {expected.name} there (on a "
             f"machine with network: python -c \"import torchvision; torchvision.models.get_model('{arch}', "
-            f"weights='DEFAULT')\"; set TORCH_HOME for another cache folder), or pass "
-            f"task.weights_path=/path/to/{expected.name}, or run offline with "
-            "task.feature_net=efficientnet_lite0"
+            f"weights='DEFAULT')\"; set TORCH_HOME for another cache folder), or give the file as "
+            f"weights_path=/path/to/{expected.name}, or use the offline feature net efficientnet_lite0"
         )
     model, _ = load_torchvision_model(arch, weights_path=weights_path)
     features = getattr(model, "features", None)
     if not isinstance(features, nn.Sequential):
-        raise ValueError(
-            f"task.feature_net={name!r}: torchvision's {arch} has no sequential `features` module"
-        )
+        raise ConfigError(f"feature net {arch}: torchvision's {arch} has no sequential `features` module")
     source = weights_path or cached_weights_path(entry)
-    return FeatureNet(
-        disable_inplace(features),
-        content_layer,
-        style_layers,
-        f"{arch} features, ImageNet weights ({source})",
-    )
+    return FeatureNet(disable_inplace(features), content_layer, style_layers,
+                      f"{arch} features, ImageNet weights ({source})")
+
+
+def random_feature_net(weights_path: str | Path | None = None) -> FeatureNet:
+    """:func:`random_vgg` with its default layers (the ReLUs; content: the second). It has no weights file."""
+    if weights_path is not None:
+        raise ConfigError(f"feature net random has fixed random weights; weights_path={weights_path} is not "
+                          "used")
+    cnn = random_vgg()
+    relus = _relu_indices(cnn)
+    return FeatureNet(cnn, relus[1], relus, f"random-weight VGG-like CNN, channels {RANDOM_CHANNELS}, seed 0")
+
+
+@dataclass(frozen=True)
+class FeatureNetLoader:
+    """A feature network of the registry: ``name`` (``feature_net=``), ``label`` and
+    ``load(weights_path: str | None) -> FeatureNet`` (None: its default weights)."""
+
+    name: str
+    label: str
+    load: Callable[[str | Path | None], FeatureNet]
+
+
+def _factory(obj: Any, path: str) -> FeatureNetLoader | None:
+    """A function ``(weights_path) -> FeatureNet`` at a dotted path, named by its last component."""
+    if not callable(obj) or isinstance(obj, type):
+        return None
+    name = path.rsplit(".", 1)[-1]
+    return FeatureNetLoader(name, name, obj)
+
+
+def _pretrained(name: str) -> Callable[[str | Path | None], FeatureNet]:
+    arch, content_layer, style_layers = PRETRAINED[name]
+    return lambda weights_path=None: torchvision_feature_net(arch, weights_path, content_layer, style_layers)
+
+
+FEATURE_NETS: Registry[FeatureNetLoader] = Registry("feature net", FeatureNetLoader, coerce=_factory)
+FEATURE_NETS.add(FeatureNetLoader("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet, offline)",
+                                  lite0_feature_net))
+FEATURE_NETS.add(FeatureNetLoader("random", "random-weight VGG-like CNN", random_feature_net))
+FEATURE_NETS.add(FeatureNetLoader("squeezenet", "SqueezeNet 1.1 (ImageNet, CS231n)",
+                                  _pretrained("squeezenet")))
+FEATURE_NETS.add(FeatureNetLoader("vgg19", "VGG-19 (ImageNet, Gatys et al.)", _pretrained("vgg19")))
+
+
+def feature_net_allowed() -> str:
+    """What a feature net may be, for messages."""
+    return (f"one of {', '.join(FEATURE_NETS.names())}, a torchvision classifier with a `features` module "
+            "(vgg16, alexnet, ...), or the dotted path of a FeatureNetLoader or of a function "
+            "(weights_path) -> FeatureNet in your own package")
+
+
+def is_feature_net(name: object) -> bool:
+    """Whether :func:`load_feature_net` knows ``name`` (without loading it)."""
+    return FEATURE_NETS.accepts(name) or (isinstance(name, str) and name in classification_archs())
+
+
+def load_feature_net(name: str, weights_path: str | Path | None = None) -> FeatureNet:
+    """The feature network ``name`` (see the module docstring), in eval mode with frozen weights.
+
+    EfficientNet-Lite0's weights ship in a Python package (or come from ``weights_path``). torchvision's
+    ImageNet networks come from torchvision's cache (``TORCH_HOME``) or ``weights_path``; when neither holds
+    the file a :class:`WeightsNotFoundError` says where to put it. Nothing is downloaded. An unknown name
+    raises a ``ConfigError`` (a ValueError) listing the choices.
+    """
+    if name in FEATURE_NETS or is_dotted_path(name):
+        return FEATURE_NETS.get(name).load(weights_path)
+    if name not in classification_archs():
+        raise ConfigError(f"unknown feature net {name!r}; {feature_net_allowed()}")
+    return torchvision_feature_net(name, weights_path)

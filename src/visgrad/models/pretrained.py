@@ -59,8 +59,7 @@ def _missing_weights_message(arch: str, weights: WeightsEnum, expected: Path, gi
         f"cache folder); on a machine with network: python -c \"import torchvision; "
         f"torchvision.models.get_model('{arch}', weights='DEFAULT')\" downloads it there, "
         f"or fetch {weights.url}\n"
-        f"  2. give the file explicitly: classifier.weights_path=/path/to/{filename}\n"
-        f"Or run offline with the classifier visgrad trains itself: classifier=shapes"
+        f"  2. give the file explicitly: weights_path=/path/to/{filename}"
     )
 
 

@@ -30,18 +30,16 @@ class ScaleInputs:
 
 
 def check_scales(scales: Sequence[float], steps: Sequence[int]) -> None:
-    """Raise a ValueError naming the config key unless ``scales`` increase in (0, 1] ending at 1 and
+    """Raise a ValueError naming the argument unless ``scales`` increase in (0, 1] ending at 1 and
     ``steps`` has one positive count per scale."""
     scales = list(scales)
     if not scales or scales[-1] != 1 or any(not 0 < s <= 1 for s in scales) or scales != sorted(set(scales)):
         raise ValueError(
-            f"task.scales={scales} must be increasing fractions of task.image_size in (0, 1], ending at 1 "
+            f"scales={scales} must be increasing fractions of the image size in (0, 1], ending at 1 "
             "(e.g. [0.5, 1.0])"
         )
     if len(steps) != len(scales) or any(n < 1 for n in steps):
-        raise ValueError(
-            f"task.steps={list(steps)} must be one positive number, or one per scale of task.scales={scales}"
-        )
+        raise ValueError(f"steps={list(steps)} must hold one positive number per scale of scales={scales}")
 
 
 def resize_image(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

@@ -7,7 +7,7 @@ optimisation step costs one forward and backward pass plus a few Gram matrices, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +17,7 @@ from visgrad.images import IMAGENET, Normalization
 from visgrad.style.losses import content_loss, extract_features, gram_matrix, tv_loss
 
 Losses = dict[str, torch.Tensor]
+OPTIMIZERS = ("adam", "lbfgs")
 
 
 class GramLoss(torch.autograd.Function):
@@ -105,14 +106,15 @@ class StyleObjective:
         return {"content": content, "style": style, "tv": tv, "total": content + style + tv}
 
 
-def check_layers(cnn: nn.Sequential, layers: dict[str, Sequence[int]], net_name: str) -> None:
-    """Raise a ValueError naming the config key when a layer index is not a module of ``cnn``."""
+def check_layers(cnn: nn.Sequential, layers: Mapping[str, Sequence[int]]) -> None:
+    """Raise a ValueError when a layer index is not a module of ``cnn``; ``layers`` maps a name for the
+    message (``content_layer``, ``style_layers``) to its indices."""
     for key, indices in layers.items():
         for index in indices:
             if not 0 <= index < len(cnn):
                 modules = ", ".join(f"{i} {type(m).__name__}" for i, m in enumerate(cnn))
                 raise ValueError(
-                    f"{key} contains layer {index}, but feature_net={net_name} has modules "
+                    f"{key} contains layer {index}, but the feature network has modules "
                     f"0..{len(cnn) - 1}: {modules}"
                 )
 
@@ -123,18 +125,17 @@ def check_weights(
     blend: Sequence[float] | None,
     num_styles: int,
 ) -> None:
-    """Raise a ValueError naming the config key unless there is one style weight per style layer and
+    """Raise a ValueError naming the argument unless there is one style weight per style layer and
     ``blend`` (None: equal) holds one non-negative weight per style image, not all zero."""
     if len(style_layers) != len(style_weights):
         raise ValueError(
-            f"task.style_layers has {len(style_layers)} entries but task.style_weights has "
-            f"{len(style_weights)}; give one weight per layer (or a single number for all)"
+            f"style_layers={list(style_layers)} has {len(style_layers)} entries but "
+            f"style_weights={list(style_weights)} has {len(style_weights)}; give one weight per layer"
         )
     blend = [1.0] * num_styles if blend is None else list(blend)
     if len(blend) != num_styles or any(b < 0 for b in blend) or (num_styles and sum(blend) <= 0):
         raise ValueError(
-            f"task.style_blend={blend} must hold one non-negative weight per style image "
-            f"({num_styles}), not all zero"
+            f"blend={blend} must hold one non-negative weight per style image ({num_styles}), not all zero"
         )
 
 
@@ -168,9 +169,9 @@ def build_objective(
     check_weights(style_layers, style_weights, blend, len(styles))
     used = [(layer, w) for layer, w in zip(style_layers, style_weights, strict=True) if w != 0]
     if used and not styles:
-        raise ValueError("non-zero task.style_weights need a style image; set style=PATH")
+        raise ValueError("non-zero style_weights need a style image (styles is empty)")
     if content_weight != 0 and content is None:
-        raise ValueError("a non-zero task.content_weight needs a content image; set content=PATH")
+        raise ValueError("a non-zero content_weight needs a content image (content is None)")
     blend = [1.0] * len(styles) if blend is None else list(blend)
     deepest = max([content_layer] * (content_weight != 0) + [layer for layer, _ in used], default=0)
     net = cnn[: deepest + 1]
@@ -245,7 +246,7 @@ def optimize_image(
         opt = torch.optim.LBFGS([img], lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
         schedule = None
     else:
-        raise ValueError(f"task.optimizer={optimizer!r}: use adam or lbfgs")
+        raise ValueError(f"optimizer={optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     losses: Losses = {}
 
     def closure() -> torch.Tensor:

@@ -1,40 +1,55 @@
-"""The tasks of ``visualize.py``: one module per ``conf/task/X.yaml`` (``visgrad.tasks.X``), each with a
-runner that ``task.run`` names, plus the shared runner parts (:mod:`~visgrad.tasks.runner`) and figures.
+"""The tasks of ``visualize.py``: the registry ``TASKS`` (one module per ``conf/task/X.yaml``, each with its
+:class:`~visgrad.tasks.lifecycle.Task` entry ``TASK`` and its options dataclass) and ``run_task``, the one
+lifecycle every task runs in (:mod:`visgrad.tasks.lifecycle`).
 
-A runner is a function ``run(cfg: DictConfig) -> dict[str, float]`` that reads its own options from
-``cfg.task`` (and ``cfg.classifier``, ``cfg.paths``, ``cfg.device``), writes figures into
-``cfg.paths.output_dir``, logs to TensorBoard under ``<output_dir>/tensorboard`` and returns its summary
-metrics. ``run_task`` checks the task's options first (:mod:`~visgrad.tasks.options`), writes the summary
-to ``<output_dir>/metrics.json`` (which a ``-m`` sweep's ``summary.md`` tabulates, as for ``train.py``) and
-returns ``summary[cfg.task.optimized_metric]`` when that key is set.
+``cfg.task.name`` names the task: a registered name (``saliency``) or the dotted path of a ``Task`` in your
+own package (``my_package.occlusion.TASK``), whose config (``conf/task/<name>.yaml`` in a folder on
+``hydra.searchpath``) is packaged like ours::
+
+    # @package _global_
+    task:
+      name: my_package.occlusion.TASK
+      window: 8
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from hydra.utils import get_method
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from visgrad.tasks.options import validate_task
-from visgrad.utils import print_config_tree
-from visgrad.utils.hparams import end_open_sessions
-from visgrad.utils.sweep_summary import write_metrics
+from visgrad.errors import ConfigError
+from visgrad.options import fmt
+from visgrad.registry import Registry
+from visgrad.tasks import captions, class_viz, feature_inversion, fooling, saliency, style_transfer, texture
+from visgrad.tasks.lifecycle import Task, TaskRun, load_classifier, read_options
+from visgrad.utils import print_config_tree, resolve_device
+
+TASKS: Registry[Task] = Registry("task", Task)
+for _module in (saliency, fooling, class_viz, style_transfer, texture, feature_inversion, captions):
+    TASKS.add(_module.TASK)
+
+__all__ = ["TASKS", "Task", "TaskRun", "run_task"]
 
 
 def run_task(cfg: DictConfig) -> float | None:
-    """Run the task that ``cfg.task.run`` names (a dotted path to a function) and return its metric."""
-    validate_task(cfg)
+    """Run the task of ``cfg`` through its lifecycle (:mod:`visgrad.tasks.lifecycle`) and return its
+    ``task.optimized_metric`` (None when unset)."""
+    name = cfg.task.get("name")
+    if name is None:
+        raise ConfigError(f"task.name is missing: the task config must name its task ({TASKS.allowed})")
+    try:
+        task = TASKS.get(name)
+    except ConfigError as err:
+        raise ConfigError(f"task.name={fmt(name)}: {err}") from None
+    options, entry_options = read_options(task, OmegaConf.to_container(cfg.task, resolve=True))
     if cfg.get("print_config"):
         print_config_tree(cfg, order=("task", "classifier", "paths"))
     torch.manual_seed(cfg.seed)
-    runner = get_method(cfg.task.run)
-    try:
-        summary = runner(cfg) or {}
-    except BaseException:
-        end_open_sessions(success=False)  # the run's row in TensorBoard's HParams dashboard: failed
-        raise
-    write_metrics(Path(cfg.paths.output_dir), summary)
+    device = resolve_device(cfg.device)
+    classifier = load_classifier(cfg.classifier, device) if task.uses_classifier else None
+    run = TaskRun(cfg, task, options, device, classifier, entry_options)
+    prepared = task.prepare(run)
+    with run:
+        metrics = run.finish(task.run(run, prepared))
     metric = cfg.task.get("optimized_metric")
-    return summary.get(metric) if metric else None
+    return metrics.get(metric) if metric else None

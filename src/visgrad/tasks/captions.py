@@ -1,22 +1,20 @@
 """``python visualize.py task=captions ckpt_path=PATH``: evaluate a trained captioner checkpoint.
 
-Decodes one split of ``cfg.data`` with every strategy of ``cfg.task.strategies`` (greedy, beam,
-temperature), prints a Rich table of BLEU-1..4 / METEOR / CIDEr-D / mean log-probability / time, writes
-``captions.png`` (images with generated and reference captions, when the data has images) and
-``captions.json`` (all generated captions) into ``cfg.paths.output_dir``, and logs the metrics, the
-sample table and the figure to TensorBoard under ``<output_dir>/tensorboard``.
+Decodes one split of ``cfg.data`` with every strategy of ``task.strategies`` (greedy, beam, temperature),
+tabulates BLEU-1..4 / METEOR / CIDEr-D / mean log-probability / time, writes ``captions.png`` (images with
+generated and reference captions, when the data has images) and ``captions.json`` (all generated
+captions) into the run folder, and logs the metrics, the sample table and the figure to TensorBoard.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
-from rich.table import Table
 
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
@@ -24,10 +22,44 @@ from visgrad.captioning.harness import evaluate_strategies
 from visgrad.captioning.metrics import METRIC_NAMES
 from visgrad.captioning.module import CaptioningModule
 from visgrad.errors import CheckpointError, ConfigError
-from visgrad.tasks.runner import open_writer
-from visgrad.utils import resolve_device
+from visgrad.options import non_negative_int, one_of, option, positive_int
+from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.utils.checkpoint_io import read_checkpoint
-from visgrad.utils.hparams import end_session
+
+DEFAULT_STRATEGIES = {
+    "greedy": {"kind": "greedy"},
+    "beam": {"kind": "beam", "beam_size": 3, "length_alpha": 0.7},
+    "temperature": {"kind": "temperature", "temperature": 0.5, "seed": 0},
+}
+
+
+def _strategies(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
+
+
+@dataclass
+class CaptionsOptions:
+    """``task=captions`` (the checkpoint is the top-level ``ckpt_path``, the data ``data=``)."""
+
+    split: str = option("val", one_of("train", "val"), "train or val")
+    max_length: int = option(30, positive_int, "a positive integer")
+    batch_size: int = option(512, positive_int, "a positive integer")
+    meteor: bool | str = option("auto", one_of(True, False, "auto"),
+                                "true, false or auto (METEOR needs Java)")
+    strategies: dict[str, dict[str, Any]] = option(
+        DEFAULT_STRATEGIES, _strategies, "a mapping of names to decoding strategies ({kind: greedy}, {kind: "
+        "beam, beam_size, length_alpha}, {kind: temperature, temperature, seed})")
+    num_images: int = option(12, non_negative_int, "an integer >= 0")
+
+    def problems(self) -> list[str]:
+        problems = []
+        for name, spec in self.strategies.items():
+            try:
+                DecodingStrategy(**spec)
+            except (TypeError, ValueError) as err:
+                problems.append(f"strategies.{name}={spec}: {err}")
+        return problems
+
 
 HOW_TO = "pass ckpt_path=PATH to a checkpoint written by `python train.py model=rnn|lstm|transformer` " \
          "(e.g. logs/train/runs/<time>/checkpoints/last.ckpt)"
@@ -52,53 +84,54 @@ def load_captioner(ckpt_path: str | Path | None, device: torch.device) -> Captio
     return module.to(device).eval()
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate ``cfg.ckpt_path`` on split ``cfg.task.split`` of ``cfg.data``.
+@dataclass
+class Prepared:
+    """The loaded captioner, the evaluation set and the strategies by name."""
 
-    Returns ``{"<strategy>/<metric>": value}`` (metrics and ``log_prob``, the mean caption log-probability).
-    """
-    task = cfg.task
-    device = resolve_device(cfg.get("device", "auto"))
-    module = load_captioner(cfg.get("ckpt_path"), device)
-    datamodule = instantiate(cfg.data)
+    module: CaptioningModule
+    eval_set: Any
+    strategies: dict[str, DecodingStrategy]
+
+
+def prepare(run: TaskRun) -> Prepared:
+    """Load the checkpoint and the split of ``cfg.data``, check that they fit, build the strategies."""
+    opts = run.options
+    module = load_captioner(run.cfg.get("ckpt_path"), run.device)
+    datamodule = instantiate(run.cfg.data)
     datamodule.prepare_data()
-    eval_set = datamodule.eval_set(task.split)
+    eval_set = datamodule.eval_set(opts.split)
     datamodule.check_compatible(module.model.input_dim, module.model.word_to_idx)
+    strategies = {name: DecodingStrategy(**spec) for name, spec in opts.strategies.items()}
+    return Prepared(module, eval_set, strategies)
 
-    strategies = {name: DecodingStrategy(**OmegaConf.to_container(spec, resolve=True))
-                  for name, spec in task.strategies.items()}
-    results = evaluate_strategies(module.model, eval_set, strategies, task.max_length, task.meteor,
-                                  task.batch_size)
 
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
+    """Decode and score ``task.split``; returns ``{"<strategy>/<metric>": value}`` (metrics and
+    ``log_prob``, the mean caption log-probability)."""
+    opts, eval_set = run.options, prepared.eval_set
+    results = evaluate_strategies(prepared.module.model, eval_set, prepared.strategies, opts.max_length,
+                                  opts.meteor, opts.batch_size)
     summary = {f"{name}/{key}": value for name, result in results.items()
                for key, value in result.metrics.items()}
     summary.update({f"{name}/log_prob": result.mean_log_prob for name, result in results.items()})
 
-    console = Console(width=max(Console().width, 110))
-    console.print(_metrics_table(results, len(eval_set.references), task.split))
+    names = [m for m in METRIC_NAMES if any(m in r.metrics for r in results.values())]
+    run.add_table(f"caption quality on {len(eval_set.references)} {opts.split} images",
+                  ["decoding", *(HEADERS[name] for name in names), "log P", "s"],
+                  [[r.strategy.label, *(f"{r.metrics[n]:.3f}" for n in names), f"{r.mean_log_prob:.2f}",
+                    f"{r.seconds:.1f}"] for r in results.values()])
     generated = {result.strategy.label: result.captions for result in results.values()}
-    (output_dir / "captions.json").write_text(json.dumps(
-        {"ckpt_path": str(cfg.ckpt_path), "split": task.split, "references": eval_set.references,
+    run.add_file(run.output_dir / "captions.json").write_text(json.dumps(
+        {"ckpt_path": str(run.cfg.ckpt_path), "split": opts.split, "references": eval_set.references,
          "generated": generated, "metrics": summary}, indent=1))
-
-    writer = open_writer(cfg, output_dir)
-    for key, value in summary.items():
-        writer.add_scalar(f"captions/{key}", value, 0)
-    writer.add_text("captions/samples", samples_markdown(eval_set.references, generated, task.num_images), 0)
-    figure_path = None
-    if eval_set.images is not None:
-        figure = caption_grid(eval_set.images, eval_set.references, generated, limit=task.num_images)
-        figure_path = output_dir / "captions.png"
-        figure.savefig(figure_path, dpi=120)
-        writer.add_figure("captions/samples", figure, 0)
-    end_session(writer)
-    writer.close()
-
-    console.print(f"captions: {output_dir / 'captions.json'}")
-    console.print(f"figure: {figure_path or '(none: the data has no images)'}")
-    console.print(f"TensorBoard: tensorboard --logdir {output_dir}")
+    samples = samples_markdown(eval_set.references, generated, opts.num_images)
+    run.writer.add_text("captions/samples", samples, 0)
+    if eval_set.images is None:
+        run.note("figure", "none: the data has no images")
+    else:
+        figure = caption_grid(eval_set.images, eval_set.references, generated, limit=opts.num_images)
+        figure.savefig(run.add_file(run.output_dir / "captions.png"), dpi=120)
+        run.writer.add_figure("captions/samples", figure, 0)
     return summary
 
 
@@ -106,15 +139,4 @@ HEADERS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BL
            "meteor": "METEOR"}
 
 
-def _metrics_table(results: dict, count: int, split: str) -> Table:
-    table = Table(title=f"caption quality on {count} {split} images")
-    names = [m for m in METRIC_NAMES if any(m in r.metrics for r in results.values())]
-    table.add_column("decoding", no_wrap=True)
-    for name in names:
-        table.add_column(HEADERS[name], justify="right")
-    table.add_column("log P", justify="right")
-    table.add_column("s", justify="right")
-    for result in results.values():
-        table.add_row(result.strategy.label, *(f"{result.metrics[n]:.3f}" for n in names),
-                      f"{result.mean_log_prob:.2f}", f"{result.seconds:.1f}")
-    return table
+TASK = Task("captions", "caption quality", prepare, run, CaptionsOptions, uses_classifier=False)

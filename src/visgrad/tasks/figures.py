@@ -1,7 +1,9 @@
-"""Matplotlib figures (Agg) of the visualization tasks; each function returns a Figure."""
+"""Matplotlib figures (Agg) of the visualization tasks (each function returns a Figure), and how they and
+the other outputs are named and saved."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +16,12 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from visgrad.images import IMAGENET, Normalization  # noqa: E402
+
+
+def slug(text: str) -> str:
+    """``text`` as a file-name part: lower case, runs of other characters as ``_`` (``"school bus"`` ->
+    ``school_bus``)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def save_figure(fig: Figure, path: Path) -> Path:

@@ -1,37 +1,60 @@
-"""``python visualize.py task=fooling``: fooling images for every input x target class pair, with the
-success rate and perturbation size per target, whether each fooling image still fools once saved as an
-8-bit PNG and read back, a figure of a few and the attack's progress in TensorBoard.
+"""``python visualize.py task=fooling``: fooling images for every input x target class pair by the attack of
+``task.attack`` (:data:`~visgrad.vision.attacks.ATTACKS`), with the success rate and perturbation size per
+target, whether each fooling image still fools once saved as an 8-bit PNG and read back, a figure of a few
+and the attack's progress in TensorBoard.
 """
 
 from __future__ import annotations
 
-import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torchvision.transforms.functional as TF
-from omegaconf import DictConfig, ListConfig
 from rich.progress import Progress
-from rich.table import Table
 
+from visgrad.data.image_sets import InputBatch
 from visgrad.errors import ConfigError
 from visgrad.images import Normalization, load_image
-from visgrad.models.classifier import Classifier
-from visgrad.tasks.figures import fooling_figure
-from visgrad.tasks.runner import TaskRun, start
-from visgrad.vision.fooling import FoolingResult, make_fooling_images, still_fools
+from visgrad.options import as_list, each, fmt, option, optional, positive_int, registered
+from visgrad.tasks.figures import fooling_figure, slug
+from visgrad.tasks.inputs import (
+    CLASS_ALLOWED,
+    IMAGES_ALLOWED,
+    class_option,
+    class_spec,
+    image_spec,
+    load_images,
+    predict,
+)
+from visgrad.tasks.lifecycle import Task, TaskRun
+from visgrad.vision.attacks import ATTACKS, Attack
+from visgrad.vision.fooling import FoolingResult, still_fools
 
 
-def target_classes(task: DictConfig, classifier: Classifier) -> list[int] | None:
-    """``task.target`` (one class) or else ``task.targets`` (a list) as indices; None = random targets."""
-    if task.get("target") is not None:
-        return [classifier.class_index(task.target)]
-    targets = task.get("targets")
-    if targets is None:
+@dataclass
+class FoolingOptions:
+    """``task=fooling``; the attack's own options are under ``task.<attack name>``."""
+
+    attack: str = option("normalized_gradient", registered(ATTACKS), f"an attack: {ATTACKS.allowed}")
+    images: str | list[str] | None = option(None, optional(image_spec), IMAGES_ALLOWED)
+    num_images: int | None = option(100, optional(positive_int), "null (all) or a positive integer")
+    num_show: int = option(4, positive_int, "a positive integer")
+    targets: list[int | str] | int | str | None = option(
+        ["stingray", "goldfinch", "school bus", "pizza"], optional(each(class_spec)),
+        f"null (a random other class per input), or one or a non-empty list of targets: {CLASS_ALLOWED}")
+    target: int | str | None = option(None, optional(class_spec), f"null (see targets), or {CLASS_ALLOWED}")
+
+
+def target_classes(run: TaskRun) -> list[int] | None:
+    """``task.target`` (one class) or else ``task.targets`` as indices; None = random targets."""
+    opts = run.options
+    if opts.target is not None:
+        return [class_option(run.classifier, opts.target, "task.target")]
+    if opts.targets is None:
         return None
-    targets = list(targets) if isinstance(targets, (list, tuple, ListConfig)) else [targets]
-    return [classifier.class_index(t) for t in targets]
+    return [class_option(run.classifier, t, "task.targets") for t in as_list(opts.targets)]
 
 
 def make_pairs(predicted: torch.Tensor, targets: list[int] | None, num_classes: int,
@@ -80,92 +103,92 @@ def summarise(result: FoolingResult, survives: torch.Tensor, mask: torch.Tensor 
     }
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+@dataclass
+class Prepared:
+    """The attack, the inputs and the (image index, target class) pairs (P,) with their file names."""
+
+    attack: Attack
+    batch: InputBatch
+    image_index: torch.Tensor
+    classes: torch.Tensor
+    names: list[str]
 
 
-def print_table(run_: TaskRun, rows: dict[str, dict]) -> Path:
-    """The per-target table on the console and as Markdown in ``<output_dir>/fooling_table.md``."""
-    heads = ["target", "pairs", "fooled", "fooled after PNG", "median steps", "median L-inf", "median L2"]
-    table = Table(title="fooling per target (medians over fooled pairs; L-inf and L2 in 0-255 units)")
-    for head in heads:
-        table.add_column(head, justify="left" if head == "target" else "right")
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for target, row in rows.items():
-        cells = [f"{row['pairs']:.0f}", f"{row['success_rate']:.0%}", f"{row['success_rate_png']:.0%}",
-                 f"{row['median_iterations']:.0f}", f"{row['median_linf']:.1f}", f"{row['median_l2']:.0f}"]
-        table.add_row(target, *cells)
-        lines.append("| " + " | ".join([target, *cells]) + " |")
-    run_.console.print(table)
-    path = run_.output_dir / "fooling_table.md"
-    path.write_text("\n".join(lines) + "\n")
-    run_.files.append(path)
-    return path
+def prepare(run: TaskRun) -> Prepared:
+    """Resolve the targets and the attack, load the inputs and pair them with the targets they are not
+    already classified as (refused when there is no such pair)."""
+    opts, classifier = run.options, run.classifier
+    targets = target_classes(run)
+    batch = load_images(run, opts.images, opts.num_images)
+    image_index, classes = make_pairs(predict(classifier, batch.images), targets, len(classifier.class_names),
+                                      run.seed)
+    if not len(classes):
+        key, value = ("target", opts.target) if opts.target is not None else ("targets", opts.targets)
+        raise ConfigError(f"task.{key}={fmt(value)}: every input is already classified as the target; choose "
+                          "another")
+    name_of = classifier.class_names
+    names = [f"{k:03d}_{slug(batch.names[i])}_to_{slug(name_of[c])}" for k, (i, c) in
+             enumerate(zip(image_index.tolist(), classes.tolist(), strict=True))]
+    return Prepared(ATTACKS.get(opts.attack), batch, image_index, classes, names)
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Fool the classifier on every pair of ``task.num_images`` inputs x ``task.targets`` (or
-    ``task.target``, or a random other class per image); figure of ``task.num_show`` pairs.
+def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
+    """Fool the classifier on every pair; figure of ``task.num_show`` pairs.
 
     Returns the success rate in memory and after saving as PNG, and medians over the fooled pairs of
     steps, L-inf and L2 perturbation (pixel units, 0-255) and target probability; per target in a table.
     """
-    task = cfg.task
-    run_ = start(cfg)
-    classifier = run_.classifier
-    model, norm = classifier.model, classifier.norm
-    batch = run_.inputs(task.num_images)
-    with torch.no_grad():
-        predicted = model(batch.images).argmax(dim=1).cpu()
-    targets = target_classes(task, classifier)
-    image_index, classes = make_pairs(predicted, targets, len(classifier.class_names), cfg.seed)
-    if not len(classes):
-        raise ConfigError(f"every input is already classified as the target {task.target!r}; choose another")
-    images, classes = batch.images[image_index.to(run_.device)], classes.to(run_.device)
-    names = [f"{k:03d}_{_slug(batch.names[i])}_to_{_slug(run_.class_name(int(c)))}" for k, (i, c) in
-             enumerate(zip(image_index.tolist(), classes.tolist(), strict=True))]
-
+    opts, classifier, batch, attack = run.options, run.classifier, prepared.batch, prepared.attack
+    model, norm, name = classifier.model, classifier.norm, classifier.class_names
+    image_index = prepared.image_index
+    images, classes = batch.images[image_index.to(run.device)], prepared.classes.to(run.device)
     began = time.perf_counter()
-    with Progress(console=run_.console, transient=True) as progress:
+    with Progress(console=run.console, transient=True) as progress:
         bar = progress.add_task(f"fooling {len(classes)} image/target pairs", total=len(classes))
 
         def on_step(iteration: int, target_scores: torch.Tensor, fooled: torch.Tensor) -> None:
-            run_.writer.add_scalar("fooling/mean_target_score", target_scores.mean().item(), iteration)
-            run_.writer.add_scalar("fooling/fooled_fraction", fooled.float().mean().item(), iteration)
+            run.writer.add_scalar("fooling/mean_target_score", target_scores.mean().item(), iteration)
+            run.writer.add_scalar("fooling/fooled_fraction", fooled.float().mean().item(), iteration)
             progress.update(bar, completed=int(fooled.sum()))
 
-        foolings, result = make_fooling_images(images, classes, model, task.learning_rate, task.max_iter,
-                                               task.clamp, on_step, norm)
+        foolings, result = attack.fn(images, classes, classifier, on_step=on_step,
+                                     **run.option_kwargs(attack))
     seconds = time.perf_counter() - began
-    reloaded, _ = save_and_reload(foolings, names, run_.output_dir / "fooling_images", norm)
+    reloaded, paths = save_and_reload(foolings, prepared.names, run.output_dir / "fooling_images", norm)
+    run.note("fooling images", f"{len(paths)} in {run.output_dir / 'fooling_images'}")
+    run.note("attack", attack.label)
     survives = still_fools(reloaded, classes, model) & result.success
     result = FoolingResult(**{k: v.cpu() for k, v in vars(result).items()})
     survives, classes = survives.cpu(), classes.cpu()
 
-    rows = {run_.class_name(t): summarise(result, survives, classes == t) for t in classes.unique().tolist()}
+    rows = {name[t]: summarise(result, survives, classes == t) for t in classes.unique().tolist()}
     if len(rows) > 1:
         rows["all"] = summarise(result, survives)
-    print_table(run_, rows)
+    heads = ["target", "pairs", "fooled", "fooled after PNG", "median steps", "median L-inf", "median L2"]
+    cells = [[target, f"{row['pairs']:.0f}", f"{row['success_rate']:.0%}", f"{row['success_rate_png']:.0%}",
+              f"{row['median_iterations']:.0f}", f"{row['median_linf']:.1f}", f"{row['median_l2']:.0f}"]
+             for target, row in rows.items()]
+    run.add_table("fooling per target (medians over fooled pairs; L-inf and L2 in 0-255 units)", heads, cells,
+                  markdown="fooling_table")
     overall = summarise(result, survives)
     metrics = {f"fooling/{key if key != 'pairs' else 'num_pairs'}": value for key, value in overall.items()}
     metrics["fooling/median_target_prob"] = _median(result.target_prob)
     metrics["fooling/seconds"] = seconds
     if result.success.any():
-        run_.writer.add_histogram("fooling/linf", result.linf[result.success])
+        run.writer.add_histogram("fooling/linf", result.linf[result.success])
 
-    show = _figure_pairs(image_index, classes, task.num_show)
-    name = run_.class_name
-    original_titles = [f"{batch.names[image_index[i]]}: {name(int(result.original_class[i]))}" for i in show]
+    show = _figure_pairs(image_index, classes, opts.num_show)
+    original_titles = [f"{batch.names[image_index[i]]}: {name[int(result.original_class[i])]}" for i in show]
     fooling_titles = [
-        (f"{name(int(result.final_class[i]))} (p={result.target_prob[i]:.2f})" if result.success[i] else
-         f"{name(int(result.final_class[i]))}; target {name(int(classes[i]))} p={result.target_prob[i]:.2f}")
+        (f"{name[int(result.final_class[i])]} (p={result.target_prob[i]:.2f})" if result.success[i] else
+         f"{name[int(result.final_class[i])]}; target {name[int(classes[i])]} p={result.target_prob[i]:.2f}")
         + f"\nL-inf {result.linf[i]:.1f}/255, {int(result.iterations[i])} steps"
         + ("" if survives[i] or not result.success[i] else ", not after PNG")
         for i in show
     ]
     fig = fooling_figure(images[show].cpu(), foolings[show].cpu(), original_titles, fooling_titles, norm)
-    run_.add_figure(fig, "fooling")
-    return run_.finish("fooling images", metrics)
+    run.add_figure(fig, "fooling")
+    return metrics
 
 
 def _figure_pairs(image_index: torch.Tensor, classes: torch.Tensor, count: int) -> list[int]:
@@ -179,3 +202,6 @@ def _figure_pairs(image_index: torch.Tensor, classes: torch.Tensor, count: int) 
         preferred = [i for i in options if int(classes[i]) == targets[len(chosen) % len(targets)]]
         chosen.append((preferred or options)[0])
     return chosen
+
+
+TASK = Task("fooling", "fooling images", prepare, run, FoolingOptions, choices={"attack": ATTACKS})

@@ -1,107 +1,127 @@
-"""``python visualize.py task=saliency``: saliency maps of the classifier's evidence by several methods
-(vanilla, SmoothGrad, Integrated Gradients), as one figure, in TensorBoard and measured: the deletion and
-insertion metrics of RISE for every method against a random pixel order and, when object masks are known
-(`shapes`), the pointing game and the saliency mass inside the objects against a random map.
+"""``python visualize.py task=saliency``: saliency maps of the classifier's evidence by the attribution
+methods of ``task.methods`` (:data:`~visgrad.vision.attribution.ATTRIBUTIONS`: vanilla, SmoothGrad,
+Integrated Gradients, or the dotted path of your own), as one figure, in TensorBoard and measured: the
+deletion and insertion metrics of RISE for every method against a random pixel order and, when object
+masks are known (`shapes`), the pointing game and the saliency mass inside the objects
+(:func:`~visgrad.vision.saliency_metrics.score_maps`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, ListConfig
 from rich.progress import Progress
 
-from visgrad.images import Normalization
+from visgrad.data.image_sets import InputBatch
+from visgrad.errors import ConfigError
+from visgrad.options import as_list, each, fmt, nested, option, optional, positive_int, registered
 from visgrad.tasks.figures import saliency_curves_figure, saliency_figure
-from visgrad.tasks.runner import start
-from visgrad.vision.saliency import mass_in_mask, pointing_game, saliency_maps
-from visgrad.vision.saliency_metrics import deletion, insertion, random_saliency
+from visgrad.tasks.inputs import (
+    CLASS_ALLOWED,
+    IMAGES_ALLOWED,
+    class_option,
+    class_spec,
+    explained_classes,
+    image_spec,
+    load_images,
+    predict,
+)
+from visgrad.tasks.lifecycle import Task, TaskRun
+from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps
+from visgrad.vision.saliency_metrics import RANDOM, ScoringOptions, score_maps
 
-LABELS = {"vanilla": "vanilla", "smoothgrad": "SmoothGrad", "integrated_gradients": "Integrated Gradients",
-          "random": "random order"}
-
-
-def chosen_methods(task: DictConfig) -> list[str]:
-    """``task.methods`` (a list, or one name; ``tasks/options.py`` checks the names) as a list."""
-    methods = task.methods
-    return list(methods) if isinstance(methods, (list, tuple, ListConfig)) else [methods]
-
-
-def method_kwargs(task: DictConfig, method: str, seed: int, norm: Normalization) -> dict:
-    """Extra arguments of ``method`` from ``task.smoothgrad`` / ``task.integrated_gradients``."""
-    if method == "smoothgrad":
-        return {**task.smoothgrad, "generator": torch.Generator().manual_seed(seed)}
-    if method == "integrated_gradients":
-        return {**task.integrated_gradients, "norm": norm}
-    return {}
+RANDOM_LABEL = "random order"
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Saliency maps by each of ``task.methods`` for ``task.num_images`` inputs; figure of ``task.num_show``.
+@dataclass
+class SaliencyOptions:
+    """``task=saliency``; each method's own options are under ``task.<method name>``."""
 
-    The class explained is ``task.target`` if set, else the true label (shapes) or the predicted class.
-    Returns, per method, the deletion and insertion AUC (``task.metrics.steps`` points) with the random
-    order's beside them, the pointing game and mass in mask when masks are known, the accuracy on labelled
-    inputs and the seconds each method took.
+    methods: list[str] | str = option(["vanilla", "smoothgrad", "integrated_gradients"],
+                                      each(registered(ATTRIBUTIONS)),
+                                      f"one attribution method or a list of them: {ATTRIBUTIONS.allowed}")
+    images: str | list[str] | None = option(None, optional(image_spec), IMAGES_ALLOWED)
+    num_images: int | None = option(200, optional(positive_int), "null (all) or a positive integer")
+    num_show: int = option(7, positive_int, "a positive integer")
+    target: int | str | None = option(None, optional(class_spec),
+                                      f"null (the true label, or the prediction), {CLASS_ALLOWED}")
+    metrics: ScoringOptions = nested(ScoringOptions)
+
+
+@dataclass
+class Prepared:
+    """The methods, the inputs, their predicted classes and the classes explained (N,) on the CPU."""
+
+    methods: list[Attribution]
+    batch: InputBatch
+    predicted: torch.Tensor
+    classes: torch.Tensor
+
+
+def prepare(run: TaskRun) -> Prepared:
+    """Resolve the methods (no name twice), check the patch size and ``task.target``, load the inputs and
+    choose the class to explain for each (``task.target``, else the true label, else the prediction)."""
+    opts, classifier = run.options, run.classifier
+    methods = [ATTRIBUTIONS.get(name) for name in as_list(opts.methods)]
+    names = [method.name for method in methods]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"task.methods={fmt(opts.methods)}: {', '.join(twice)} more than once (metric keys "
+                          "and options are per method name)")
+    if opts.metrics.patch > classifier.image_size:
+        raise ConfigError(f"task.metrics.patch={opts.metrics.patch}: larger than the {classifier.image_size}-"
+                          f"pixel inputs of {classifier.name}; use at most {classifier.image_size}")
+    target = None if opts.target is None else class_option(classifier, opts.target, "task.target")
+    batch = load_images(run, opts.images, opts.num_images)
+    predicted = predict(classifier, batch.images)
+    return Prepared(methods, batch, predicted, explained_classes(target, batch.labels, predicted))
+
+
+def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
+    """Maps by each method for every input and their scores; the figure shows ``task.num_show`` inputs.
+
+    Returns, per method (its registry name), the deletion and insertion AUC (``task.metrics``) with the
+    random order's beside them, the pointing game and mass in mask when masks are known, the accuracy on
+    labelled inputs and the seconds each method took.
     """
-    task = cfg.task
-    methods = chosen_methods(task)
-    run_ = start(cfg)
-    classifier = run_.classifier
-    model, norm = classifier.model, classifier.norm
-    batch = run_.inputs(task.num_images)
-    with torch.no_grad():
-        predicted = torch.cat([model(chunk).argmax(dim=1) for chunk in batch.images.split(64)]).cpu()
-    if task.get("target") is not None:
-        classes = torch.full_like(predicted, classifier.class_index(task.target))
-    else:
-        classes = batch.labels if batch.labels is not None else predicted
-    y = classes.to(run_.device)
-
+    opts, classifier, batch = run.options, run.classifier, prepared.batch
+    methods, y = prepared.methods, prepared.classes.to(run.device)
     metrics: dict[str, float] = {"saliency/num_images": float(len(batch))}
     if batch.labels is not None:
-        metrics["saliency/accuracy"] = (predicted == batch.labels).float().mean().item()
+        metrics["saliency/accuracy"] = (prepared.predicted == batch.labels).float().mean().item()
     maps: dict[str, torch.Tensor] = {}
-    curves: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    steps = task.metrics.steps
-    with Progress(console=run_.console, transient=True) as progress:
+    with Progress(console=run.console, transient=True) as progress:
         bar = progress.add_task("saliency maps and deletion/insertion", total=2 * len(methods) + 1)
-        for method in [*methods, "random"]:
+        for method in methods:
             began = time.perf_counter()
-            if method == "random":
-                saliency = random_saliency(batch.images[:, 0], seed=cfg.seed)
-            else:
-                saliency = saliency_maps(batch.images, y, model, method,
-                                         **method_kwargs(task, method, cfg.seed, norm))
-                metrics[f"saliency/{method}/seconds"] = time.perf_counter() - began
-                maps[method] = saliency.cpu()
-                progress.advance(bar)
-            opts = task.metrics
-            removed = deletion(batch.images, y, model, saliency, steps, norm, opts.patch, opts.deletion_fill,
-                               opts.blur)
-            inserted = insertion(batch.images, y, model, saliency, steps, opts.blur, opts.patch)
-            curves[method] = (removed.curves.cpu(), inserted.curves.cpu())
-            metrics[f"saliency/{method}/deletion_auc"] = removed.auc.mean().item()
-            metrics[f"saliency/{method}/insertion_auc"] = inserted.auc.mean().item()
+            generator = torch.Generator().manual_seed(run.seed)
+            maps[method.name] = attribution_maps(method, batch.images, y, classifier, run.options_of(method),
+                                                 generator)
+            metrics[f"saliency/{method.name}/seconds"] = time.perf_counter() - began
             progress.advance(bar)
-    if batch.masks is not None:
-        masks = batch.masks.cpu()
-        for method, saliency in maps.items():
-            metrics[f"saliency/{method}/pointing_game"] = pointing_game(saliency, masks).float().mean().item()
-            metrics[f"saliency/{method}/mass_in_mask"] = mass_in_mask(saliency, masks).mean().item()
-        # a uniform-random map scores the object-area fraction in expectation on both
-        metrics["saliency/random/pointing_game"] = masks.flatten(1).float().mean().item()
+        scores = score_maps(batch.images, y, classifier.model, maps, opts.metrics, classifier.norm,
+                            batch.masks, run.seed, on_scored=lambda _: progress.advance(bar))
+    for name, score in scores.items():
+        metrics.update({f"saliency/{name}/{key}": value for key, value in score.metrics().items()})
 
-    show = slice(0, task.num_show)
-    titles = [
-        f"{name}\n{run_.class_name(int(c))}" + ("" if p == c else f"\n(pred {run_.class_name(int(p))})")
-        for name, c, p in zip(batch.names[show], classes[show], predicted[show], strict=True)
-    ]
-    notes = {LABELS[m]: "deletion {:.2f}, insertion {:.2f}".format(
-        metrics[f"saliency/{m}/deletion_auc"], metrics[f"saliency/{m}/insertion_auc"]) for m in methods}
-    fig = saliency_figure(batch.images[show].cpu(), {LABELS[m]: maps[m][show] for m in methods}, titles,
-                          None if batch.masks is None else batch.masks[show], norm, notes)
-    run_.add_figure(fig, "saliency")
-    run_.add_figure(saliency_curves_figure({LABELS[m]: c for m, c in curves.items()}), "saliency_curves")
-    return run_.finish("saliency: deletion AUC (lower is better), insertion AUC (higher is better)", metrics)
+    show, name_of = slice(0, opts.num_show), classifier.class_names
+    titles = [f"{name}\n{name_of[int(c)]}" + ("" if p == c else f"\n(pred {name_of[int(p)]})")
+              for name, c, p in zip(batch.names[show], prepared.classes[show], prepared.predicted[show],
+                                    strict=True)]
+    notes = {m.label: "deletion {:.2f}, insertion {:.2f}".format(
+        metrics[f"saliency/{m.name}/deletion_auc"], metrics[f"saliency/{m.name}/insertion_auc"])
+        for m in methods}
+    shown = {m.label: maps[m.name][show].cpu() for m in methods}
+    fig = saliency_figure(batch.images[show].cpu(), shown, titles,
+                          None if batch.masks is None else batch.masks[show], classifier.norm, notes)
+    run.add_figure(fig, "saliency")
+    labels = {**{m.name: m.label for m in methods}, RANDOM: RANDOM_LABEL}
+    curves = {labels[name]: (score.deletion.curves, score.insertion.curves) for name, score in scores.items()}
+    run.add_figure(saliency_curves_figure(curves), "saliency_curves")
+    run.note("scores", "deletion AUC (lower is better), insertion AUC (higher is better)")
+    return metrics
+
+
+TASK = Task("saliency", "saliency maps", prepare, run, SaliencyOptions, choices={"methods": ATTRIBUTIONS})

@@ -1,58 +1,127 @@
-"""``python visualize.py task=style_transfer``: the runner of style transfer and texture synthesis, and the
-parts that feature inversion (:mod:`visgrad.tasks.feature_inversion`) shares.
+"""``python visualize.py task=style_transfer``: style transfer, and the parts that texture synthesis
+(:mod:`visgrad.tasks.texture`) and feature inversion (:mod:`visgrad.tasks.feature_inversion`) share.
 
-Reads ``cfg.task`` (see ``conf/task/style_transfer.yaml``), checks every input before optimising, then
-optimises the pixels (coarse to fine over ``task.scales``) and writes ``result.png`` (full resolution),
-``snapshots.png`` (the image over the steps) and ``figure.png`` (content, styles, result) into
-``cfg.paths.output_dir``; TensorBoard gets the loss terms every ``task.log_every`` steps, the image every
-``task.image_every`` steps and the quality measures of :mod:`visgrad.style.quality` at the end.
+``prepare`` reads and checks every input (images first, then the feature network of ``task.feature_net``,
+:data:`~visgrad.models.feature_nets.FEATURE_NETS`, and its layers); ``run`` optimises the pixels (coarse
+to fine over ``task.scales``) and writes ``result.png`` (full resolution), ``snapshots.png`` (the image over
+the steps) and ``figure.png`` (content, styles, result) into the run folder; TensorBoard gets the loss
+terms every ``task.log_every`` steps, the image every ``task.image_every`` steps and the quality measures
+of :mod:`visgrad.style.quality` at the end.
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from torch.utils.tensorboard import SummaryWriter
 
-from visgrad.images import ImageError, preprocess
-from visgrad.models.feature_nets import FeatureNet, load_feature_net
+from visgrad.errors import ConfigError, UserError
+from visgrad.images import ImageError
+from visgrad.models.feature_nets import feature_net_allowed, is_feature_net, load_feature_net
+from visgrad.options import (
+    ALLOWED,
+    CHECK,
+    as_list,
+    boolean,
+    each,
+    fmt,
+    non_negative_int,
+    non_negative_number,
+    one_of,
+    option,
+    optional,
+    positive_int,
+    positive_number,
+)
 from visgrad.style.images import load_image_spec, luminance, match_colors, with_content_colors
-from visgrad.style.multiscale import ScaleInputs, check_scales, optimize_multiscale
+from visgrad.style.multiscale import check_scales
 from visgrad.style.objective import (
-    StyleObjective,
-    build_objective,
+    OPTIMIZERS,
     check_layers,
     check_weights,
-    optimize_image,
-    pixel_bounds,
 )
 from visgrad.style.quality import loss_ratios
 from visgrad.tasks.figures import save_image_row
-from visgrad.tasks.runner import open_writer
-from visgrad.utils import resolve_device
-from visgrad.utils.hparams import end_session
+from visgrad.tasks.lifecycle import Task, TaskRun, config_keys
+from visgrad.tasks.style_synthesis import Setup, pixels, save_strip, synthesize
 
-CHOICES = {
-    "optimizer": ("adam", "lbfgs"),
-    "init": ("content", "noise"),
-    "preserve_color": ("none", "luminance", "histogram"),
-}
+INITS = ("content", "noise")  # the start image: the content image, or uniform noise over the pixel range
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+IMAGE_ALLOWED = "null, an image file, skimage:NAME or generated:strokes[:SEED]"
 
 
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, ListConfig | list | tuple):
-        return list(OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
-    return [value]
+def _image(value) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _size(value) -> bool:
+    return positive_int(value) and value >= 16
+
+
+@dataclass
+class StyleOptions:
+    """``task=style_transfer`` (``conf/task/style_transfer.yaml`` explains each)."""
+
+    content: str | None = option("skimage:chelsea", optional(_image), IMAGE_ALLOWED)
+    style: str | list[str] | None = option("generated:strokes", optional(each(_image)),
+                                           f"{IMAGE_ALLOWED}, or a list of them")
+    style_blend: list[float] | None = option(None, optional(each(non_negative_number)),
+                                             "null (equal) or one number >= 0 per style image")
+    image_size: int = option(192, _size, "an integer >= 16")
+    style_size: int = option(192, _size, "an integer >= 16")
+    scales: list[float] = option([1.0], each(positive_number), "a list of positive numbers")
+    feature_net: str = option("efficientnet_lite0", is_feature_net, feature_net_allowed())
+    weights_path: str | None = option(None, optional(_image), "null or the path of a .pth state dict")
+    content_layer: int | list[int] | None = option(None, optional(each(non_negative_int)),
+                                                   "null (the network's), a module index or a list of them")
+    style_layers: list[int] | None = option(None, optional(each(non_negative_int)),
+                                            "null (the network's) or a list of module indices")
+    content_weight: float = option(1.0, non_negative_number, "a number >= 0")
+    style_weights: float | list[float] = option(1.0, each(non_negative_number),
+                                                "a number >= 0 or a list of them (one per style layer)")
+    tv_weight: float = option(0.1, non_negative_number, "a number >= 0")
+    normalize_weights: bool = option(True, boolean, "true or false")
+    init: str = option("content", one_of(*INITS), f"one of {', '.join(INITS)}")
+    optimizer: str = option("adam", one_of(*OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}")
+    steps: int | list[int] = option(150, each(positive_int), "a positive integer (or one per scale)")
+    lr: float = option(0.02, positive_number, "a positive number")
+    decayed_lr: float = option(0.01, positive_number, "a positive number")
+    decay_lr_at: int = option(120, non_negative_int, "an integer >= 0")
+    preserve_color: str = option("none", one_of(*PRESERVE_COLOR), f"one of {', '.join(PRESERVE_COLOR)}")
+    log_every: int = option(10, positive_int, "a positive integer")
+    image_every: int = option(25, positive_int, "a positive integer")
+    num_snapshots: int = option(6, non_negative_int, "an integer >= 0")
+
+    def problems(self) -> list[str]:
+        """Scales and steps that do not fit together, and images that the weights or the start need."""
+        problems = []
+        scales, steps = as_list(self.scales), as_list(self.steps)
+        try:  # the library names its arguments scales= and steps=, the names of these options
+            check_scales(scales, steps * len(scales) if len(steps) == 1 else steps)
+        except ValueError as err:
+            problems.append(str(err))
+        if self.content is None:
+            needs = [f"{key}={fmt(getattr(self, key))}" for key in ("init", "preserve_color")
+                     if getattr(self, key) not in ("noise", "none")]
+            needs += [f"content_weight={fmt(self.content_weight)}"] * (self.content_weight != 0)
+            if needs:
+                problems.append(f"content=null: {', '.join(needs)} need a content image; set content=PATH")
+        if self.style is None and any(w != 0 for w in as_list(self.style_weights)):
+            problems.append(f"style=null: style_weights={fmt(self.style_weights)} need a style image; set "
+                            "style=PATH (or task.style_weights=0)")
+        return problems
+
+
+def with_defaults(options_type: type, name: str, doc: str, **defaults) -> type:
+    """The options of a task that is another with other settings: a subclass of the dataclass
+    ``options_type`` whose fields ``defaults`` default to other values (same checks and descriptions)."""
+    fields = [(f.name, f.type, option(defaults[f.name], f.metadata.get(CHECK), f.metadata.get(ALLOWED)))
+              for f in dataclasses.fields(options_type) if f.name in defaults]
+    subclass = dataclasses.make_dataclass(name, fields, bases=(options_type,), namespace={"__doc__": doc})
+    subclass.__module__ = options_type.__module__
+    return subclass
 
 
 def _load(spec: str, key: str) -> Image.Image:
@@ -64,166 +133,48 @@ def _load(spec: str, key: str) -> Image.Image:
         ) from None
 
 
-def check_options(task: DictConfig) -> None:
-    """Clear errors for option values that are not allowed (before anything is loaded)."""
-    for key, allowed in CHOICES.items():
-        if task[key] not in allowed:
-            raise ValueError(f"task.{key}={task[key]!r} is not one of {', '.join(allowed)}")
-    if task.lr <= 0 or task.decayed_lr <= 0:
-        raise ValueError(f"task.lr ({task.lr}) and task.decayed_lr ({task.decayed_lr}) must be positive")
-    scales = _as_list(task.scales) or [1.0]
-    steps = _as_list(task.steps)
-    check_scales(scales, steps * len(scales) if len(steps) == 1 else steps)
-
-
-@dataclass
-class Setup:
-    """A checked run: images (PIL), the feature network on the device, layers and weights per layer."""
-
-    task: DictConfig
-    device: torch.device
-    net: FeatureNet
-    content_img: Image.Image | None
-    style_imgs: list[Image.Image]
-    style_specs: list[str]
-    content_layers: list[int]
-    style_layers: list[int]
-    style_weights: list[float]
-    scales: list[float]
-    steps: list[int]
-
-
-def prepare(cfg: DictConfig) -> Setup:
+def prepare(run: TaskRun) -> Setup:
     """Read and check every input (files first, then the network and its layers); nothing is written."""
-    task = cfg.task
-    check_options(task)
-    content_img = _load(task.content, "content") if task.content else None
-    style_specs = [str(s) for s in _as_list(task.style)]
-    style_weights = _as_list(task.style_weights)
+    opts = run.options
+    content_img = _load(opts.content, "content") if opts.content else None
+    style_specs = [str(s) for s in as_list(opts.style)]
+    style_weights = as_list(opts.style_weights)
     needs_style = any(w != 0 for w in style_weights)
     style_imgs = [_load(s, "style") for s in style_specs] if needs_style else []
-    if content_img is None and (task.init == "content" or task.preserve_color != "none"):
-        raise ValueError(
-            f"task.init={task.init} / task.preserve_color={task.preserve_color} need a content image"
-        )
-    if task.preserve_color == "histogram":
+    if opts.preserve_color == "histogram":
         style_imgs = [match_colors(s, content_img) for s in style_imgs]
-    elif task.preserve_color == "luminance":
+    elif opts.preserve_color == "luminance":
         style_imgs = [luminance(s, like=content_img) for s in style_imgs]
 
-    net = load_feature_net(task.feature_net, task.weights_path)
-    content_layers = _as_list(task.content_layer) or [net.content_layer] * (net.content_layer is not None)
-    style_layers = _as_list(task.style_layers) or list(net.style_layers or ())
+    try:
+        with config_keys(weights_path="task.weights_path"):
+            net = load_feature_net(opts.feature_net, opts.weights_path)
+    except UserError as err:
+        raise type(err)(f"task.feature_net={fmt(opts.feature_net)}: {err}") from err
+    content_layers = as_list(opts.content_layer) or [net.content_layer] * (net.content_layer is not None)
+    style_layers = as_list(opts.style_layers) or list(net.style_layers or ())
     if not content_layers or not style_layers:
-        raise ValueError(
-            f"task.feature_net={task.feature_net} has no default layers; "
-            "set task.content_layer and task.style_layers"
-        )
+        raise ConfigError(f"task.feature_net={fmt(opts.feature_net)} has no default layers; set "
+                          "task.content_layer and task.style_layers")
     if len(style_weights) == 1:
         style_weights = style_weights * len(style_layers)
-    check_weights(style_layers, style_weights, _as_list(task.style_blend) or None, len(style_imgs))
-    check_layers(
-        net.cnn, {"task.content_layer": content_layers, "task.style_layers": style_layers}, task.feature_net
-    )
-    device = resolve_device(cfg.device)
-    net.cnn.to(device)
-    scales = _as_list(task.scales) or [1.0]
-    steps = _as_list(task.steps)
+    with config_keys(style_layers="task.style_layers", style_weights="task.style_weights",
+                     blend="task.style_blend"):
+        check_weights(style_layers, style_weights, as_list(opts.style_blend) or None, len(style_imgs))
+        check_layers(net.cnn, {"task.content_layer": content_layers, "task.style_layers": style_layers})
+    net.cnn.to(run.device)
+    scales = as_list(opts.scales) or [1.0]
+    steps = as_list(opts.steps)
     steps = steps * len(scales) if len(steps) == 1 else steps
-    return Setup(task, device, net, content_img, style_imgs, style_specs if needs_style else [],
-                 content_layers, style_layers, style_weights, scales, steps)
+    style_specs = style_specs if needs_style else []
+    return Setup(opts, run.task.name, run.device, net, content_img, style_imgs, style_specs, content_layers,
+                 style_layers, style_weights, scales, steps)
 
 
-@dataclass
-class Synthesis:
-    """One optimised image: the result (1, 3, H, W), the last scale's objective and inputs, the start
-    image, the last logged loss terms, snapshots and the wall time."""
-
-    result: torch.Tensor
-    objective: StyleObjective
-    inputs: ScaleInputs
-    start: torch.Tensor
-    final: dict[str, float]
-    snapshots: list[tuple[int, Image.Image]]
-    seconds: float
-
-
-def synthesize(setup: Setup, content_layer: int, writer: SummaryWriter, label: str) -> Synthesis:
-    """Optimise one image coarse to fine with a progress bar, logging to ``writer`` (see module docstring)."""
-    task, net, device = setup.task, setup.net, setup.device
-    content_in = setup.content_img
-    if content_in is not None and task.preserve_color == "luminance":
-        content_in = luminance(content_in)
-    uses_content = task.content_weight != 0 or task.init == "content"
-
-    def inputs_at(scale: float) -> ScaleInputs:
-        size, style_size = round(task.image_size * scale), round(task.style_size * scale)
-        content = None if content_in is None else preprocess(
-            content_in, size, net.norm, name=f"content={task.content}").to(device)
-        styles = [preprocess(img, style_size, net.norm, name=f"style={spec}").to(device)
-                  for img, spec in zip(setup.style_imgs, setup.style_specs, strict=False)]
-        shape = tuple(content.shape[-2:]) if content is not None else (size, size)
-        return ScaleInputs(content if uses_content else None, styles, shape)
-
-    def build(inputs: ScaleInputs) -> StyleObjective:
-        return build_objective(
-            net.cnn, inputs.content if task.content_weight else None, inputs.styles, content_layer,
-            task.content_weight, setup.style_layers, setup.style_weights, task.tv_weight,
-            blend=_as_list(task.style_blend) or None, normalize_weights=task.normalize_weights,
-        )
-
-    first = inputs_at(setup.scales[0])
-    if task.init == "content":
-        start = first.content.clone()
-    else:  # uniform noise over the valid pixel range
-        lo, hi = pixel_bounds(torch.zeros(1, device=device), net.norm)
-        start = lo + (hi - lo) * torch.rand(1, 3, *first.shape, device=device)
-    total = sum(setup.steps)
-    count = max(task.num_snapshots, 1)
-    snap_steps = {round(total * (i + 1) / count) for i in range(count)}
-    snapshots = [(0, net.norm.deprocess(start))]
-    final: dict[str, float] = {}
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[loss]}"))
-
-    def optimize(img: torch.Tensor, objective: StyleObjective, steps: int, first_step: int) -> torch.Tensor:
-        def log(step: int, x: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
-            step += first_step
-            done = step + 1
-            if step % task.log_every == 0 or done == total:
-                values = {k: v.item() for k, v in losses.items()}
-                for key, value in values.items():
-                    writer.add_scalar(f"{label}loss/{key}", value, step)
-                final.update({f"loss/{k}": v for k, v in values.items()})
-                progress.update(bar, loss=f"loss {values['total']:.4g}")
-            if done % task.image_every == 0 or done == total:
-                writer.add_image(f"{label}image", pixels(net, x), done)
-            if done in snap_steps:
-                snapshots.append((done, net.norm.deprocess(x)))
-            progress.advance(bar)
-
-        return optimize_image(img, objective, task.optimizer, steps, task.lr, task.decayed_lr,
-                              task.decay_lr_at, callback=log, bounds=pixel_bounds(img, net.norm))
-
-    start_time = time.perf_counter()
-    with progress:
-        bar = progress.add_task(f"{label or task.name} ({task.optimizer})", total=total, loss="")
-        result, objective, inputs = optimize_multiscale(
-            start, setup.scales, setup.steps, lambda s: first if s == setup.scales[0] else inputs_at(s),
-            build, optimize,
-        )
-    seconds = time.perf_counter() - start_time
-    return Synthesis(result, objective, inputs, start, final, snapshots, seconds)
-
-
-def run(cfg: DictConfig) -> dict[str, float]:
+def run(run: TaskRun, setup: Setup) -> dict[str, float]:
     """Style transfer / texture synthesis; returns the final loss terms, quality measures and wall time."""
-    setup = prepare(cfg)
-    task, net = setup.task, setup.net
-    out_dir = Path(cfg.paths.output_dir)
-    writer = open_writer(cfg, out_dir)
-    synth = synthesize(setup, setup.content_layers[0], writer, "")
-
+    opts, net, out_dir = setup.options, setup.net, run.output_dir
+    synth = synthesize(setup, setup.content_layers[0], run.writer, "")
     summary = dict(synth.final)
     summary.update(loss_ratios(synth.objective, synth.result, synth.inputs.content, synth.inputs.styles,
                                synth.start))
@@ -231,62 +182,32 @@ def run(cfg: DictConfig) -> dict[str, float]:
     summary["time/steps_per_s"] = sum(setup.steps) / synth.seconds
 
     image, snapshots = net.norm.deprocess(synth.result), synth.snapshots
-    if task.preserve_color == "luminance":
+    if opts.preserve_color == "luminance":
         image = with_content_colors(image, setup.content_img)
         snapshots = [(s, with_content_colors(im, setup.content_img)) for s, im in snapshots]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"result": out_dir / "result.png", "snapshots": out_dir / "snapshots.png",
-             "figure": out_dir / "figure.png"}
-    image.save(paths["result"])
-    save_strip(snapshots, paths["snapshots"])
-    style_names = [Path(s).name for s in setup.style_specs]
-    _save_figure(setup.content_img, setup.style_imgs, style_names, image, task, paths["figure"],
-                 net.description)
-    for key, value in summary.items():
-        if key.startswith(("quality/", "time/")):
-            writer.add_scalar(key, value)
-    writer.add_image("result", pixels(net, synth.result), sum(setup.steps))
-    end_session(writer)
-    writer.close()
-    print_summary(setup, summary, paths, out_dir)
+    image.save(run.add_file(out_dir / "result.png"))
+    save_strip(snapshots, run.add_file(out_dir / "snapshots.png"))
+    blend = as_list(opts.style_blend) or [1.0] * len(setup.style_imgs)
+    panels = [] if setup.content_img is None else [
+        (setup.content_img, f"content: {Path(str(opts.content)).name}")]
+    panels += [(s, f"style: {Path(n).name}" + (f" (x{b:g})" if len(setup.style_imgs) > 1 else ""))
+               for s, n, b in zip(setup.style_imgs, setup.style_specs, blend, strict=True)]
+    panels.append((image, setup.name))
+    save_image_row(panels, run.add_file(out_dir / "figure.png"), panel_size=(3.6, 3.9), title=net.description)
+    run.writer.add_image("result", pixels(net, synth.result), sum(setup.steps))
+    describe(run, setup)
     return summary
 
 
-def pixels(net: FeatureNet, x: torch.Tensor) -> torch.Tensor:
-    """Network input (1, 3, H, W) -> pixels (3, H, W) in [0, 1] on the CPU (for TensorBoard)."""
-    return net.norm.unnormalize(x.detach()[0]).clamp(0, 1).float().cpu()
+def describe(run: TaskRun, setup: Setup) -> None:
+    """The summary's notes: network, images, scales x steps."""
+    opts = setup.options
+    run.note("feature network", f"{opts.feature_net}: {setup.net.description}")
+    run.note("content image", opts.content)
+    run.note("style image(s)", ", ".join(setup.style_specs) or "(none)")
+    steps = zip(setup.scales, setup.steps, strict=True)
+    run.note("scales x steps", ", ".join(f"{scale:g} x {count}" for scale, count in steps))
+    run.note("optimizer", f"{sum(setup.steps)} {opts.optimizer} steps")
 
 
-def save_strip(snapshots: list[tuple[int, Image.Image]], path: Path) -> None:
-    """The images over the steps, side by side, titled by step."""
-    save_image_row([(img, f"step {step}") for step, img in snapshots], path, panel_size=(2.4, 2.6))
-
-
-def _save_figure(content, styles, style_names, result, task, path: Path, net_description: str) -> None:
-    blend = _as_list(task.style_blend) or [1.0] * len(styles)
-    panels = [(content, f"content: {Path(str(task.content)).name}")] if content is not None else []
-    panels += [
-        (s, f"style: {n}" + (f" (x{b:g})" if len(styles) > 1 else ""))
-        for s, n, b in zip(styles, style_names, blend, strict=True)
-    ]
-    panels.append((result, f"{task.name}"))
-    save_image_row(panels, path, panel_size=(3.6, 3.9), title=net_description)
-
-
-def print_summary(setup: Setup, summary: dict[str, float], paths: dict[str, Path], out_dir: Path) -> None:
-    """A Rich table: network, images, scales, final losses, quality, time and where the outputs went."""
-    task = setup.task
-    table = Table(title=f"{task.name}: {sum(setup.steps)} {task.optimizer} steps")
-    table.add_column("item")
-    table.add_column("value")
-    table.add_row("feature network", f"{task.feature_net}: {setup.net.description}")
-    table.add_row("content image", str(task.content))
-    table.add_row("style image(s)", ", ".join(setup.style_specs) or "(none)")
-    table.add_row("scales x steps", ", ".join(f"{s:g} x {n}" for s, n in zip(setup.scales, setup.steps,
-                                                                             strict=True)))
-    for key, value in summary.items():
-        table.add_row(key, f"{value:.5g}")
-    for key, value in paths.items():
-        table.add_row(key, str(value))
-    table.add_row("tensorboard", f"tensorboard --logdir {out_dir}")
-    Console().print(table)
+TASK = Task("style_transfer", "style transfer", prepare, run, StyleOptions, uses_classifier=False)

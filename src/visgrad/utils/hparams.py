@@ -6,8 +6,8 @@ A session is the HParams plugin's ``SessionStartInfo`` (the run's hyperparameter
 pairs, written when the run starts) and ``SessionEndInfo`` (success or failure, written when it ends), in
 the run's own event folder. The metric columns are the run's own scalars (``val/bleu4``, ``val/loss``, a
 task's summary metrics, ...): the dashboard shows each tag's last value, i.e. the final one. Training ends
-its session with the ``HParamsSession`` callback; a task run with ``end_session`` when it finishes, or
-``run_task`` with ``end_open_sessions(success=False)`` when it raises.
+its session with the ``HParamsSession`` callback, a task its ``TaskRun`` (``visgrad.tasks.lifecycle``), which
+ends it as failed when the task raises.
 
 No ``Experiment`` summary is written (``torch.utils.tensorboard.summary.hparams`` and Lightning's
 ``log_hyperparams(params, metrics)`` write one per run): TensorBoard uses the first ``Experiment`` it finds
@@ -22,7 +22,8 @@ a session at the logdir's root (run ``.``) gets no metric values (TensorBoard 2.
 Which hyperparameters (``run_hparams``): the configured ``columns`` (``name: config key``, e.g.
 ``cell_type: model.cell_type``; a list of keys takes the first one the config has; a config group's name
 gives its choice, ``model: lstm``; keys a config lacks are left out), the scalar options under
-``options_of`` (a task's options), and every key overridden on the command line or by the sweeper
+``options_of`` (a task's options: the config node's, or the parsed options with their defaults that the
+task lifecycle passes as ``options``), and every key overridden on the command line or by the sweeper
 (``model.hidden_dim``, Optuna's parameters; from ``HydraConfig``), except the ``ignore``d keys
 (``paths.log_dir``). Values are numbers, booleans or strings (``null``, lists and dicts as text).
 """
@@ -44,11 +45,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 HParamValue = bool | int | float | str
 _MISSING = object()
-_open: list[SummaryWriter] = []  # writers whose session this process started and has not ended
 
 
 def run_hparams(cfg: DictConfig, columns: Mapping[str, str | Sequence[str]] | None = None,
-                options_of: str | None = None, ignore: Sequence[str] = ()) -> dict[str, HParamValue]:
+                options_of: str | None = None, ignore: Sequence[str] = (),
+                options: Mapping[str, object] | None = None) -> dict[str, HParamValue]:
     """The run's hyperparameters as flat ``{name: value}`` (see the module docstring for which).
 
     Args:
@@ -57,7 +58,9 @@ def run_hparams(cfg: DictConfig, columns: Mapping[str, str | Sequence[str]] | No
         options_of: a config node (e.g. ``"task"``) whose scalar leaves are all added, named by their path
             below it (``method``, ``smoothgrad.num_samples``).
         ignore: these keys and the keys below them are not hyperparameters (``paths``, ``print_config``,
-            ``task.run``): overrides and options of them are left out.
+            ``task.name``): overrides and options of them are left out.
+        options: the values of the ``options_of`` node as ``{path below it: value}``, used instead of
+            reading the node (a task's parsed options, defaults included).
     """
     choices = _group_choices()
     hparams: dict[str, HParamValue] = {}
@@ -70,11 +73,14 @@ def run_hparams(cfg: DictConfig, columns: Mapping[str, str | Sequence[str]] | No
                 named.add(key)
                 break
     if options_of is not None:
-        node = OmegaConf.select(cfg, options_of)
-        for path in _leaf_paths(node) if isinstance(node, DictConfig) else []:
+        if options is None:
+            node = OmegaConf.select(cfg, options_of)
+            paths = _leaf_paths(node) if isinstance(node, DictConfig) else []
+            options = {path: _value(cfg, f"{options_of}.{path}", choices) for path in paths}
+        for path, value in options.items():
             key = f"{options_of}.{path}"
             if key not in named and path not in hparams and not _ignored(key, ignore):
-                hparams[path] = _value(cfg, key, choices)
+                hparams[path] = _column(value)
                 named.add(key)
     for key, text in _overrides():
         if key in named or key in hparams or _ignored(key, ignore):
@@ -97,7 +103,6 @@ def start_session(writer: SummaryWriter, hparams: Mapping[str, HParamValue]) -> 
             info.hparams[name].string_value = str(value)
     data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
     _write(writer, metadata.SESSION_START_INFO_TAG, data)
-    _open.append(writer)
 
 
 def end_session(writer: SummaryWriter, success: bool = True) -> None:
@@ -105,15 +110,6 @@ def end_session(writer: SummaryWriter, success: bool = True) -> None:
     status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
     info = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
     _write(writer, metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info))
-    if writer in _open:
-        _open.remove(writer)
-
-
-def end_open_sessions(success: bool) -> None:
-    """End every session this process started and has not ended (``visualize.py``: a task that raised
-    is a failed row)."""
-    for writer in list(_open):
-        end_session(writer, success)
 
 
 class HParamsSession(Callback):
@@ -158,8 +154,15 @@ def _value(cfg: DictConfig, key: str, choices: Mapping[str, str | None]) -> HPar
     if value is _MISSING:
         return None
     if isinstance(value, (DictConfig, ListConfig)):
-        return str(OmegaConf.to_container(value, resolve=True))
-    return "null" if value is None else value
+        value = OmegaConf.to_container(value, resolve=True)
+    return _column(value)
+
+
+def _column(value: object) -> HParamValue:
+    """A value as a column: numbers, booleans and strings as they are; null, lists and dicts as text."""
+    if value is None:
+        return "null"
+    return str(value) if isinstance(value, (list, tuple, dict)) else value
 
 
 def _ignored(key: str, ignore: Sequence[str]) -> bool:

@@ -95,11 +95,22 @@ def make_fooling_images(
         stepped = X_fooling[index] + learning_rate * grad / grad_norm
         X_fooling[index] = norm.clamp(stepped) if clamp else stepped
         iterations[index] += 1
-    with torch.no_grad():
-        probs = model(X_fooling).softmax(dim=1)
+    return X_fooling, fooling_result(X, X_fooling, target_y, model, iterations, original_class, norm)
+
+
+@torch.no_grad()
+def fooling_result(X: torch.Tensor, X_fooling: torch.Tensor, target_y: torch.Tensor, model: nn.Module,
+                   iterations: torch.Tensor, original_class: torch.Tensor | None = None,
+                   norm: Normalization = IMAGENET) -> FoolingResult:
+    """The :class:`FoolingResult` of an attack that turned X into X_fooling (both (N, 3, H, W), normalised
+    with ``norm``) aiming at target_y (N,) in ``iterations`` (N,) steps; ``original_class`` (N,) is
+    computed from X when not given."""
+    if original_class is None:
+        original_class = model(X).argmax(dim=1)
+    probs = model(X_fooling).softmax(dim=1)
     final_class = probs.argmax(dim=1)
     linf, l2 = perturbation_stats(X, X_fooling, norm)
-    result = FoolingResult(
+    return FoolingResult(
         success=final_class == target_y,
         iterations=iterations,
         target_prob=probs.gather(1, target_y[:, None]).squeeze(1),
@@ -108,7 +119,6 @@ def make_fooling_images(
         linf=linf,
         l2=l2,
     )
-    return X_fooling, result
 
 
 def make_fooling_image(

@@ -2,7 +2,8 @@
 less noisy relatives, SmoothGrad (Smilkov et al., 2017) and Integrated Gradients (Sundararajan et al., 2017).
 
 All maps reduce the input gradient (N, 3, H, W) to (N, H, W) by the maximum absolute value over the
-colour channels, as CS231n does.
+colour channels, as CS231n does. ``task=saliency`` runs them through the registry of
+:mod:`visgrad.vision.attribution`; the pointing game and the mass in mask score maps against object masks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 
 from visgrad.images import IMAGENET, Normalization
 
-METHODS = ("vanilla", "smoothgrad", "integrated_gradients")
+IG_BASELINES = ("black", "mean", "blur")
 
 
 def score_gradient(X: torch.Tensor, y: torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -71,7 +72,7 @@ def ig_baseline(X: torch.Tensor, kind: str = "black", norm: Normalization = IMAG
     if kind == "blur":
         sigma = X.shape[-2] / 8
         return TF.gaussian_blur(X, kernel_size=2 * int(2 * sigma) + 1, sigma=sigma)
-    raise ValueError(f"unknown Integrated Gradients baseline {kind!r}; choose black, mean or blur")
+    raise ValueError(f"unknown Integrated Gradients baseline kind={kind!r}; choose {', '.join(IG_BASELINES)}")
 
 
 def integrated_gradients_saliency(
@@ -95,29 +96,6 @@ def integrated_gradients_saliency(
         alpha = (k + 0.5) / steps
         total += score_gradient(baseline + alpha * (X - baseline), y, model)
     return ((X - baseline) * total / steps).abs().amax(dim=1)
-
-
-def saliency_maps(
-    X: torch.Tensor,
-    y: torch.Tensor,
-    model: nn.Module,
-    method: str = "vanilla",
-    batch_size: int = 64,
-    **kwargs,
-) -> torch.Tensor:
-    """Saliency maps (N, H, W) by ``method`` (one of :data:`METHODS`), computed in batches."""
-    functions = {
-        "vanilla": compute_saliency_maps,
-        "smoothgrad": smoothgrad_saliency,
-        "integrated_gradients": integrated_gradients_saliency,
-    }
-    if method not in functions:
-        raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(METHODS)}")
-    chunks = [
-        functions[method](X[i : i + batch_size], y[i : i + batch_size], model, **kwargs)
-        for i in range(0, X.shape[0], batch_size)
-    ]
-    return torch.cat(chunks)
 
 
 def pointing_game(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

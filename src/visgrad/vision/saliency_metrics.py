@@ -23,6 +23,7 @@ favours scattered (noisy) maps and makes the random baseline look strong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,11 @@ import torchvision.transforms.functional as TF
 from torch import nn
 
 from visgrad.images import IMAGENET, Normalization
+from visgrad.options import one_of, option, positive_int, positive_number
+from visgrad.vision.saliency import mass_in_mask, pointing_game
+
+DELETION_FILLS = ("blur", "black")
+RANDOM = "random"
 
 
 @dataclass
@@ -135,7 +141,7 @@ def deletion(
     elif fill == "blur":
         removed = blurred_canvas(X, sigma)
     else:
-        raise ValueError(f"unknown deletion fill {fill!r}; choose black or blur")
+        raise ValueError(f"unknown deletion fill={fill!r}; choose one of {', '.join(DELETION_FILLS)}")
     return probability_curves(X, y, model, saliency, X, removed, steps, batch_size, patch)
 
 
@@ -152,3 +158,71 @@ def insertion(
     """Insertion curves: from X blurred (std ``sigma`` pixels), the most salient pixels (or patches) of X
     come back first. Higher AUC = better map. See :func:`probability_curves` for shapes."""
     return probability_curves(X, y, model, saliency, blurred_canvas(X, sigma), X, steps, batch_size, patch)
+
+
+@dataclass
+class ScoringOptions:
+    """How maps are scored (``task.metrics``): curve points, patch size, what deletion fills in, and the
+    blur (std in pixels) of the insertion canvas and of the blurred fill."""
+
+    steps: int = option(12, positive_int, "a positive integer")
+    patch: int = option(8, positive_int, "a positive integer (1: single pixels)")
+    deletion_fill: str = option("blur", one_of(*DELETION_FILLS), f"one of {', '.join(DELETION_FILLS)}")
+    blur: float = option(5.0, positive_number, "a positive number (pixels)")
+
+
+@dataclass
+class MapScores:
+    """The scores of one map (or of the random order): deletion and insertion curves, and with object masks
+    the pointing game (share of peaks inside the object) and the saliency mass inside it."""
+
+    deletion: CurveResult
+    insertion: CurveResult
+    pointing_game: float | None = None
+    mass_in_mask: float | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """``{"deletion_auc", "insertion_auc"[, "pointing_game"][, "mass_in_mask"]}``, means over images."""
+        values = {"deletion_auc": self.deletion.auc.mean().item(),
+                  "insertion_auc": self.insertion.auc.mean().item()}
+        for key in ("pointing_game", "mass_in_mask"):
+            if getattr(self, key) is not None:
+                values[key] = getattr(self, key)
+        return values
+
+
+def score_maps(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    model: nn.Module,
+    maps: dict[str, torch.Tensor],
+    options: ScoringOptions | None = None,
+    norm: Normalization = IMAGENET,
+    masks: torch.Tensor | None = None,
+    seed: int = 0,
+    on_scored: Callable[[str], None] | None = None,
+) -> dict[str, MapScores]:
+    """Score every map of ``maps`` (name -> (N, H, W)) for images X (N, 3, H, W) normalised with ``norm`` and
+    classes y (N,), and the random order (:data:`RANDOM`, a :func:`random_saliency` map drawn with ``seed``):
+    deletion and insertion curves as ``options`` say; with object masks (N, H, W), the pointing game and the
+    mass in mask of each map, and for the random order its expected pointing game (the objects' area
+    fraction). ``on_scored(name)`` is called after each. Returns ``{name: MapScores}``, the maps first."""
+    options = options or ScoringOptions()
+    scores: dict[str, MapScores] = {}
+    for name, saliency in [*maps.items(), (RANDOM, random_saliency(X[:, 0], seed=seed))]:
+        removed = deletion(X, y, model, saliency, options.steps, norm, options.patch, options.deletion_fill,
+                           options.blur)
+        inserted = insertion(X, y, model, saliency, options.steps, options.blur, options.patch)
+        scores[name] = MapScores(CurveResult(removed.curves.cpu(), removed.auc),
+                                 CurveResult(inserted.curves.cpu(), inserted.auc))
+        if on_scored is not None:
+            on_scored(name)
+    if masks is not None:
+        masks = masks.cpu()
+        for name, saliency in maps.items():
+            saliency = saliency.cpu()
+            scores[name].pointing_game = pointing_game(saliency, masks).float().mean().item()
+            scores[name].mass_in_mask = mass_in_mask(saliency, masks).mean().item()
+        # a uniform-random map scores the object-area fraction in expectation
+        scores[RANDOM].pointing_game = masks.flatten(1).float().mean().item()
+    return scores
