@@ -177,3 +177,19 @@ def test_a_refused_visualize_run_leaves_no_folder(tmp_path: Path) -> None:
     assert "Error: task.target='notaclass': unknown class name 'notaclass'" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4, result.stderr
     assert not run_dir.exists() and list((tmp_path / "runs").iterdir()) == []
+
+
+def test_config_keys_turns_arguments_into_config_keys() -> None:
+    from visgrad.images import ImageError
+    from visgrad.tasks.lifecycle import config_keys
+
+    # `arg=` becomes `key=`; a bare word, or a longer name ending in the argument's, stays
+    with pytest.raises(ConfigError, match=r"^task.style_weights=\[1, 2\] for \(task.style_blend=3\); "
+                                          r"style_weights, my_blend=2$"):
+        with config_keys(style_weights="task.style_weights", blend="task.style_blend"):
+            raise ValueError("style_weights=[1, 2] for (blend=3); style_weights, my_blend=2")
+    with pytest.raises(ImageError, match=r"^bad classifier.weights_path=x$"):  # a user error keeps its type
+        with config_keys(weights_path="classifier.weights_path"):
+            raise ImageError("bad weights_path=x")
+    with pytest.raises(ConfigError, match=r"^a=1$"), config_keys():
+        raise ValueError("a=1")

@@ -280,8 +280,10 @@ def config_keys(**keys: str) -> Iterator[None]:
     try:
         yield
     except (UserError, ValueError) as err:
-        pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, keys)) + r")(?==)")
-        message = pattern.sub(lambda match: keys[match.group(1)], str(err))
+        message = str(err)
+        if keys:
+            pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, keys)) + r")(?==)")
+            message = pattern.sub(lambda match: keys[match.group(1)], message)
         error_type = type(err) if isinstance(err, UserError) else ConfigError
         raise error_type(message) from err
 
