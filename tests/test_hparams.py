@@ -14,7 +14,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 
 from visgrad.tasks import TASKS, run_task
-from visgrad.tasks.lifecycle import Task, TaskRun, read_options
+from visgrad.tasks.config import read_options
+from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.utils.hparams import HParamsSession, end_session, run_hparams, start_session
 
 

@@ -158,7 +158,7 @@ UNDECLARED = Task("undeclared", "a task without options", lambda run: dict(run.o
 
 def test_a_task_without_declared_options_gets_a_warning(compose_cfg, caplog) -> None:
     cfg = _task(compose_cfg, {"name": f"{__name__}.UNDECLARED", "value": 5})
-    with caplog.at_level(logging.WARNING, logger="visgrad.tasks.lifecycle"):
+    with caplog.at_level(logging.WARNING, logger="visgrad.tasks.config"):
         run_task(cfg)
     assert "task undeclared declares no options dataclass: its keys (value) are not checked" in caplog.text
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text()) == {"undeclared/value": 5.0}
@@ -181,7 +181,7 @@ def test_a_refused_visualize_run_leaves_no_folder(tmp_path: Path) -> None:
 
 def test_config_keys_turns_arguments_into_config_keys() -> None:
     from visgrad.images import ImageError
-    from visgrad.tasks.lifecycle import config_keys
+    from visgrad.tasks.config import config_keys
 
     # `arg=` becomes `key=`; a bare word, or a longer name ending in the argument's, stays
     with pytest.raises(ConfigError, match=r"^task.style_weights=\[1, 2\] for \(task.style_blend=3\); "

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from visgrad.errors import ConfigError
 from visgrad.options import defaults
 from visgrad.tasks import TASKS, run_task
-from visgrad.tasks.lifecycle import LIFECYCLE_KEYS, read_options
+from visgrad.tasks.config import LIFECYCLE_KEYS, read_options
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_FILES = sorted(p.stem for p in (ROOT / "conf" / "task").glob("*.yaml"))

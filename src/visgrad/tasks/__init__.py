@@ -21,7 +21,8 @@ from visgrad.errors import ConfigError
 from visgrad.options import fmt
 from visgrad.registry import Registry
 from visgrad.tasks import captions, class_viz, feature_inversion, fooling, saliency, style_transfer, texture
-from visgrad.tasks.lifecycle import Task, TaskRun, load_classifier, read_options
+from visgrad.tasks.config import load_classifier, read_options
+from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.utils import print_config_tree, resolve_device
 
 TASKS: Registry[Task] = Registry("task", Task)

@@ -4,9 +4,9 @@ and the :class:`TaskRun` it runs in.
 ``run_task(cfg)`` (what ``visualize.py`` calls):
 
 1. finds the task that ``cfg.task.name`` names (a registered name or the dotted path of a ``Task``);
-2. reads ``cfg.task`` into the task's options dataclass (:func:`read_options`; one ``ConfigError`` lists
-   every bad or unknown key), and the options of the registry entries it chooses (a saliency method's
-   from ``task.<method name>``);
+2. reads ``cfg.task`` into the task's options dataclass (:func:`visgrad.tasks.config.read_options`; one
+   ``ConfigError`` lists every bad or unknown key), and the options of the registry entries it chooses
+   (a saliency method's from ``task.<method name>``);
 3. resolves the device and, if the task uses one, loads the classifier (``cfg.classifier``);
 4. calls ``task.prepare(run)``, which loads and checks everything else (images, target classes,
    checkpoint, style images, layers) and writes nothing;
@@ -23,10 +23,7 @@ start); a failure in 5-7 ends the HParams session as failed and closes the write
 from __future__ import annotations
 
 import dataclasses
-import logging
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,17 +34,11 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
-from visgrad.errors import ConfigError, UserError
 from visgrad.models.classifier import Classifier
-from visgrad.models.pretrained import WeightsNotFoundError
-from visgrad.options import as_list, fmt, option_problems
-from visgrad.registry import Registry, build
+from visgrad.registry import Registry
 from visgrad.tasks.figures import save_figure
 from visgrad.utils.hparams import end_session, run_hparams, start_session
 from visgrad.utils.sweep_summary import write_metrics
-
-log = logging.getLogger(__name__)
-LIFECYCLE_KEYS = ("name", "optimized_metric")  # keys of cfg.task that the lifecycle reads, not the task
 
 
 @dataclass(frozen=True)
@@ -222,84 +213,3 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             flat.update(_flatten(child, f"{prefix}{key}."))
         return flat
     return {prefix[:-1]: value} if prefix else {}
-
-
-def read_options(task: Task, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """``task``'s options from the ``cfg.task`` values (a plain mapping): (an instance of ``task.options``,
-    ``{entry name: its options}`` for the entries of ``task.choices`` that are chosen or have a node).
-
-    Raises one ``ConfigError`` listing every bad value and every key the task does not declare. A task
-    without an options dataclass gets a logged warning and its values as they are.
-    """
-    values = {key: value for key, value in values.items() if key not in LIFECYCLE_KEYS}
-    if task.options is None:
-        log.warning("task %s declares no options dataclass: its keys (%s) are not checked", task.name,
-                    ", ".join(values) or "none")
-        return values, {}
-    fields = {f.name: f for f in dataclasses.fields(task.options) if f.init}
-    names: list[str] = []  # problems with the names of chosen entries
-    problems: list[str] = []
-    entry_options: dict[str, Any] = {}
-    for key, registry in task.choices.items():
-        chosen, value = [], values.get(key, _default(fields[key]))
-        for name in as_list(value):
-            try:
-                chosen.append(registry.get(name))
-            except (ConfigError, ImportError) as err:  # the registry says why (unknown name, bad plugin path)
-                names.append(f"task.{key}={fmt(value)}: {err}")
-                values.pop(key, None)  # reported here, with the reason, rather than by the dataclass check
-        nodes = [entry for entry in registry if entry.name in values and entry not in chosen]
-        for entry in chosen + nodes:
-            options_type = getattr(entry, "options", None)
-            if entry.name in fields:
-                problems.append(f"task.{entry.name}: the {registry.kind} {entry.name!r} has the name of an "
-                                f"option of task {task.name}; give it another name")
-            elif options_type is None and values.get(entry.name) is not None:
-                problems.append(f"task.{entry.name}: the {registry.kind} {entry.name!r} has no options")
-                values.pop(entry.name)
-            elif options_type is not None:
-                entry_options[entry.name], more = option_problems(options_type, values.pop(entry.name, None),
-                                                                  f"task.{entry.name}")
-                problems += more
-    options, more = option_problems(task.options, values, "task")
-    problems = names + more + problems
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return options, entry_options
-
-
-def _default(field_: dataclasses.Field) -> Any:
-    return field_.default_factory() if field_.default is dataclasses.MISSING else field_.default
-
-
-@contextmanager
-def config_keys(**keys: str) -> Iterator[None]:
-    """Turn a library error about its arguments into one about config keys: ``arg=`` in its message becomes
-    ``keys[arg]=`` (``style_weights=[1, 2]`` -> ``task.style_weights=[1, 2]``). A ``UserError`` keeps its
-    type, a ``ValueError`` becomes a ``ConfigError``. Keep the block to the calls that check user input."""
-    try:
-        yield
-    except (UserError, ValueError) as err:
-        message = str(err)
-        if keys:
-            pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, keys)) + r")(?==)")
-            message = pattern.sub(lambda match: keys[match.group(1)], message)
-        error_type = type(err) if isinstance(err, UserError) else ConfigError
-        raise error_type(message) from err
-
-
-def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu") -> Classifier:
-    """Build the ``cfg.classifier`` node (``_target_`` and its arguments, without Hydra, so that the loader's
-    own errors reach the user) and move the model to ``device``; errors name ``classifier.*`` keys."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    if "_target_" not in config:
-        raise ConfigError(f"the classifier config has no _target_ (a function returning a Classifier): "
-                          f"{config}")
-    try:
-        with config_keys(**{key: f"classifier.{key}" for key in config if key != "_target_"}):
-            classifier: Classifier = build(config)
-    except WeightsNotFoundError as err:
-        raise WeightsNotFoundError(f"{err}\nOr run offline: classifier=efficientnet_lite0 (its weights ship "
-                                   "in a Python package) or classifier=shapes (trained here)") from err
-    return classifier.to(device)
-

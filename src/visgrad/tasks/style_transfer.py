@@ -43,8 +43,9 @@ from visgrad.style.objective import (
     check_weights,
 )
 from visgrad.style.quality import loss_ratios
+from visgrad.tasks.config import config_keys
 from visgrad.tasks.figures import save_image_row
-from visgrad.tasks.lifecycle import Task, TaskRun, config_keys
+from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.tasks.style_synthesis import Setup, pixels, save_strip, synthesize
 
 INITS = ("content", "noise")  # the start image: the content image, or uniform noise over the pixel range
