@@ -67,7 +67,7 @@ def test_unknown_name_lists_the_choices_and_the_plugin_form():
 
 
 def test_dotted_path_to_the_wrong_kind_is_refused():
-    with pytest.raises(RegistryError, match=r"NOT_A_THING is a int, not a Thing"):
+    with pytest.raises(RegistryError, match=r"NOT_A_THING is an int, not a Thing"):
         make_registry().get(f"{__name__}.NOT_A_THING")
 
 

@@ -104,7 +104,7 @@ class Registry(Generic[T]):
             return obj
         entry = self.coerce(obj, text) if self.coerce is not None else None
         if entry is None:
-            raise RegistryError(f"{text} is a {type(obj).__name__}, not a {self.entry_type.__name__} "
+            raise RegistryError(f"{text} is {_a(type(obj).__name__)}, not {_a(self.entry_type.__name__)} "
                                 f"(a {self.kind} is defined as {self.entry_type.__module__}."
                                 f"{self.entry_type.__name__})")
         return entry
@@ -126,7 +126,7 @@ class Registry(Generic[T]):
     @property
     def allowed(self) -> str:
         """What a key may be, for messages: ``one of a, b, c, or the dotted path of a <Entry>``."""
-        return (f"one of {', '.join(self._entries)}, or the dotted path of a {self.entry_type.__name__} "
+        return (f"one of {', '.join(self._entries)}, or the dotted path of {_a(self.entry_type.__name__)} "
                 "in your own package (my_package.module.name)")
 
     def __contains__(self, key: object) -> bool:
@@ -137,6 +137,11 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: ``a Cell``, ``an Attack``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def build(config: Mapping[str, Any] | Callable, **kwargs: Any) -> Any:
