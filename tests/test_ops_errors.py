@@ -16,13 +16,13 @@ def _z(*shape, dtype=torch.float32):
 
 @pytest.mark.parametrize(("args", "message"), [
     ((_z(2, 3, 256), _z(2, 512), _z(256, 2048), _z(512, 512), _z(2048)),
-     "Wh must be (H, 4H) = (512, 2048) for an LSTM, got (512, 512)"),
+     "Wh must be (H, 4H) = (512, 2048) for the LSTM cell, got (512, 512)"),
     ((_z(2, 3, 256), _z(2, 512), _z(256, 512), _z(512, 2048), _z(2048)),
-     "Wx must be (D, 4H) = (256, 2048) for an LSTM, got (256, 512)"),
+     "Wx must be (D, 4H) = (256, 2048) for the LSTM cell, got (256, 512)"),
     ((_z(2, 3, 256), _z(2, 512), _z(256, 2048), _z(512, 2048), _z(512)),
-     "b must be (4H,) = (2048,) for an LSTM, got (512,)"),
+     "b must be (4H,) = (2048,) for the LSTM cell, got (512,)"),
     ((_z(2, 3, 256), _z(5, 512), _z(256, 2048), _z(512, 2048), _z(2048)),
-     "h0 must be (N, H) = (2, 512) for an LSTM whose input x has N = 2 rows, got (5, 512)"),
+     "h0 must be (N, H) = (2, 512) for the LSTM cell whose input x has N = 2 rows, got (5, 512)"),
     ((_z(2, 256), _z(2, 512), _z(256, 2048), _z(512, 2048), _z(2048)),
      "x must be a 3-D array of shape (N, T, D), got shape (2, 256)"),
     ((_z(2, 0, 256), _z(2, 512), _z(256, 2048), _z(512, 2048), _z(2048)),
@@ -35,11 +35,11 @@ def test_lstm_shape_errors(args, message):
 
 
 def test_rnn_and_step_shape_errors():
-    with pytest.raises(ValueError, match=r"^Wh must be \(H, H\) = \(4, 4\) for an RNN, got \(4, 16\)$"):
+    with pytest.raises(ValueError, match=r"^Wh must be \(H, H\) = \(4, 4\) for the RNN cell, got \(4, 16\)$"):
         ops.rnn(_z(2, 3, 5), _z(2, 4), _z(5, 4), _z(4, 16), _z(4))
-    with pytest.raises(ValueError, match=r"^prev_h must be \(N, H\) = \(2, 4\) for an RNN"):
+    with pytest.raises(ValueError, match=r"^prev_h must be \(N, H\) = \(2, 4\) for the RNN cell"):
         ops.rnn_step(_z(2, 5), _z(3, 4), _z(5, 4), _z(4, 4), _z(4))
-    with pytest.raises(ValueError, match=r"^prev_c must be \(N, H\) = \(2, 4\) for an LSTM whose prev_h is"):
+    with pytest.raises(ValueError, match=r"^prev_c must be \(N, H\) = \(2, 4\) for the LSTM cell whose "):
         ops.lstm_step(_z(2, 5), _z(2, 4), _z(2, 3), _z(5, 16), _z(4, 16), _z(16))
 
 
@@ -73,7 +73,7 @@ def test_word_sequence_errors():
     with _raises(ValueError, "words holds word id 10 at position (1, 0), outside the vocabulary of size 10 "
                              "(valid ids are 0..9)"):
         ops.word_lstm(torch.tensor([[1, 2], [10, 0]]), W_embed, h0, Wx, Wh, b)
-    with pytest.raises(ValueError, match=r"^Wh must be \(H, 4H\) = \(4, 16\) for an LSTM, got \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"^Wh must be \(H, 4H\) = \(4, 16\) for the LSTM cell, got \(4, 4"):
         ops.word_lstm(torch.tensor([[1, 2], [3, 0]]), W_embed, h0, Wx, _z(4, 4), b)
     with pytest.raises(ValueError, match=r"^Wx must be \(D, H\) = \(3, 4\)"):
         ops.word_rnn(torch.tensor([[1, 2], [3, 0]]), W_embed, h0, _z(5, 4), _z(4, 4), _z(4))

@@ -246,9 +246,9 @@ def test_temporal_softmax_loss_uniform_scores(N, T, V, p):
 
 def test_reference_shape_errors_name_the_argument():
     x, h0 = np.zeros((2, 3, 4)), np.zeros((2, 5))
-    with pytest.raises(ValueError, match=r"Wh must be \(H, 4H\) = \(5, 20\) for an LSTM, got \(5, 5\)"):
+    with pytest.raises(ValueError, match=r"Wh must be \(H, 4H\) = \(5, 20\) for the LSTM cell, got \(5, 5\)"):
         lstm_forward(x, h0, np.zeros((4, 20)), np.zeros((5, 5)), np.zeros(20))
-    with pytest.raises(ValueError, match=r"Wx must be \(D, H\) = \(4, 5\) for an RNN, got \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"Wx must be \(D, H\) = \(4, 5\) for the RNN cell, got \(3, 5\)"):
         rnn_forward(x, h0, np.zeros((3, 5)), np.zeros((5, 5)), np.zeros(5))
     with pytest.raises(ValueError, match=r"x holds word id 9 at position \(1, 0\), outside the vocab"):
         word_embedding_forward(np.array([[0, 1], [9, 2]]), np.zeros((4, 3)))

@@ -17,14 +17,16 @@ from visgrad.ops._gemm import mm
 from visgrad.reference._checks import check_embedding, check_recurrent
 
 
-def check_words(words, W_embed, h0, Wx, Wh, b, gates: int) -> None:
-    """Check the inputs of a recurrent layer over embedded words (RNN: ``gates=1``, LSTM: ``gates=4``):
-    words (N, T) ids in [0, V), W_embed (V, W), h0 (N, H), Wx (W, gH), Wh (H, gH), b (gH,)."""
+def check_words(words, W_embed, h0, Wx, Wh, b, gates: int, label: str) -> None:
+    """Check the inputs of a recurrent layer over embedded words (``gates`` gate blocks, RNN 1, LSTM 4;
+    ``label`` names the cell): words (N, T) ids in [0, V), W_embed (V, W), h0 (N, H), Wx (W, gH), Wh (H, gH),
+    b (gH,)."""
     check_floating(W_embed=W_embed, h0=h0, Wx=Wx, Wh=Wh, b=b)
     check_embedding(tuple(words.shape), tuple(W_embed.shape))
     check_ids("words", words, W_embed.shape[0])
     x_shape = (*words.shape, W_embed.shape[1])
-    check_recurrent(x_shape, tuple(h0.shape), tuple(Wx.shape), tuple(Wh.shape), tuple(b.shape), gates, True)
+    check_recurrent(x_shape, tuple(h0.shape), tuple(Wx.shape), tuple(Wh.shape), tuple(b.shape), gates, True,
+                    label)
 
 
 def time_major(x):

@@ -258,7 +258,7 @@ def _check(x, h, Wx, Wh, b, sequence, h_name, c=None):
     extra = {} if c is None else {"prev_c": c}
     check_floating(x=x, **{h_name: h}, **extra, Wx=Wx, Wh=Wh, b=b)
     check_recurrent(tuple(x.shape), tuple(h.shape), tuple(Wx.shape), tuple(Wh.shape), tuple(b.shape),
-                    4, sequence, h_name, None if c is None else tuple(c.shape))
+                    4, sequence, "LSTM", h_name, None if c is None else tuple(c.shape))
 
 
 @follows_autocast()
@@ -284,5 +284,5 @@ def word_lstm(words, W_embed, h0, Wx, Wh, b):
     words (N, T) integer ids in [0, V), W_embed (V, W), h0 (N, H), Wx (W, 4H), Wh (H, 4H), b (4H,)
     -> h (N, T, H).
     """
-    check_words(words, W_embed, h0, Wx, Wh, b, gates=4)
+    check_words(words, W_embed, h0, Wx, Wh, b, gates=4, label="LSTM")
     return WordLSTM.apply(words.to(W_embed.device), W_embed, h0, Wx, Wh, b)

@@ -27,7 +27,7 @@ from visgrad.reference._checks import check_recurrent
 def _check(x, h, Wx, Wh, b, sequence, h_name):
     check_floating(x=x, **{h_name: h}, Wx=Wx, Wh=Wh, b=b)
     check_recurrent(tuple(x.shape), tuple(h.shape), tuple(Wx.shape), tuple(Wh.shape), tuple(b.shape),
-                    1, sequence, h_name)
+                    1, sequence, "RNN", h_name)
 
 
 class RNNStep(torch.autograd.Function):
@@ -147,5 +147,5 @@ def word_rnn(words, W_embed, h0, Wx, Wh, b):
     words (N, T) integer ids in [0, V), W_embed (V, W), h0 (N, H), Wx (W, H), Wh (H, H), b (H,)
     -> h (N, T, H).
     """
-    check_words(words, W_embed, h0, Wx, Wh, b, gates=1)
+    check_words(words, W_embed, h0, Wx, Wh, b, gates=1, label="RNN")
     return WordRNN.apply(words.to(W_embed.device), W_embed, h0, Wx, Wh, b)

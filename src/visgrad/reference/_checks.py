@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-_CELLS = {1: "an RNN", 4: "an LSTM"}
-
 
 def _fmt(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + (",)" if len(shape) == 1 else ")")
@@ -27,13 +25,15 @@ def _ndim(name: str, shape: Sequence[int], symbolic: str) -> None:
                          f"got shape {_fmt(shape)}")
 
 
-def check_recurrent(x, h, Wx, Wh, b, gates: int, sequence: bool, h_name: str = "h0", c=None) -> None:
-    """Check the shapes of a recurrent layer's inputs (RNN: ``gates=1``, LSTM: ``gates=4``).
+def check_recurrent(x, h, Wx, Wh, b, gates: int, sequence: bool, label: str, h_name: str = "h0",
+                    c=None) -> None:
+    """Check the shapes of a recurrent layer's inputs (a cell with ``gates`` gate blocks: RNN 1, LSTM 4).
 
     Inputs are shape tuples: x (N, T, D) if ``sequence`` else (N, D); h (N, H); Wx (D, gH); Wh (H, gH);
-    b (gH,); c (N, H) for an LSTM step's previous cell state.
+    b (gH,); c (N, H) for an LSTM step's previous cell state. ``label`` names the cell in messages
+    (``"LSTM"``: "... for the LSTM cell").
     """
-    cell = _CELLS[gates]
+    cell = f"the {label} cell"
     g = "" if gates == 1 else str(gates)
     _ndim("x", x, "(N, T, D)" if sequence else "(N, D)")
     _ndim(h_name, h, "(N, H)")

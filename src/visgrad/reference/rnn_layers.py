@@ -31,7 +31,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     Inputs: x (N, D), prev_h (N, H), Wx (D, H), Wh (H, H), b (H,).
     Returns: next_h (N, H), cache for ``rnn_step_backward``.
     """
-    check_recurrent(x.shape, prev_h.shape, Wx.shape, Wh.shape, b.shape, 1, False, "prev_h")
+    check_recurrent(x.shape, prev_h.shape, Wx.shape, Wh.shape, b.shape, 1, False, "RNN", "prev_h")
     next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
     return next_h, (x, prev_h, Wx, Wh, next_h)
 
@@ -53,7 +53,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     Inputs: x (N, T, D), h0 (N, H), Wx (D, H), Wh (H, H), b (H,).
     Returns: h (N, T, H) hidden states of all steps, cache for ``rnn_backward``.
     """
-    check_recurrent(x.shape, h0.shape, Wx.shape, Wh.shape, b.shape, 1, True)
+    check_recurrent(x.shape, h0.shape, Wx.shape, Wh.shape, b.shape, 1, True, "RNN")
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, b))
     caches = []
@@ -119,7 +119,8 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     Inputs: x (N, D), prev_h (N, H), prev_c (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,).
     Returns: next_h (N, H), next_c (N, H), cache for ``lstm_step_backward``.
     """
-    check_recurrent(x.shape, prev_h.shape, Wx.shape, Wh.shape, b.shape, 4, False, "prev_h", prev_c.shape)
+    check_recurrent(x.shape, prev_h.shape, Wx.shape, Wh.shape, b.shape, 4, False, "LSTM", "prev_h",
+                    prev_c.shape)
     H = prev_h.shape[1]
     a = x @ Wx + prev_h @ Wh + b
     i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H])
@@ -153,7 +154,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     Inputs: x (N, T, D), h0 (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,).
     Returns: h (N, T, H) hidden states of all steps, cache for ``lstm_backward``.
     """
-    check_recurrent(x.shape, h0.shape, Wx.shape, Wh.shape, b.shape, 4, True)
+    check_recurrent(x.shape, h0.shape, Wx.shape, Wh.shape, b.shape, 4, True, "LSTM")
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx, Wh, b))
     prev_h, prev_c = h0, np.zeros_like(h0)
