@@ -1,7 +1,7 @@
 """Train a model (the image captioner by default) from the Hydra config in ``conf/train.yaml``.
 
     python train.py model=lstm
-    python train.py -m model=rnn,lstm model.hidden_dim=128,512
+    python train.py -m model=rnn,lstm model.net.hidden_dim=128,512
     python train.py experiment=overfit_lstm
     python train.py resume=logs/train/runs/<time>     # continue a killed run in its own folder
 """

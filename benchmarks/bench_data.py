@@ -188,8 +188,9 @@ def train_epoch(args: argparse.Namespace, workers: int | None) -> None:
     step = np.asarray(durations["run_training_batch"])
     train_time = clock.validation_start - clock.epoch_start
     captions = min(len(datamodule.dataset_for("train")), len(step) * args.batch_size)
-    print(f"  model: {cfg.model.cell_type} W={cfg.model.wordvec_dim} H={cfg.model.hidden_dim}, input_dim "
-          f"{model.model.input_dim}, {torch.get_num_threads()} torch threads, {cfg.data.num_workers} workers")
+    net = cfg.model.net
+    print(f"  model: {net.cell_type} W={net.wordvec_dim} H={net.hidden_dim}, input_dim "
+          f"{model.net.input_dim}, {torch.get_num_threads()} torch threads, {cfg.data.num_workers} workers")
     print(f"  training: {len(step)} steps, {captions} captions in {train_time:.1f} s "
           f"({captions / train_time:.0f} captions/s); steps {step.sum():.1f} s in all, median "
           f"{np.median(step) * 1e3:.1f} ms, mean {step.mean() * 1e3:.1f} ms, p90 "

@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from visgrad.captioning import CaptioningModule, DecodingStrategy
+from visgrad.captioning import CaptioningModule, DecodingStrategy, load_captioner
 from visgrad.captioning.decoding import decode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,15 +52,16 @@ def epoch_seconds(tensorboard: Path) -> float:
 
 
 def load_job(job: Path) -> dict:
-    checkpoint = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    module = CaptioningModule(**checkpoint["hyper_parameters"])
-    module.load_state_dict(checkpoint["state_dict"])
+    """A finished job of the sweep: its captioner (rebuilt from the checkpoint's stored net config), metrics
+    and config; named by its model choice (rnn, lstm, transformer)."""
+    module = load_captioner(job / "checkpoints" / "last.ckpt")
     metrics = json.loads((job / "metrics.json").read_text())
     config = OmegaConf.load(job / ".hydra" / "config.yaml")
-    return {"job": job, "name": module.hparams.cell_type, "model": module.model.eval(),
-            "hparams": checkpoint["hyper_parameters"], "optimizer": config.model.optimizer,
+    choices = OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    return {"job": job, "name": choices.model, "model": module.net,
+            "hparams": dict(module.hparams), "optimizer": config.model.optimizer,
             "max_length": module.hparams.max_length,
-            "params": sum(p.numel() for p in module.model.parameters()), "metrics": metrics,
+            "params": sum(p.numel() for p in module.net.parameters()), "metrics": metrics,
             "epoch_s": epoch_seconds(job / "tensorboard"),
             "data": config.data}
 
@@ -80,13 +81,12 @@ def timed_rounds(calls: list, rounds: int) -> list[float]:
 
 def train_step(job: dict, features: torch.Tensor, captions: torch.Tensor):
     """A training step of a fresh model with the job's hyperparameters and optimizer (from its config)."""
-    hparams = dict(job["hparams"])
-    module = CaptioningModule(**hparams)
+    module = CaptioningModule(**job["hparams"])
     optimizer = instantiate(job["optimizer"])(params=module.parameters())
 
     def step() -> None:
         optimizer.zero_grad()
-        module.model.loss(features, captions).backward()
+        module.net.loss(features, captions).backward()
         optimizer.step()
 
     return step

@@ -43,8 +43,9 @@ def test_parameter_names_shapes_and_init(cell_type: str, m: int) -> None:
 
 
 def test_constructor_validates_inputs() -> None:
-    with pytest.raises(ValueError, match="cell_type must be one of"):
-        CaptioningRNN(WORDS, cell_type="gru")
+    with pytest.raises(ValueError, match=r"^cell_type: unknown recurrent cell 'bogus_cell'; one of rnn, "
+                                         r"lstm, or the dotted path of a Cell in your own package"):
+        CaptioningRNN(WORDS, cell_type="bogus_cell")
     with pytest.raises(ValueError, match=r"<START>"):
         CaptioningRNN({"<NULL>": 0, "<END>": 1, "a": 2})
     with pytest.raises(ValueError, match="hidden_dim must be a positive integer"):

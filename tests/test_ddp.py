@@ -24,7 +24,7 @@ from visgrad.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = str(ROOT / "train.py")
-TINY = ["model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "model.num_samples=2",
+TINY = ["model.net.wordvec_dim=16", "model.net.hidden_dim=32", "model.meteor=false", "model.num_samples=2",
         "trainer.max_epochs=2", "trainer.deterministic=true", "print_config=false"]
 # DDP sums the gradient in another order than one process, so float32 weights differ in the last bits,
 # and training amplifies that: Adam's first steps divide each gradient entry by its own size (entries

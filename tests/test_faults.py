@@ -16,7 +16,7 @@ from visgrad.utils.checkpoint_io import AtomicCheckpointIO
 
 # 200 captions in batches of 50: 4 steps per epoch (global steps 0-3 in epoch 0, 4-7 in epoch 1).
 TINY = ["data.shapes.num_train=200", "data.shapes.num_val=60", "data.batch_size=50", "data.max_train=200",
-        "model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "model.num_samples=0",
+        "model.net.wordvec_dim=16", "model.net.hidden_dim=32", "model.meteor=false", "model.num_samples=0",
         "trainer.max_epochs=2", "trainer.log_every_n_steps=1"]
 
 

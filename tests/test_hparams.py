@@ -20,8 +20,8 @@ from visgrad.utils.hparams import HParamsSession, end_session, run_hparams, star
 
 
 def test_train_hparams_are_the_columns_plus_the_overrides(compose_cfg) -> None:
-    cfg = compose_cfg("train", ["model=rnn", "model.hidden_dim=64", "model.max_length=12", "paths.log_dir=/x",
-                                "print_config=false", "+model.extra=[1,2]"])
+    cfg = compose_cfg("train", ["model=rnn", "model.net.hidden_dim=64", "model.max_length=12",
+                                "paths.log_dir=/x", "print_config=false", "+model.extra=[1,2]"])
     hparams = run_hparams(cfg, **cfg.hparams)
     assert hparams == {
         "model": "rnn", "data": "shapes", "cell_type": "rnn", "wordvec_dim": 128, "hidden_dim": 64,
@@ -33,10 +33,10 @@ def test_train_hparams_are_the_columns_plus_the_overrides(compose_cfg) -> None:
 def test_transformer_columns(compose_cfg) -> None:
     cfg = compose_cfg("train", ["model=transformer"])
     hparams = run_hparams(cfg, **cfg.hparams)
-    model = cfg.model
-    assert {"cell_type": "transformer", "num_heads": model.num_heads, "num_layers": model.num_layers,
-            "dim_feedforward": model.dim_feedforward, "lr": model.optimizer.lr}.items() <= hparams.items()
-    assert "hidden_dim" not in hparams  # the Transformer has no hidden_dim: no column
+    net = cfg.model.net
+    assert {"model": "transformer", "num_heads": net.num_heads, "num_layers": net.num_layers,
+            "dim_feedforward": net.dim_feedforward, "lr": cfg.model.optimizer.lr}.items() <= hparams.items()
+    assert "hidden_dim" not in hparams and "cell_type" not in hparams  # not the Transformer's: no column
 
 
 def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # third batch), after last.ckpt of epoch 1 (step 4).
 def run_overrides(shapes_root: Path) -> list[str]:
     return [f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
-            "data.batch_size=50", "data.max_train=200", "model.wordvec_dim=16", "model.hidden_dim=32",
+            "data.batch_size=50", "data.max_train=200", "model.net.wordvec_dim=16", "model.net.hidden_dim=32",
             "model.meteor=false", "model.num_samples=2", "trainer.max_epochs=3",
             "trainer.log_every_n_steps=1", "trainer.deterministic=true", "print_config=false",
             "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
@@ -97,7 +97,7 @@ def test_kill_and_resume_matches_uninterrupted_run(shapes_root: Path, tmp_path: 
 def fake_run(tmp_path: Path, compose_cfg):
     """A run folder as train.py leaves it: .hydra/{config,overrides}.yaml, checkpoints/last.ckpt at the end
     of epoch 2 (of trainer.max_epochs=3)."""
-    overrides = ["model=rnn", "trainer.max_epochs=3", "model.hidden_dim=64"]
+    overrides = ["model=rnn", "trainer.max_epochs=3", "model.net.hidden_dim=64"]
     cfg = compose_cfg("train", overrides)
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
@@ -118,13 +118,13 @@ def expand(argv: list[str]) -> list[str]:
 def test_resume_expands_into_the_saved_overrides(fake_run: Path) -> None:
     assert expand(["model=lstm"]) == ["train.py", "model=lstm"]  # no resume=: unchanged
     argv = expand([f"resume={fake_run}", "trainer.max_epochs=5"])
-    assert argv == ["train.py", "model=rnn", "model.hidden_dim=64", f"resume={fake_run}",
+    assert argv == ["train.py", "model=rnn", "model.net.hidden_dim=64", f"resume={fake_run}",
                     f"hydra.run.dir={fake_run}", "hydra.output_subdir=.hydra/resume_1",
                     "trainer.max_epochs=5"]
     resumed = fake_run / ".hydra" / "resume_1"  # as a first resume leaves it
     resumed.mkdir()
     (resumed / "config.yaml").write_text((fake_run / ".hydra" / "config.yaml").read_text())
-    (resumed / "overrides.yaml").write_text("- model=rnn\n- model.hidden_dim=64\n- trainer.max_epochs=3\n"
+    (resumed / "overrides.yaml").write_text("- model=rnn\n- model.net.hidden_dim=64\n- trainer.max_epochs=3\n"
                                             f"- resume={fake_run}\n")
     assert expand([f"resume={fake_run}"])[-1] == "hydra.output_subdir=.hydra/resume_2"
     # Lightning's DDP workers get the expanded command line again: left as is

@@ -127,7 +127,7 @@ def test_sweep_through_submitit(shapes_root: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(root / "train.py"), "-m", "hydra/launcher=submitit_local", "model=rnn,lstm",
          f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
-         "model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "trainer.max_epochs=1",
+         "model.net.wordvec_dim=16", "model.net.hidden_dim=32", "model.meteor=false", "trainer.max_epochs=1",
          "trainer.limit_train_batches=2", "print_config=false", f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, env={**os.environ, "VISGRAD_ROOT": str(root)}, capture_output=True, text=True,
         timeout=600,

@@ -22,7 +22,8 @@ def test_multirun_with_a_failing_job(shapes_root: Path, tmp_path: Path) -> None:
     env = {**os.environ, "VISGRAD_ROOT": str(tmp_path)}
     command = [sys.executable, str(ROOT / "train.py"), "-m", "model.optimizer.lr=0.005,-1",
                f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
-               "data.batch_size=50", "data.max_train=100", "model.wordvec_dim=16", "model.hidden_dim=32",
+               "data.batch_size=50", "data.max_train=100", "model.net.wordvec_dim=16",
+               "model.net.hidden_dim=32",
                "model.meteor=false", "model.num_samples=0", "trainer.max_epochs=1", "print_config=false",
                "callbacks.rich_progress_bar=null", "hydra/job_logging=disabled",
                "hydra/hydra_logging=disabled"]

@@ -14,12 +14,13 @@ from hparams_dashboard import read_dashboard
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from visgrad.data import CaptionDataError
-from visgrad.errors import CheckpointError
+from visgrad.errors import CheckpointError, ConfigError
 from visgrad.tasks import run_task
 from visgrad.tasks.captions import load_captioner
 from visgrad.training import train
 
-TINY_MODEL = ["model.wordvec_dim=16", "model.hidden_dim=32", "model.meteor=false", "model.num_samples=4"]
+TINY_MODEL = ["model.net.wordvec_dim=16", "model.net.hidden_dim=32", "model.meteor=false",
+              "model.num_samples=4"]
 
 
 def data_overrides(shapes_root: Path) -> list[str]:
@@ -126,6 +127,30 @@ def test_checkpoint_that_does_not_fit_the_data_fails_before_fitting(trained_run,
         train(cfg)
 
 
+def test_checkpoint_of_another_network_or_version_fails_before_fitting(
+        trained_run, compose_cfg, shapes_root: Path, tmp_path: Path) -> None:
+    """ckpt_path= whose stored network differs from model.net (or of an older visgrad, or no captioner's):
+    refused before any fitting, naming the differing keys and the overrides that match the checkpoint."""
+    train_cfg, _ = trained_run
+    ckpt = Path(train_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    base = [*data_overrides(shapes_root), *TINY_MODEL, "trainer.max_epochs=3"]
+    cfg = compose_cfg("train", [*base, "model=rnn", "model.net.hidden_dim=64", f"ckpt_path={ckpt}"])
+    with pytest.raises(ConfigError, match=rf"^ckpt_path={ckpt}: its network differs from model.net in "
+                                          r"cell_type, hidden_dim; continue it with the settings it was "
+                                          r"trained with \(model.net.cell_type='lstm' "
+                                          r"model.net.hidden_dim=32\)$"):
+        train(cfg)
+    old = tmp_path / "old.ckpt"
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"] = {**checkpoint["hyper_parameters"], "cell_type": "lstm"}
+    del checkpoint["hyper_parameters"]["net"]
+    torch.save(checkpoint, old)
+    cfg = compose_cfg("train", [*base, "model=lstm", f"ckpt_path={old}"])
+    with pytest.raises(CheckpointError, match=r"old.ckpt was written by an older visgrad"):
+        train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))
+
+
 def test_bf16_mixed_fast_dev_run_on_cpu(compose_cfg, shapes_root: Path) -> None:
     """trainer.precision=bf16-mixed (CPU autocast) trains and validates; parameters stay float32."""
     cfg = compose_cfg("train", [*data_overrides(shapes_root), *TINY_MODEL, "model=lstm", "debug=fdr",
@@ -156,11 +181,12 @@ def test_evaluate_task_errors(compose_cfg, shapes_root: Path, tmp_path: Path) ->
     base = ["task=captions", *data_overrides(shapes_root)[:3]]
     with pytest.raises(ValueError, match="needs a checkpoint: pass ckpt_path=PATH"):
         run_task(compose_cfg("visualize", base))
-    with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.ckpt"):
+    with pytest.raises(CheckpointError, match=r"nope.ckpt: no such checkpoint file; pass ckpt_path=PATH"):
         run_task(compose_cfg("visualize", [*base, f"ckpt_path={tmp_path / 'nope.ckpt'}"]))
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"net.weight": torch.zeros(2)}, "hyper_parameters": {"lr": 1}}, other)
-    with pytest.raises(ValueError, match="is not a captioning checkpoint"):
+    with pytest.raises(CheckpointError, match=r"other.ckpt is not a captioner checkpoint: its "
+                                              r"hyperparameters are lr \(.*\); pass ckpt_path=PATH"):
         run_task(compose_cfg("visualize", [*base, f"ckpt_path={other}"]))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_text("not a checkpoint")

@@ -62,7 +62,7 @@ def test_optuna_search_runs_trials(shapes_root: Path, tmp_path: Path, project_ro
     for job, row in dashboard.rows.items():
         overrides = dict(o.split("=", 1) for o in OmegaConf.load(sweep / job.split("/")[0] / ".hydra" /
                                                                    "overrides.yaml"))
-        assert row.hparams["cell_type"] == overrides["model.cell_type"]
+        assert row.hparams["cell_type"] == overrides["model.net.cell_type"]
         assert row.hparams["lr"] == pytest.approx(float(overrides["model.optimizer.lr"]))
-        assert row.hparams["hidden_dim"] == float(overrides["model.hidden_dim"])
+        assert row.hparams["hidden_dim"] == float(overrides["model.net.hidden_dim"])
         assert row.status == "STATUS_SUCCESS" and 0.0 <= row.metrics["val/bleu4"] <= 1.0

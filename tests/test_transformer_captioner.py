@@ -3,6 +3,7 @@ decoding round trip, training through ``train.py model=transformer`` and resume 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -145,28 +146,54 @@ def test_longer_than_the_positional_encoding_is_a_clear_error():
 
 
 def test_module_builds_the_transformer_and_preflight_checks_its_keys(compose_cfg):
-    module = CaptioningModule(WORDS, 6, wordvec_dim=8, cell_type="transformer", num_heads=2, num_layers=1,
-                              dim_feedforward=16)
-    assert isinstance(module.model, CaptioningTransformer) and len(module.model.layers) == 1
-    cfg = compose_cfg("train", ["model=transformer", "model.wordvec_dim=30", "model.num_heads=4",
-                                "model.dropout=1.5", "model.num_layers=0"])
+    net = functools.partial(CaptioningTransformer, wordvec_dim=8, num_heads=2, num_layers=1, max_length=30,
+                            dim_feedforward=16)
+    module = CaptioningModule(net, word_to_idx=WORDS, input_dim=6)
+    assert isinstance(module.net, CaptioningTransformer) and len(module.net.layers) == 1
+    assert module.hparams.net == {"_target_": "visgrad.captioning.transformer.CaptioningTransformer",
+                                  "wordvec_dim": 8, "num_heads": 2, "num_layers": 1, "max_length": 30,
+                                  "dim_feedforward": 16}
+    cfg = compose_cfg("train", ["model=transformer", "model.net.wordvec_dim=30", "model.net.num_heads=4",
+                                "model.net.dropout=1.5", "model.net.num_layers=0"])
     assert config_problems(cfg) == [
-        "model.num_layers=0: must be a positive integer; e.g. model.num_layers=2",
-        "model.dropout=1.5: must be a probability in [0, 1); e.g. model.dropout=0.1",
-        "model.wordvec_dim=30: the Transformer's width must be even and a multiple of model.num_heads=4; "
-        "e.g. model.wordvec_dim=24",
+        "model.net.num_layers=0: must be a positive integer; e.g. model.net.num_layers=1",
+        "model.net.dropout=1.5: must be a probability in [0, 1); e.g. model.net.dropout=0.0",
+        "model.net.wordvec_dim=30: the Transformer's width must be even and a multiple of "
+        "model.net.num_heads=4; e.g. model.net.wordvec_dim=24",
     ]
+
+
+def test_module_checks_the_net_positions_cover_decoding_and_training_captions(compose_cfg):
+    """A net of 12 positions decodes 12 words (the last word is never fed back) and trains on captions of
+    13 words (12 inputs); one more either way is refused naming both settings."""
+    net = functools.partial(CaptioningTransformer, wordvec_dim=8, num_heads=2, num_layers=1, max_length=12,
+                            dim_feedforward=16)
+    with pytest.raises(ValueError, match=r"^max_length=13: decoding that many words needs 13 positions but "
+                                         r"the net takes at most 12 \(its max_length\); build the net with "
+                                         r"max_length >= 13"):
+        CaptioningModule(net, word_to_idx=WORDS, input_dim=6, max_length=13)
+    module = CaptioningModule(net, word_to_idx=WORDS, input_dim=6, max_length=12).eval()
+    features = torch.randn(2, 6)
+    assert decode(module.net, features, DecodingStrategy("beam"), 12).shape == (2, 12)
+    assert sequence_log_prob(module.net, features, greedy_decode(module.net, features, 12)).isfinite().all()
+    assert module(features, torch.ones(2, 13, dtype=torch.long)).isfinite()
+    with pytest.raises(ValueError, match=r"^captions of 14 words feed 13 positions but the net takes at most "
+                                         r"12 \(its max_length\)"):
+        module(features, torch.ones(2, 14, dtype=torch.long))
+    cfg = compose_cfg("train", ["model=transformer", "model.net.max_length=20", "model.max_length=30"])
+    assert config_problems(cfg) == ["model.net.max_length=20: the Transformer's positions must cover the "
+                                    "model.max_length=30 decoded words; e.g. model.net.max_length=50"]
 
 
 def run_overrides(shapes_root: Path) -> list[str]:
     """200 captions in batches of 50: 4 steps per epoch, 2 epochs; dropout off, so a resumed run equals an
     uninterrupted one exactly (the global RNG that dropout draws from is not checkpointed)."""
     return ["model=transformer", f"data.root={shapes_root}", "data.shapes.num_train=200",
-            "data.shapes.num_val=60", "data.batch_size=50", "data.max_train=200", "model.wordvec_dim=16",
-            "model.num_heads=2", "model.num_layers=1", "model.dim_feedforward=32", "model.dropout=0.0",
-            "model.meteor=false", "model.num_samples=2", "trainer.max_epochs=2",
-            "trainer.log_every_n_steps=1", "trainer.deterministic=true", "print_config=false",
-            "hydra/job_logging=disabled",
+            "data.shapes.num_val=60", "data.batch_size=50", "data.max_train=200",
+            "model.net.wordvec_dim=16", "model.net.num_heads=2", "model.net.num_layers=1",
+            "model.net.dim_feedforward=32", "model.net.dropout=0.0", "model.meteor=false",
+            "model.num_samples=2", "trainer.max_epochs=2", "trainer.log_every_n_steps=1",
+            "trainer.deterministic=true", "print_config=false", "hydra/job_logging=disabled",
             "hydra/hydra_logging=disabled"]
 
 
@@ -177,8 +204,11 @@ def test_train_one_epoch_in_process(compose_cfg, shapes_root: Path):
     assert metric == metrics["val/bleu4"] and 0.0 <= metric <= 1.0
     assert math.isfinite(metrics["train/loss_epoch"]) and math.isfinite(metrics["val/loss"])
     checkpoint = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["hyper_parameters"]["cell_type"] == "transformer"
-    assert "model.layers.0.self_attn.query.weight" in checkpoint["state_dict"]
+    net = checkpoint["hyper_parameters"]["net"]
+    assert net["_target_"] == "visgrad.captioning.transformer.CaptioningTransformer"
+    assert net["max_length"] == 50  # conf/model/transformer.yaml
+    assert (net["wordvec_dim"], net["num_heads"], net["num_layers"]) == (16, 2, 1)
+    assert "net.layers.0.self_attn.query.weight" in checkpoint["state_dict"]
 
 
 @pytest.mark.slow

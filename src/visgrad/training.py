@@ -25,8 +25,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from visgrad.captioning.checkpoints import read_captioner_hparams
+from visgrad.options import fmt
 from visgrad.utils import print_config_tree
-from visgrad.utils.checkpoint_io import read_checkpoint
 from visgrad.utils.hparams import HParamsSession, run_hparams
 from visgrad.utils.preflight import ConfigError, validate_config
 from visgrad.utils.resume import check_training_left, resume_checkpoint
@@ -34,6 +35,7 @@ from visgrad.utils.run_folder import lock_run_folder
 from visgrad.utils.sweep_summary import write_metrics
 
 log = logging.getLogger(__name__)
+_ABSENT = object()
 
 
 def _instantiate_group(group: DictConfig | None, extra: dict[type, dict] | None = None) -> list:
@@ -92,7 +94,7 @@ def train(cfg: DictConfig) -> float | None:
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
     _check_monitored_metrics(callbacks, model)
     if ckpt_path and hasattr(datamodule, "check_compatible"):
-        _check_checkpoint_fits_data(ckpt_path, datamodule)
+        _check_checkpoint_fits_data(ckpt_path, datamodule, model)
 
     # Checkpoints hold the config (DictConfig) besides tensors: load them fully (the user's own runs).
     with warnings.catch_warnings():
@@ -123,14 +125,20 @@ def _check_monitored_metrics(callbacks: list, model: pl.LightningModule) -> None
                               f"{type(callback).__name__} monitors it); {hint}it logs {', '.join(names)}")
 
 
-def _check_checkpoint_fits_data(ckpt_path: str, datamodule) -> None:
-    """Fail before fitting, naming file and sizes, if the checkpoint's captioner (input_dim, vocabulary)
-    does not fit the data (instead of a tensor size mismatch while loading its weights)."""
-    # mmap: only the pickled metadata is read here; trainer.fit loads the weights.
-    checkpoint = read_checkpoint(ckpt_path, mmap=True)
-    hparams = checkpoint.get("hyper_parameters", {})
-    if "input_dim" in hparams and "word_to_idx" in hparams:
-        datamodule.check_compatible(int(hparams["input_dim"]), hparams["word_to_idx"])
+def _check_checkpoint_fits_data(ckpt_path: str, datamodule, model: pl.LightningModule) -> None:
+    """Fail before fitting, naming file, keys and sizes, if the checkpoint is not a captioner's, or its stored
+    network config differs from the model's, or its network (input_dim, vocabulary) does not fit the data
+    (instead of a tensor size mismatch while loading its weights)."""
+    hparams = read_captioner_hparams(ckpt_path)  # only the pickled metadata: trainer.fit loads the weights
+    stored, current = hparams["net"], model.hparams.get("net", {})
+    changed = sorted(set(stored) | set(current), key=lambda k: (k != "_target_", k))
+    changed = [key for key in changed if stored.get(key, _ABSENT) != current.get(key, _ABSENT)]
+    if changed:
+        fix = " ".join(f"~model.net.{k}" if k not in stored else
+                       f"{'' if k in current else '+'}model.net.{k}={fmt(stored[k])}" for k in changed)
+        raise ConfigError(f"ckpt_path={ckpt_path}: its network differs from model.net in "
+                          f"{', '.join(changed)}; continue it with the settings it was trained with ({fix})")
+    datamodule.check_compatible(int(hparams["input_dim"]), hparams["word_to_idx"])
 
 
 def _refuse_used_checkpoint_dirs(callbacks: list) -> None:

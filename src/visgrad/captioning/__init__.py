@@ -1,6 +1,8 @@
-"""Image captioning (CS231n assignment 3): RNN/LSTM and Transformer captioners,
- decoding, metrics, Lightning training."""
+"""Image captioning (CS231n assignment 3): captioner networks (RNN/LSTM on the ``CELLS`` registry,
+Transformer, or your own ``Captioner``), decoding, metrics, Lightning training and checkpoints."""
 
+from visgrad.captioning.cells import CELLS, Cell
+from visgrad.captioning.checkpoints import load_captioner
 from visgrad.captioning.decoding import (
     DecodingStrategy,
     beam_search,
@@ -9,8 +11,9 @@ from visgrad.captioning.decoding import (
     temperature_sample,
 )
 from visgrad.captioning.metrics import caption_metrics
-from visgrad.captioning.model import CaptioningRNN
+from visgrad.captioning.model import CaptionerBase, CaptioningRNN
 from visgrad.captioning.module import CaptioningModule
+from visgrad.captioning.protocol import Captioner
 from visgrad.captioning.transformer import (
     CaptioningTransformer,
     MultiHeadAttention,
@@ -19,9 +22,13 @@ from visgrad.captioning.transformer import (
 )
 
 __all__ = [
+    "CELLS",
+    "Captioner",
+    "CaptionerBase",
     "CaptioningModule",
     "CaptioningRNN",
     "CaptioningTransformer",
+    "Cell",
     "DecodingStrategy",
     "MultiHeadAttention",
     "PositionalEncoding",
@@ -29,6 +36,7 @@ __all__ = [
     "beam_search",
     "caption_metrics",
     "greedy_decode",
+    "load_captioner",
     "sequence_log_prob",
     "temperature_sample",
 ]

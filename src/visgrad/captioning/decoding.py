@@ -1,9 +1,9 @@
 """Caption decoding: greedy, batched beam search and temperature sampling, plus sequence log-probabilities.
 
-Every decoder works with any model that offers ``initial_state(features) -> state``,
-``step(words (N,), state) -> (scores (N, V), state)`` and the indices ``null_idx``, ``start_idx``,
-``end_idx`` (``CaptioningRNN`` and ``CaptioningTransformer`` do); the state is any nest of tuples of
-tensors with the batch first (see ``map_state``). Decoding runs under ``torch.no_grad()``. Outputs follow
+Every decoder works with any network of the captioner protocol (``visgrad.captioning.protocol.Captioner``:
+``initial_state(features) -> state``, ``step(words (N,), state) -> (scores (N, V), state)`` and the indices
+``null_idx``, ``start_idx``, ``end_idx``); the state is any nest of tuples of tensors with the batch first
+(see ``map_state``). Decoding runs under ``torch.no_grad()``. Outputs follow
 CS231n's ``sample``: an int64 tensor (N, max_length) whose first column is the first generated word (no
 ``<START>``); a caption's ``<END>`` is kept and every later position holds ``<NULL>``.
 """

@@ -2,7 +2,9 @@
 
 Used by the LightningModule at validation epoch end, by ``visualize.py task=captions`` and by the
 benchmarks, so the numbers they report are computed the same way. ``decode_sharded`` splits the
-decoding across the processes of a distributed run and gathers the captions of the whole set.
+decoding across the processes of a distributed run and gathers the captions of the whole set. ``model`` is
+any captioner network (``visgrad.captioning.protocol.Captioner``, an ``nn.Module``: decoding runs on the
+device and in the dtype of its parameters).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The CS231n image captioner (``CaptioningRNN``) built on the hand-written ``visgrad.ops`` cells.
+"""The CS231n image captioner (``CaptioningRNN``) on a recurrent cell of the ``CELLS`` registry.
 
 Image features (N, D) are projected to the initial hidden state h0 (N, H); words are embedded (W);
-a vanilla RNN or an LSTM (c0 = 0) runs over the embedded caption and an affine layer scores the
-vocabulary (V) at every step. Parameter names, shapes and initialisation follow CS231n's
-``classifiers/rnn.py``.
+the cell (a vanilla RNN, an LSTM with c0 = 0, or a ``Cell`` of your own) runs over the embedded caption and
+an affine layer scores the vocabulary (V) at every step. Parameter names, shapes and initialisation follow
+CS231n's ``classifiers/rnn.py``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import torch
 from torch import Tensor, nn
 
 from visgrad import ops
+from visgrad.captioning.cells import CELLS
 from visgrad.captioning.decoding import greedy_decode
+from visgrad.registry import RegistryError
 
-CELL_GATES = {"rnn": 1, "lstm": 4}
 SPECIAL_TOKENS = ("<NULL>", "<START>", "<END>")
 
 
-class Captioner(nn.Module):
-    """What every captioner shares: the CS231n vocabulary, the teacher-forced loss and greedy sampling.
+class CaptionerBase(nn.Module):
+    """A base for captioners (``visgrad.captioning.protocol.Captioner``): the CS231n vocabulary members, the
+    teacher-forced loss and greedy sampling.
 
     A subclass defines ``input_dim``, ``forward(features (N, D), words (N, T)) -> scores (N, T, V)`` and the
     decoding steps ``initial_state(features) -> state`` and ``step(words (N,), state) -> (scores (N, V),
@@ -87,17 +89,18 @@ class Captioner(nn.Module):
         return greedy_decode(self, features, max_length=max_length)
 
 
-class CaptioningRNN(Captioner):
-    """Image captioner: features -> h0, then an RNN/LSTM over word embeddings -> vocabulary scores.
+class CaptioningRNN(CaptionerBase):
+    """Image captioner: features -> h0, then a recurrent cell over word embeddings -> vocabulary scores.
 
     Args:
         word_to_idx: vocabulary ``{word: index}`` of V words, with ``<NULL>``, ``<START>`` and ``<END>``.
         input_dim: D, size of an image feature vector.
         wordvec_dim: W, size of a word vector.
         hidden_dim: H, size of the recurrent hidden state.
-        cell_type: ``"rnn"`` or ``"lstm"``.
+        cell_type: a cell of ``visgrad.captioning.CELLS`` (``"rnn"``, ``"lstm"``) or the dotted path of a
+            ``Cell`` in your own package.
 
-    Parameters (m = 1 for an RNN, 4 for an LSTM with gate order i, f, o, g):
+    Parameters (m = the cell's gates: 1 for an RNN, 4 for an LSTM with gate order i, f, o, g):
         W_embed (V, W), W_proj (D, H), b_proj (H,), Wx (W, mH), Wh (H, mH), b (mH,),
         W_vocab (H, V), b_vocab (V,).
     """
@@ -110,13 +113,16 @@ class CaptioningRNN(Captioner):
         hidden_dim: int = 128,
         cell_type: str = "rnn",
     ) -> None:
-        if cell_type not in CELL_GATES:
-            raise ValueError(f"cell_type must be one of {sorted(CELL_GATES)}, got {cell_type!r}")
+        try:
+            cell = CELLS.get(cell_type)
+        except RegistryError as error:
+            raise RegistryError(f"cell_type: {error}") from None
         super().__init__(word_to_idx, input_dim=input_dim, wordvec_dim=wordvec_dim, hidden_dim=hidden_dim)
         self.cell_type = cell_type
+        self.cell = cell
 
         V, D, W, H = len(word_to_idx), input_dim, wordvec_dim, hidden_dim
-        mH = CELL_GATES[cell_type] * H
+        mH = cell.gates * H
         self.W_embed = nn.Parameter(torch.randn(V, W) / 100)
         self.W_proj = nn.Parameter(torch.randn(D, H) / math.sqrt(D))
         self.b_proj = nn.Parameter(torch.zeros(H))
@@ -148,26 +154,20 @@ class CaptioningRNN(Captioner):
         Returns: scores (N, T, V); scores[:, t] predicts the word after ``words[:, t]``.
         """
         h0 = torch.addmm(self.b_proj, features, self.W_proj)
-        # = ops.lstm(ops.word_embedding(words, W_embed), ...), with the vocabulary projected once
-        recurrent = ops.word_lstm if self.cell_type == "lstm" else ops.word_rnn
-        h = recurrent(words, self.W_embed, h0, self.Wx, self.Wh, self.b)
+        # = cell over ops.word_embedding(words, W_embed); the built-in cells project the vocabulary once
+        h = self.cell.forward_words(words, self.W_embed, h0, self.Wx, self.Wh, self.b)
         return ops.temporal_affine(h, self.W_vocab, self.b_vocab)
 
     # One decoding step at a time (used by greedy, beam and temperature decoding).
 
-    def initial_state(self, features: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Decoder state before the ``<START>`` token: h0 = features W_proj + b_proj (N, H); c0 = 0 (LSTM)."""
+    def initial_state(self, features: Tensor) -> tuple[Tensor, ...]:
+        """Decoder state before the ``<START>`` token: h0 = features W_proj + b_proj (N, H), then the cell's
+        other states at zero (LSTM: c0 = 0)."""
         self._check_features(features)
-        h0 = torch.addmm(self.b_proj, features, self.W_proj)
-        c0 = torch.zeros_like(h0) if self.cell_type == "lstm" else None
-        return h0, c0
+        return self.cell.initial_state(torch.addmm(self.b_proj, features, self.W_proj))
 
-    def step(self, words: Tensor, state: tuple[Tensor, Tensor | None]) -> tuple[Tensor, tuple]:
-        """Feed words (N,) to the cell: returns vocabulary scores (N, V) and the next state (h, c)."""
-        prev_h, prev_c = state
+    def step(self, words: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Feed words (N,) to the cell: returns vocabulary scores (N, V) and the next state (h, ...)."""
         x = ops.word_embedding(words[:, None], self.W_embed)[:, 0]
-        if self.cell_type == "lstm":
-            h, c = ops.lstm_step(x, prev_h, prev_c, self.Wx, self.Wh, self.b)
-        else:
-            h, c = ops.rnn_step(x, prev_h, self.Wx, self.Wh, self.b), None
-        return h @ self.W_vocab + self.b_vocab, (h, c)
+        state = self.cell.step(x, state, self.Wx, self.Wh, self.b)
+        return state[0] @ self.W_vocab + self.b_vocab, state

@@ -1,5 +1,10 @@
-"""``CaptioningModule``: Lightning training of ``CaptioningRNN`` or ``CaptioningTransformer``, with caption
-metrics and samples.
+"""``CaptioningModule``: Lightning training of the captioner network it is given (``CaptioningRNN``,
+``CaptioningTransformer`` or any ``visgrad.captioning.protocol.Captioner``), with caption metrics and samples.
+
+The module builds its network from a factory, ``net(word_to_idx=..., input_dim=...)`` (a ``_partial_`` config
+or a ``{_target_: ...}`` mapping), and stores the network's config in its hyperparameters, so a checkpoint
+rebuilds the same network: ``CaptioningModule.load_from_checkpoint(path)`` or
+``visgrad.captioning.checkpoints.load_captioner(path)``.
 
 Logged: ``train/loss`` (step and epoch), ``val/loss``, and at every validation epoch end (greedy
 decoding of the datamodule's ``eval_set("val")``, one row per image) ``val/bleu1..4``, ``val/cider_d``
@@ -15,34 +20,36 @@ averaged over all processes (``sync_dist``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
 from visgrad.captioning.harness import decode_features, decode_sharded
 from visgrad.captioning.metrics import METRIC_NAMES, caption_metrics, java_available
-from visgrad.captioning.model import CaptioningRNN
-from visgrad.captioning.transformer import CaptioningTransformer
+from visgrad.captioning.protocol import check_captioner
+from visgrad.registry import build, partial_config
 
 log = logging.getLogger(__name__)
 
 
 class CaptioningModule(pl.LightningModule):
-    """Train a CS231n captioner (``self.model``) with the CS231n loss.
+    """Train a captioner network (``self.net``) with its loss.
 
     Args:
-        word_to_idx, input_dim: from the datamodule (``model_kwargs()``).
-        wordvec_dim, hidden_dim, cell_type: the ``CaptioningRNN`` sizes and cell (``"rnn"`` | ``"lstm"``), or
-            ``cell_type="transformer"``: a ``CaptioningTransformer`` of width wordvec_dim (hidden_dim unused).
-        num_heads, num_layers, dim_feedforward, dropout: the ``CaptioningTransformer``'s (transformer only).
+        net: the network's factory: a ``functools.partial`` (a Hydra ``_partial_: true`` node) or a
+            ``{_target_: ..., **arguments}`` mapping, called with ``word_to_idx`` and ``input_dim``.
         optimizer: ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` config).
         scheduler: ``optimizer -> LRScheduler`` stepped once per epoch, or None.
-        max_length: longest decoded caption (words).
+        word_to_idx, input_dim: from the datamodule (``model_kwargs()``).
+        max_length: longest decoded caption (words); a network with a ``max_length`` must take that many
+            positions.
         beam_size, length_alpha: beam search used for the sample table (and ``val/beam/*`` metrics).
         beam_metrics: also score beam search at every validation epoch (slower).
         meteor: METEOR in the metrics: True | False | "auto" (when Java is installed).
@@ -51,32 +58,29 @@ class CaptioningModule(pl.LightningModule):
 
     def __init__(
         self,
-        word_to_idx: dict[str, int],
-        input_dim: int,
-        wordvec_dim: int = 128,
-        hidden_dim: int = 128,
-        cell_type: str = "lstm",
+        net: Callable | Mapping[str, Any],
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
+        *,
+        word_to_idx: dict[str, int],
+        input_dim: int,
         max_length: int = 30,
         beam_size: int = 3,
         length_alpha: float = 0.0,
         beam_metrics: bool = False,
         meteor: bool | str = "auto",
         num_samples: int = 8,
-        num_heads: int = 4,
-        num_layers: int = 2,
-        dim_feedforward: int = 512,
-        dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
-        if cell_type == "transformer":
-            # Positions for training captions (COCO: 16 inputs) and for decoding max_length words.
-            self.model = CaptioningTransformer(dict(word_to_idx), input_dim, wordvec_dim, num_heads,
-                                               num_layers, max(50, max_length), dim_feedforward, dropout)
-        else:
-            self.model = CaptioningRNN(dict(word_to_idx), input_dim, wordvec_dim, hidden_dim, cell_type)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.hparams["net"] = _plain(partial_config(net))  # what a checkpoint rebuilds the network from
+        self.net = build(net, word_to_idx=dict(word_to_idx), input_dim=int(input_dim))
+        check_captioner(self.net)
+        limit = getattr(self.net, "max_length", None)
+        if limit is not None and limit < max_length:
+            raise ValueError(f"max_length={max_length}: decoding that many words needs {max_length} "
+                             f"positions but the net takes at most {limit} (its max_length); build the net "
+                             f"with max_length >= {max_length} or decode shorter captions")
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.greedy = DecodingStrategy("greedy")
@@ -94,19 +98,24 @@ class CaptioningModule(pl.LightningModule):
         return self.hparams.meteor is True or (self.hparams.meteor == "auto" and java_available())
 
     def forward(self, features: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
-        """The CS231n loss of captions (B, T) given image features (B, D)."""
-        return self.model.loss(features, captions)
+        """The network's loss of captions (B, T) given image features (B, D)."""
+        limit = getattr(self.net, "max_length", None)
+        if limit is not None and captions.shape[1] - 1 > limit:
+            raise ValueError(f"captions of {captions.shape[1]} words feed {captions.shape[1] - 1} positions "
+                             f"but the net takes at most {limit} (its max_length); build the net with "
+                             f"max_length >= {captions.shape[1] - 1}")
+        return self.net.loss(features, captions)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         features, captions = batch
-        loss = self.model.loss(features, captions)
+        loss = self(features, captions)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True,
                  batch_size=len(captions))
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         features, captions = batch
-        loss = self.model.loss(features, captions)
+        loss = self(features, captions)
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(captions))
 
     def on_validation_epoch_end(self) -> None:
@@ -119,7 +128,7 @@ class CaptioningModule(pl.LightningModule):
         if self.hparams.beam_metrics:
             strategies["beam"] = self.beam
         captions = {
-            name: decode_sharded(self.model, eval_set.features, strategy, eval_set.idx_to_word,
+            name: decode_sharded(self.net, eval_set.features, strategy, eval_set.idx_to_word,
                                  self.hparams.max_length, self.trainer.global_rank, self.trainer.world_size,
                                  self.all_gather)
             for name, strategy in strategies.items()
@@ -151,7 +160,7 @@ class CaptioningModule(pl.LightningModule):
         if not writers:
             return
         n = min(self.hparams.num_samples, len(eval_set.references))
-        beam, _ = decode_features(self.model, eval_set.features[:n], self.beam, eval_set.idx_to_word,
+        beam, _ = decode_features(self.net, eval_set.features[:n], self.beam, eval_set.idx_to_word,
                                   self.hparams.max_length)
         references = eval_set.references[:n]
         generated = {"greedy": greedy_captions[:n], self.beam.label: beam}
@@ -176,3 +185,9 @@ class CaptioningModule(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """A net config with OmegaConf containers (from Hydra) turned into plain dicts and lists."""
+    return {key: OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig))
+            else value for key, value in config.items()}

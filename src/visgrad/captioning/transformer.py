@@ -5,7 +5,7 @@ caption words are embedded (W) with sinusoidal positions; each ``TransformerDeco
 self-attention, cross-attention to the memory and a ReLU feed-forward block, each followed by dropout, a
 residual connection and LayerNorm (post-norm, as the course); a linear layer scores the vocabulary.
 Module names, arguments and the weight initialisation (normal(0, 0.02), zero biases) follow CS231n's
-``transformer_layers.py`` and ``classifiers/transformer.py``. The loss is ``Captioner.loss``: summed over
+``transformer_layers.py`` and ``classifiers/transformer.py``. The loss is ``CaptionerBase.loss``: summed over
 time and averaged over the N captions, as ``CaptioningRNN``'s (CS231n's Transformer solver instead takes the
 mean over all N T positions, masked ones included, which only rescales it by 1 / T).
 
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from visgrad import ops
-from visgrad.captioning.model import Captioner
+from visgrad.captioning.model import CaptionerBase
 
 
 class MultiHeadAttention(nn.Module):
@@ -133,7 +133,7 @@ class TransformerDecoderLayer(nn.Module):
         return self.norm3(tgt + self.dropout3(feedforward))
 
 
-class CaptioningTransformer(Captioner):
+class CaptioningTransformer(CaptionerBase):
     """Transformer image captioner (CS231n).
 
     Args:

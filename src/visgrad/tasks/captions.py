@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
+from visgrad.captioning import checkpoints
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
 from visgrad.captioning.harness import evaluate_strategies
@@ -24,7 +25,6 @@ from visgrad.captioning.module import CaptioningModule
 from visgrad.errors import CheckpointError, ConfigError
 from visgrad.options import non_negative_int, one_of, option, positive_int
 from visgrad.tasks.lifecycle import Task, TaskRun
-from visgrad.utils.checkpoint_io import read_checkpoint
 
 DEFAULT_STRATEGIES = {
     "greedy": {"kind": "greedy"},
@@ -69,19 +69,10 @@ def load_captioner(ckpt_path: str | Path | None, device: torch.device) -> Captio
     """Load a ``CaptioningModule`` checkpoint, with a clear error if it is missing or of another kind."""
     if not ckpt_path:
         raise ConfigError(f"task=captions needs a checkpoint: {HOW_TO}")
-    path = Path(str(ckpt_path)).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; {HOW_TO}")
-    checkpoint = read_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    state = checkpoint.get("state_dict", {}) if isinstance(checkpoint, dict) else {}
-    embedding = "model.embedding.weight" if hparams.get("cell_type") == "transformer" else "model.W_embed"
-    if "word_to_idx" not in hparams or embedding not in state:
-        raise CheckpointError(f"{path} is not a captioning checkpoint (no CaptioningModule hyperparameters / "
-                              f"{embedding} weights); {HOW_TO}")
-    module = CaptioningModule(**hparams)
-    module.load_state_dict(state)
-    return module.to(device).eval()
+    try:
+        return checkpoints.load_captioner(Path(str(ckpt_path)).expanduser(), device)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; {HOW_TO}") from None
 
 
 @dataclass
@@ -100,7 +91,7 @@ def prepare(run: TaskRun) -> Prepared:
     datamodule = instantiate(run.cfg.data)
     datamodule.prepare_data()
     eval_set = datamodule.eval_set(opts.split)
-    datamodule.check_compatible(module.model.input_dim, module.model.word_to_idx)
+    datamodule.check_compatible(module.net.input_dim, module.net.word_to_idx)
     strategies = {name: DecodingStrategy(**spec) for name, spec in opts.strategies.items()}
     return Prepared(module, eval_set, strategies)
 
@@ -109,7 +100,7 @@ def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
     """Decode and score ``task.split``; returns ``{"<strategy>/<metric>": value}`` (metrics and
     ``log_prob``, the mean caption log-probability)."""
     opts, eval_set = run.options, prepared.eval_set
-    results = evaluate_strategies(prepared.module.model, eval_set, prepared.strategies, opts.max_length,
+    results = evaluate_strategies(prepared.module.net, eval_set, prepared.strategies, opts.max_length,
                                   opts.meteor, opts.batch_size)
     summary = {f"{name}/{key}": value for name, result in results.items()
                for key, value in result.metrics.items()}

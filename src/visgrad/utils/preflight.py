@@ -12,6 +12,7 @@ Keys a config does not have are skipped (the classifier experiment has ``model.l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from visgrad.captioning.cells import CELLS
 from visgrad.errors import ConfigError
 from visgrad.options import (
     fmt,
@@ -33,7 +35,11 @@ from visgrad.options import (
     pair_of,
     positive_int,
     positive_number,
+    probability,
+    registered,
 )
+from visgrad.registry import TARGET, RegistryError
+from visgrad.utils.target_checks import argument_problems, arguments, is_target
 
 _ABSENT = object()
 __all__ = ["ConfigError", "Rule", "config_problems", "rule_problems", "validate_config"]
@@ -42,7 +48,8 @@ __all__ = ["ConfigError", "Rule", "config_problems", "rule_problems", "validate_
 @dataclass(frozen=True)
 class Rule:
     """``check(value)`` is True for a good value; ``allowed`` says what is; ``example`` is a good value.
-    With ``target`` set, the rule applies only when the key's top-level group instantiates that class."""
+    With ``target`` set, the rule applies only when a node on the key's path instantiates that class
+    (``model`` for ``model.max_length``; ``model`` or ``model.net`` for ``model.net.hidden_dim``)."""
 
     key: str
     check: Callable[[object], bool]
@@ -58,6 +65,9 @@ def limit_batches(v) -> bool:
 
 CAPTION_DATA = "visgrad.data.CaptionDataModule"
 CAPTIONER = "visgrad.captioning.CaptioningModule"
+RNN_NET = "visgrad.captioning.CaptioningRNN"
+TRANSFORMER_NET = "visgrad.captioning.CaptioningTransformer"
+DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes its net, from the datamodule
 GAN = "visgrad.gan.GANModule"
 GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
 GAN_METRICS = ("val/fd", "val/confident", "val/entropy", "val/d_loss", "val/d_real", "val/d_fake")
@@ -76,14 +86,15 @@ RULES: tuple[Rule, ...] = (
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
     Rule("data.shapes.image_size", lambda v: is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
-    Rule("model.cell_type", one_of("rnn", "lstm", "transformer"), "one of rnn, lstm, transformer",
-         "lstm (or model=rnn, model=transformer)", CAPTIONER),
-    Rule("model.wordvec_dim", positive_int, "a positive integer", 128, CAPTIONER),
-    Rule("model.hidden_dim", positive_int, "a positive integer", 128, CAPTIONER),
-    Rule("model.num_heads", positive_int, "a positive integer", 4, CAPTIONER),
-    Rule("model.num_layers", positive_int, "a positive integer", 2, CAPTIONER),
-    Rule("model.dim_feedforward", positive_int, "a positive integer", 512, CAPTIONER),
-    Rule("model.dropout", lambda v: is_number(v) and 0 <= v < 1, "a probability in [0, 1)", 0.1, CAPTIONER),
+    Rule("model.net.cell_type", registered(CELLS), CELLS.allowed, "lstm (or model=rnn)", RNN_NET),
+    Rule("model.net.wordvec_dim", positive_int, "a positive integer", 128, RNN_NET),
+    Rule("model.net.hidden_dim", positive_int, "a positive integer", 128, RNN_NET),
+    Rule("model.net.wordvec_dim", positive_int, "a positive integer", 64, TRANSFORMER_NET),
+    Rule("model.net.num_heads", positive_int, "a positive integer", 4, TRANSFORMER_NET),
+    Rule("model.net.num_layers", positive_int, "a positive integer", 1, TRANSFORMER_NET),
+    Rule("model.net.dim_feedforward", positive_int, "a positive integer", 256, TRANSFORMER_NET),
+    Rule("model.net.dropout", probability, "a probability in [0, 1)", 0.0, TRANSFORMER_NET),
+    Rule("model.net.max_length", positive_int, "a positive integer", 50, TRANSFORMER_NET),
     Rule("model.optimizer.lr", positive_number, "a positive number", 0.005, CAPTIONER),
     Rule("model.lr", positive_number, "a positive number", 0.001),
     Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9,
@@ -144,12 +155,19 @@ def _local_sweep() -> bool:
     return hydra.mode == RunMode.MULTIRUN and hydra.launcher.get("_target_", "").endswith(".BasicLauncher")
 
 
+def _applies(cfg: DictConfig, rule: Rule) -> bool:
+    if rule.target is None:
+        return True
+    parts = rule.key.split(".")
+    return any(is_target(OmegaConf.select(cfg, ".".join(parts[:end] + [TARGET])), rule.target)
+               for end in range(1, len(parts)))
+
+
 def rule_problems(cfg: DictConfig, rules: tuple[Rule, ...]) -> list[str]:
     """One line per value of ``cfg`` that breaks one of ``rules`` (keys ``cfg`` lacks are skipped)."""
     problems = []
     for rule in rules:
-        group = rule.key.split(".")[0]
-        if rule.target is not None and OmegaConf.select(cfg, f"{group}._target_") != rule.target:
+        if not _applies(cfg, rule):
             continue
         try:
             value = _select(cfg, rule.key)
@@ -170,7 +188,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
                         "process by running the command again, which would rerun the whole sweep; use "
                         "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)")
     problems += _gan_problems(cfg)
-    problems += _transformer_width_problems(cfg)
+    problems += _captioner_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
         problems.append(f"ckpt_path={fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
@@ -203,16 +221,46 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def _transformer_width_problems(cfg: DictConfig) -> list[str]:
-    """The Transformer's width (wordvec_dim) must be even (sine/cosine positions) and split into num_heads."""
-    if (OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "model.cell_type")) != (
-            CAPTIONER, "transformer"):
+def _captioner_problems(cfg: DictConfig) -> list[str]:
+    """A ``CaptioningModule`` and its net: no unknown keys, a ``_partial_`` net, and for the Transformer a
+    width that splits into heads and positions that cover decoding."""
+    model = OmegaConf.select(cfg, "model")
+    if not isinstance(model, DictConfig) or not is_target(model.get(TARGET), CAPTIONER):
         return []
-    width, heads = OmegaConf.select(cfg, "model.wordvec_dim"), OmegaConf.select(cfg, "model.num_heads")
-    if not (positive_int(width) and positive_int(heads)) or (width % 2 == 0 and width % heads == 0):
-        return []  # bad values on their own are reported by RULES
-    return [f"model.wordvec_dim={width}: the Transformer's width must be even and a multiple of "
-            f"model.num_heads={heads}; e.g. model.wordvec_dim={2 * heads * max(1, width // (2 * heads))}"]
+    net = model.get("net")
+    if not isinstance(net, DictConfig) or TARGET not in net:
+        return [f"model.net={fmt(net)}: a CaptioningModule is given its network as a _target_ node with "
+                "_partial_: true (e.g. model=lstm, model=transformer)"]
+    problems = argument_problems(net, "model.net", DATA_ARGUMENTS)
+    try:
+        of_net = {name: f"model.net.{name}" for name in arguments(net[TARGET]) or ()}
+    except (RegistryError, ImportError):
+        of_net = {}
+    problems = argument_problems(model, "model", DATA_ARGUMENTS, of_net) + problems
+    if net.get("_partial_") is not True:
+        problems.append(f"model.net._partial_={fmt(net.get('_partial_'))}: must be true (the module "
+                        "builds its network with the data's word_to_idx and input_dim); e.g. "
+                        "model.net._partial_=true")
+    if is_target(net.get(TARGET), TRANSFORMER_NET):
+        problems += _transformer_problems(cfg)
+    return problems
+
+
+def _transformer_problems(cfg: DictConfig) -> list[str]:
+    """The Transformer's width (wordvec_dim) must be even (sine/cosine positions) and split into num_heads;
+    its positions (max_length) must cover the decoded captions (model.max_length)."""
+    problems, select = [], functools.partial(OmegaConf.select, cfg)
+    width, heads = select("model.net.wordvec_dim"), select("model.net.num_heads")
+    if positive_int(width) and positive_int(heads) and (width % 2 or width % heads):
+        problems.append(f"model.net.wordvec_dim={width}: the Transformer's width must be even and a multiple "
+                        f"of model.net.num_heads={heads}; e.g. "
+                        f"model.net.wordvec_dim={2 * heads * max(1, width // (2 * heads))}")
+    positions, decoded = select("model.net.max_length"), select("model.max_length")
+    if positive_int(positions) and positive_int(decoded) and positions < decoded:
+        problems.append(f"model.net.max_length={positions}: the Transformer's positions must cover the "
+                        f"model.max_length={decoded} decoded words; e.g. "
+                        f"model.net.max_length={max(50, decoded)}")
+    return problems  # bad values on their own are reported by RULES
 
 
 def validate_config(cfg: DictConfig) -> None:
