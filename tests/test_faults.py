@@ -54,9 +54,9 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(compo
 
 def test_inf_gradient_names_the_parameter(compose_cfg, shapes_root) -> None:
     poison = ["+callbacks.poison._target_=fault_injection.PoisonGradient", "+callbacks.poison.step=2",
-              "+callbacks.poison.param=model.Wh"]
+              "+callbacks.poison.param=net.Wh"]
     cfg = compose_cfg("train", overrides(shapes_root, *poison))
-    with pytest.raises(NonFiniteError, match=r"global step 2 \(epoch 0, batch 2\): the gradient of model.Wh "
+    with pytest.raises(NonFiniteError, match=r"global step 2 \(epoch 0, batch 2\): the gradient of net.Wh "
                                              r"has 0 NaN and 1 Inf of 4096 values\..*none written yet"):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
