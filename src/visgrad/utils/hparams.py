@@ -20,11 +20,11 @@ a session at the logdir's root (run ``.``) gets no metric values (TensorBoard 2.
 ``./.``), so the apps print ``tensorboard --logdir <run folder>``.
 
 Which hyperparameters (``run_hparams``): the configured ``columns`` (``name: config key``, e.g.
-``cell_type: model.cell_type``; a list of keys takes the first one the config has; a config group's name
+``cell_type: model.net.cell_type``; a list of keys takes the first one the config has; a config group's name
 gives its choice, ``model: lstm``; keys a config lacks are left out), the scalar options under
 ``options_of`` (a task's options: the config node's, or the parsed options with their defaults that the
 task lifecycle passes as ``options``), and every key overridden on the command line or by the sweeper
-(``model.hidden_dim``, Optuna's parameters; from ``HydraConfig``), except the ``ignore``d keys
+(``model.net.hidden_dim``, Optuna's parameters; from ``HydraConfig``), except the ``ignore``d keys
 (``paths.log_dir``). Values are numbers, booleans or strings (``null``, lists and dicts as text).
 """
 
