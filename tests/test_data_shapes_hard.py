@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -15,11 +18,13 @@ from visgrad.data import shapes_hard
 from visgrad.data.coco import CAPTIONS_FILE, features_file, load_coco_data
 from visgrad.data.shapes import Shape, ensure_shapes, load_shapes_objects
 from visgrad.data.shapes_features import PALETTE, SLOT_DIM, SLOT_WEIGHT
+from visgrad.data.shapes_scene import Grammar
 from visgrad.data.vocab import decode_captions
 
 KINDS = ["circle", "square", "triangle", "diamond"]
 COLOURS = ["red", "green", "blue", "yellow", "purple"]
 TINY = dict(num_train=40, num_val=30, seed=2, grammar="hard")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def shape(kind: str, colour: str, size: str, cx: float, cy: float) -> Shape:
@@ -165,8 +170,10 @@ def test_same_seed_gives_the_same_files_and_grammar_change_regenerates(
     ensure_shapes(again, processes=1, **{**TINY, "grammar": "default"})
     assert "grammar" not in json.loads((again / "manifest.json").read_text())
     assert "above" not in load_coco_data(again)["word_to_idx"]
-    with pytest.raises(ValueError, match="grammar must be one of"):
-        ensure_shapes(tmp_path / "c", grammar="harder")
+    with pytest.raises(ValueError, match=r"grammar must be one of default, hard, or the dotted path of a "
+                                         r"Grammar .*, got 'bogus_grammar'"):
+        ensure_shapes(tmp_path / "c", grammar="bogus_grammar")
+    assert not (tmp_path / "c").exists()
 
 
 def test_default_grammar_is_unchanged_and_reused(tmp_path: Path) -> None:
@@ -177,3 +184,36 @@ def test_default_grammar_is_unchanged_and_reused(tmp_path: Path) -> None:
     ensure_shapes(root, num_train=20, num_val=8, seed=3, processes=1, grammar="default")
     assert (root / CAPTIONS_FILE).stat().st_mtime_ns == stamp
     assert set(shapes_module.vocabulary()[0]).isdisjoint({"above", "below", "two", "circles", "beside"})
+
+
+def shout_captions(shapes: list[Shape], rng: np.random.Generator, size: int, complete: bool) -> list[str]:
+    """The default grammar's captions, followed by 'indeed' (a grammar of the user's own)."""
+    return [f"{caption} indeed" for caption in shapes_module.captions_for(shapes, rng, size, complete)]
+
+
+def shout_vocabulary() -> tuple[list[str], dict[str, int]]:
+    idx_to_word = [*shapes_module.vocabulary()[0], "indeed"]
+    return idx_to_word, {word: i for i, word in enumerate(idx_to_word)}
+
+
+SHOUT = Grammar("shout", "emphatic", shapes_module.sample_scene, shout_captions, shout_vocabulary)
+
+
+def test_a_grammar_of_the_users_own_by_dotted_path(tmp_path: Path) -> None:
+    """A Grammar defined here generates a set (same scenes and images as the default grammar's) without any
+    registration; its path is recorded in the manifest."""
+    grammar = f"{__name__}.SHOUT"
+    root = ensure_shapes(tmp_path / "shout", num_train=12, num_val=6, seed=4, processes=1, grammar=grammar)
+    default = ensure_shapes(tmp_path / "default", num_train=12, num_val=6, seed=4, processes=1)
+    assert json.loads((root / "manifest.json").read_text())["grammar"] == grammar
+    shouted, plain = captions_per_image(root, "val"), captions_per_image(default, "val")
+    assert shouted == [[f"{caption} indeed" for caption in image] for image in plain]
+    with h5py.File(root / "shapes_images.h5") as f, h5py.File(default / "shapes_images.h5") as g:
+        assert np.array_equal(f["val_images"][()], g["val_images"][()])
+
+
+def test_grammar_modules_import_no_circle() -> None:
+    """The grammars build on visgrad.data.shapes_scene; shapes_hard does not import the generator."""
+    code = ("import sys; import visgrad.data.shapes_hard; "
+            "assert 'visgrad.data.shapes' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": SRC})

@@ -33,7 +33,7 @@ import dataclasses
 
 import numpy as np
 
-from visgrad.data.shapes import COLOURS, KINDS, SIZES, Shape, _apart, random_shape
+from visgrad.data.shapes_scene import COLOURS, KINDS, SIZES, Grammar, Shape, apart, random_shape
 from visgrad.data.vocab import build_vocab
 
 COUNT_WEIGHTS = (0.2, 0.35, 0.45)  # scenes of 1, 2, 3 objects
@@ -66,7 +66,7 @@ def sample_scene(rng: np.random.Generator, size: int) -> list[Shape]:
             if shapes and rng.random() < REPEAT_PROB:
                 model = shapes[int(rng.integers(len(shapes)))]
                 new = dataclasses.replace(new, kind=model.kind, colour=model.colour)
-            if all(_apart(old, new, size) for old in shapes):
+            if all(apart(old, new, size) for old in shapes):
                 shapes.append(new)
         if len(shapes) == count and _clear(shapes, size):
             return sorted(shapes, key=lambda s: s.cx)
@@ -143,3 +143,6 @@ def vocabulary() -> tuple[list[str], dict[str, int]]:
     """The hard grammar's full vocabulary (independent of the sampled data)."""
     words = [*KINDS, *(f"{k}s" for k in KINDS), *COLOURS, *SIZES, *WORDS.split()]
     return build_vocab([" ".join(words)])
+
+
+GRAMMAR = Grammar("hard", "heights, counts, content-dependent order", sample_scene, captions_for, vocabulary)
