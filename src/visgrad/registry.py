@@ -24,6 +24,8 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from omegaconf import Container, OmegaConf
+
 from visgrad.errors import ConfigError
 
 T = TypeVar("T")
@@ -158,12 +160,17 @@ def build(config: Mapping[str, Any] | Callable, **kwargs: Any) -> Any:
 
 def partial_config(factory: Callable | Mapping[str, Any]) -> dict[str, Any]:
     """The ``_target_`` config of a factory: a ``functools.partial`` of a class or function (its keyword
-    arguments; positional ones are not allowed) or an existing config mapping (returned as a dict)."""
+    arguments; positional ones are not allowed) or an existing config mapping (returned as a dict). OmegaConf
+    values (the lists and dicts of a Hydra-made partial) come back as plain lists and dicts."""
     if isinstance(factory, Mapping):
-        return dict(factory)
+        return {key: _plain(value) for key, value in factory.items()}
     func, keywords = factory, {}
     if isinstance(factory, functools.partial):
         if factory.args:
             raise ValueError(f"cannot store a partial with positional arguments: {factory!r}")
-        func, keywords = factory.func, dict(factory.keywords)
+        func, keywords = factory.func, {key: _plain(value) for key, value in factory.keywords.items()}
     return {TARGET: f"{func.__module__}.{func.__qualname__}", **keywords}
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
