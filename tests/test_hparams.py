@@ -40,10 +40,10 @@ def test_transformer_columns(compose_cfg) -> None:
 
 
 def test_columns_take_the_first_key_the_config_has(compose_cfg) -> None:
-    """The shapes classifier has model.lr (not model.optimizer.lr), no cell type, and no model group."""
+    """The shapes classifier has no cell type and no model group (its experiment defines the model)."""
     cfg = compose_cfg("train", ["experiment=shapes_classifier"])
     hparams = run_hparams(cfg, **cfg.hparams)
-    assert hparams["lr"] == cfg.classifier.train.lr and hparams["experiment"] == "shapes_classifier"
+    assert hparams["lr"] == cfg.model.optimizer.lr and hparams["experiment"] == "shapes_classifier"
     assert "cell_type" not in hparams and "model" not in hparams
 
 

@@ -1,4 +1,5 @@
-"""visualize.py task=saliency|fooling|class_viz end to end, and the offline shapes classifier they use."""
+"""visualize.py task=saliency|fooling|class_viz end to end (on the offline shapes classifier, whose own tests
+are in test_shapes_classifier.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,26 @@ import numpy as np
 import pytest
 import torch
 from hparams_dashboard import read_dashboard
-from omegaconf import OmegaConf
 from PIL import Image
 
-from visgrad.data.shapes import load_shapes_images
 from visgrad.errors import ConfigError
 from visgrad.images import ImageError
 from visgrad.models.pretrained import WeightsNotFoundError
-from visgrad.models.shapes_cnn import load_shapes_cnn, shapes_classifier
 from visgrad.tasks import run_task
+from visgrad.tasks.shapes_classifier import load_shapes_classifier
 
-TINY = {"width": 8}
-TINY_TRAIN = {"max_epochs": 2, "batch_size": 32, "lr": 0.01, "seed": 0, "accelerator": "cpu"}
 TINY_DATASET = {"num_train": 200, "num_val": 60, "seed": 0, "image_size": 64}
+TINY_TRAINING = ["model.net.width=8", "trainer.max_epochs=2", "data.batch_size=32", "model.optimizer.lr=0.01",
+                 "trainer.accelerator=cpu", "callbacks.rich_progress_bar=null"]
 
 
 @pytest.fixture(scope="module")
 def tiny_classifier(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny shapes classifier, trained through the ``classifier=shapes`` loader (no file yet)."""
-    path = tmp_path_factory.mktemp("classifier") / "classifiers" / "shapes_cnn.pt"
-    shapes_classifier(str(path), str(shapes_root), TINY_DATASET, TINY, TINY_TRAIN)
+    folder = tmp_path_factory.mktemp("classifier")
+    path = folder / "classifiers" / "shapes_cnn.pt"
+    load_shapes_classifier(str(path), str(shapes_root), TINY_DATASET, train_overrides=TINY_TRAINING,
+                           log_dir=str(folder / "logs"))
     return path
 
 
@@ -42,66 +43,6 @@ def vis_overrides(shapes_root: Path, checkpoint: Path, *extra: str) -> list[str]
         "device=cpu",
         *extra,
     ]
-
-
-def test_shapes_classifier_is_trained_exported_and_reused(tiny_classifier, shapes_root):
-    files = list(tiny_classifier.parent.iterdir())
-    assert files == [tiny_classifier]  # atomic export leaves no temporary files
-    classifier = load_shapes_cnn(tiny_classifier)
-    assert classifier.class_names == load_shapes_images(shapes_root, "val").label_names
-    assert classifier.image_size == 64 and not classifier.model.training
-    assert not any(p.requires_grad for p in classifier.model.parameters())
-    assert classifier.model(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
-    stamp = tiny_classifier.stat().st_mtime_ns
-    reused = shapes_classifier(str(tiny_classifier), str(shapes_root), TINY_DATASET, TINY, TINY_TRAIN)
-    assert tiny_classifier.stat().st_mtime_ns == stamp and reused.class_names == classifier.class_names
-
-
-def test_corrupt_classifier_file_says_how_to_recover(tmp_path):
-    bad = tmp_path / "shapes_cnn.pt"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"shapes_cnn.pt is not an exported shapes classifier .* never "
-                                         r"overwritten.*or at a new file to train one there"):
-        load_shapes_cnn(bad)
-    torch.save({"format": 99, "state_dict": {}}, bad)  # an export of another format version: replaceable
-    with pytest.raises(ValueError, match=r"format 99, expected 1.*classifier.retrain=true"):
-        load_shapes_cnn(bad)
-
-
-def test_retrain_never_overwrites_a_file_that_is_not_an_export(tmp_path, shapes_root):
-    """classifier.checkpoint=<a captioner's last.ckpt> classifier.retrain=true: refused before training,
-    the checkpoint unchanged (it was replaced by a 253 KB CNN)."""
-    captioner = tmp_path / "last.ckpt"
-    torch.save({"hyper_parameters": {"cfg": OmegaConf.create({"a": 1})}, "state_dict": {}}, captioner)
-    before = captioner.read_bytes()
-    for retrain in (True, False):
-        with pytest.raises(ValueError, match=r"last.ckpt is not an exported shapes classifier"):
-            shapes_classifier(str(captioner), str(shapes_root), TINY_DATASET, TINY, TINY_TRAIN, retrain)
-    assert captioner.read_bytes() == before
-
-
-def test_train_py_experiment_trains_and_exports(compose_cfg, shapes_root, tmp_path):
-    from visgrad.training import train
-
-    checkpoint = tmp_path / "exported.pt"
-    cfg = compose_cfg("train", [
-        "experiment=shapes_classifier",
-        "classifier=shapes",
-        f"classifier.checkpoint={checkpoint}",
-        f"classifier.data_root={shapes_root}",
-        "classifier.dataset.num_train=200",
-        "classifier.dataset.num_val=60",
-        "classifier.model.width=8",
-        "trainer.max_epochs=1",
-        "trainer.accelerator=cpu",
-        "~callbacks.rich_progress_bar",
-    ])
-    assert cfg.monitor.metric == "val/acc"
-    value = train(cfg)
-    assert 0.0 <= value <= 1.0
-    exported = load_shapes_cnn(checkpoint)
-    assert exported.class_names == ["circle", "square", "triangle", "diamond"]
-    assert torch.load(checkpoint, weights_only=True)["val_acc"] == pytest.approx(value)
 
 
 def test_visualize_saliency_end_to_end(compose_cfg, shapes_root, tiny_classifier):
@@ -235,21 +176,6 @@ def test_missing_imagenet_weights_say_how_to_get_them(compose_cfg, tmp_path, mon
                                                    r"/path/to/squeezenet1_1-b8a52dc0.pth.*classifier=shapes"):
         run_task(cfg)
     assert not Path(cfg.paths.output_dir).exists()
-
-
-@pytest.mark.slow
-def test_default_shapes_classifier_is_accurate(tmp_path):
-    """The default recipe (conf/classifier/shapes.yaml) reaches high validation accuracy (about a minute)."""
-    from omegaconf import OmegaConf
-
-    from visgrad.models.shapes_cnn import train_shapes_classifier
-
-    conf = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "classifier" / "shapes.yaml")
-    path = tmp_path / "shapes_cnn.pt"
-    train_shapes_classifier(str(path), str(tmp_path / "shapes"), **{
-        key: OmegaConf.to_container(conf[key]) for key in ("dataset", "model", "train")
-    })
-    assert torch.load(path, weights_only=True)["val_acc"] > 0.9
 
 
 def _cached_squeezenet() -> bool:
