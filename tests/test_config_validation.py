@@ -81,14 +81,14 @@ BAD = [
                                          r"'bogus_pkg' can be imported"),
     ("model.optimizer.lr=???", r"model.optimizer.lr=\?\?\?: a value is required"),
     ("model.optimizer.lr=${nope}", r"model.optimizer.lr: cannot resolve its value \(Interpolation key "),
-    ("model.lr=-1", r"model.lr=-1: must be a positive number"),
+    ("data.dataset.num_train=0", r"data.dataset.num_train=0: must be a positive integer"),  # shapes classifier
 ]
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("override,message", BAD, ids=[o for o, _ in BAD])
 def test_bad_value_fails_before_any_work(compose_cfg, override: str, message: str) -> None:
-    extra = ["experiment=shapes_classifier"] if override.startswith("model.lr=") else []
+    extra = ["experiment=shapes_classifier"] if override.startswith("data.dataset.") else []
     cfg = compose_cfg("train", [*extra, override])
     with pytest.raises(ConfigError, match=f"^{message}") as error:
         train(cfg)
@@ -107,7 +107,7 @@ def test_fuzz_many_malformed_configs(compose_cfg) -> None:
         key, text = override.split("=", 1)
         # captioner values only (no added keys, no node-level problems)
         node_level = key.startswith(("+", "model.net._"))
-        if key not in ("model.lr", "ckpt_path") and text not in ("???", "${nope}") and not node_level:
+        if key not in ("data.dataset.num_train", "ckpt_path") and text not in ("???", "${nope}") and not node_level:
             by_key.setdefault(key, []).append(parser.parse_overrides([override])[0].value())
     keys = sorted(by_key)
     rng = random.Random(0)

@@ -4,6 +4,7 @@ sample-quality metrics on known inputs."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -20,7 +21,7 @@ from visgrad.callbacks import NonFiniteError, NonFiniteGuard
 from visgrad.data.digits import DigitsDataModule, load_digits_28
 from visgrad.data.labelled_images import LabelledImages
 from visgrad.data.mnist import MNISTDataError, MNISTDataModule
-from visgrad.gan import GANModule, sample_noise
+from visgrad.gan import GAN_LOSSES, GANModule, sample_noise
 from visgrad.gan.figures import interpolation_noise, sample_grid
 from visgrad.gan.metrics import (
     SampleQuality,
@@ -33,6 +34,9 @@ from visgrad.gan.models import DCDiscriminator, DCGenerator, FCDiscriminator, FC
 from visgrad.training import train
 
 VARIANTS = ("gan_vanilla", "gan_ls", "gan_dc", "gan_wgan_gp")
+FC_VARIANTS = ("gan_vanilla", "gan_ls")
+FC = (functools.partial(FCGenerator, hidden=64), functools.partial(FCDiscriminator, hidden=32))
+DC = (DCGenerator, DCDiscriminator)
 
 
 def count(module: torch.nn.Module) -> int:
@@ -89,14 +93,13 @@ def fit_steps(module: GANModule, data: DigitsDataModule, batches: int, callbacks
 
 
 @pytest.mark.parametrize(
-    "architecture,loss,n_critic",
-    [("fc", "vanilla", 1), ("fc", "ls", 1), ("dc", "vanilla", 1), ("dc", "wgan_gp", 2)],
+    "networks,loss,n_critic", [(FC, "vanilla", 1), (FC, "ls", 1), (DC, "vanilla", 1), (DC, "wgan_gp", 2)]
 )
-def test_one_training_step_of_each_variant(tiny_digits, architecture: str, loss: str, n_critic: int) -> None:
+def test_one_training_step_of_each_variant(tiny_digits, networks, loss: str, n_critic: int) -> None:
     """One batch: the discriminator takes one Adam step; the generator too, unless n_critic > 1 (then it
     waits for the n_critic-th batch)."""
     torch.manual_seed(0)
-    module = GANModule([1, 28, 28], architecture, loss, n_critic=n_critic, fc_hidden=(64, 32))
+    module = GANModule(*networks, loss, n_critic=n_critic, image_shape=[1, 28, 28])
     before = {k: v.clone() for k, v in module.state_dict().items()}
     fit_steps(module, tiny_digits, batches=1)
     changed = {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
@@ -115,14 +118,15 @@ def test_nonfinite_guard_under_manual_optimisation(tiny_digits) -> None:
     """An Inf gradient of the discriminator stops the run (raise) or skips that step (skip)."""
     from fault_injection import PoisonGradient
 
-    module = GANModule([1, 28, 28], "fc", "vanilla", fc_hidden=(32, 16))
+    small = (functools.partial(FCGenerator, hidden=32), functools.partial(FCDiscriminator, hidden=16))
+    module = GANModule(*small)
     with pytest.raises(
         NonFiniteError, match=r"global step 0 .*gradient of discriminator.1.weight has 0 NaN and 1 Inf"
     ):
         fit_steps(
             module, tiny_digits, 2, [NonFiniteGuard("raise"), PoisonGradient(0, "discriminator.1.weight")]
         )
-    module = GANModule([1, 28, 28], "fc", "vanilla", fc_hidden=(32, 16))
+    module = GANModule(*small)
     guard = NonFiniteGuard("skip")
     fit_steps(module, tiny_digits, 2, [guard, PoisonGradient(0, "discriminator.1.weight")])
     assert guard.skipped == 1
@@ -132,12 +136,13 @@ def test_nonfinite_guard_under_manual_optimisation(tiny_digits) -> None:
 
 
 def gan_overrides(variant: str) -> list[str]:
+    """A tiny run of ``experiment=variant`` (the FC pair with 32 and 16 hidden units)."""
     return [
         f"experiment={variant}",
         "data.num_val=1697",
         "data.batch_size=25",
         "data.repeat=1",
-        "model.fc_hidden=[32,16]",
+        *(["model.generator.hidden=32", "model.discriminator.hidden=16"] if variant in FC_VARIANTS else []),
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",
@@ -174,13 +179,18 @@ def test_gan_experiments_compose(compose_cfg, variant: str) -> None:
     cfg = compose_cfg("train", [f"experiment={variant}"])
     assert cfg.model._target_ == "visgrad.gan.GANModule" and cfg.task_name == "gan"
     expected = {
-        "gan_vanilla": ("fc", "vanilla"),
-        "gan_ls": ("fc", "ls"),
-        "gan_dc": ("dc", "vanilla"),
-        "gan_wgan_gp": ("dc", "wgan_gp"),
+        "gan_vanilla": ("FCGenerator", "FCDiscriminator", "vanilla"),
+        "gan_ls": ("FCGenerator", "FCDiscriminator", "ls"),
+        "gan_dc": ("DCGenerator", "DCDiscriminator", "vanilla"),
+        "gan_wgan_gp": ("DCGenerator", "DCDiscriminator", "wgan_gp"),
     }[variant]
-    assert (cfg.model.architecture, cfg.model.loss) == expected
-    assert cfg.model.lr == (5e-4 if variant == "gan_wgan_gp" else 1e-3)
+    model = cfg.model
+    assert (model.generator._target_, model.discriminator._target_, model.loss) == (
+        f"visgrad.gan.models.{expected[0]}", f"visgrad.gan.models.{expected[1]}", expected[2])
+    assert model.optimizer._target_ == "torch.optim.Adam"
+    assert model.optimizer.lr == (5e-4 if variant == "gan_wgan_gp" else 1e-3)
+    assert list(model.optimizer.betas) == ([0.5, 0.9] if variant == "gan_wgan_gp" else [0.5, 0.999])
+    assert ("hidden" in model.generator) == (variant in FC_VARIANTS)
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -292,20 +302,22 @@ def test_preflight_names_each_bad_gan_key(compose_cfg) -> None:
         "train",
         [
             "experiment=gan_dc",
-            "model.loss=hinge",
-            "model.betas=[0.5]",
+            "model.loss=bogus_loss",
+            "model.optimizer.betas=[0.5]",
             "model.n_critic=0",
             "data.num_val=1797",
             "data.image_size=30",
-            "model.lr=-1",
+            "model.optimizer.lr=-1",
         ],
     )
     with pytest.raises(ConfigError) as error:
         validate_config(cfg)
     lines = str(error.value).splitlines()
     assert len(lines) == 6
-    assert "model.loss='hinge': must be one of vanilla, ls, wgan_gp; e.g. model.loss=vanilla" in lines
-    assert any(line.startswith("model.betas=[0.5]: must be two numbers in [0, 1)") for line in lines)
+    assert f"model.loss='bogus_loss': must be {GAN_LOSSES.allowed}; e.g. model.loss=vanilla" in lines
+    assert any(line.startswith("model.optimizer.betas=[0.5]: must be two numbers in [0, 1)")
+               for line in lines)
+    assert "data.num_val=1797: must be an integer in [1, 1796]; e.g. data.num_val=300" in lines
     assert any(
         line.startswith("data.image_size=30: must be an integer >= 16 divisible by 4") for line in lines
     )

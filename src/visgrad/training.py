@@ -114,8 +114,11 @@ def train(cfg: DictConfig) -> float | None:
 
 def _check_monitored_metrics(callbacks: list, model: pl.LightningModule) -> None:
     """Before training: every metric a callback monitors must be one the model logs (``model.metric_names``,
-    when the model lists them), instead of an error after the first validation epoch."""
+    when the model lists them) or a callback does (its ``metric_names``), instead of an error after the first
+    validation epoch."""
     names = getattr(model, "metric_names", None)
+    if names is not None:
+        names = [*names, *(name for callback in callbacks for name in getattr(callback, "metric_names", ()))]
     for callback in callbacks if names is not None else []:
         monitor = getattr(callback, "monitor", None)
         if monitor and monitor not in names:

@@ -1,7 +1,10 @@
 """Generative adversarial networks: the course's losses, generators and discriminators (FC and DCGAN),
-WGAN-GP, a Lightning module with manual optimisation, and sample-quality metrics."""
+WGAN-GP, the registry of GAN losses (``GAN_LOSSES``), a Lightning module that is given its networks, loss
+and optimizer, and sample-quality metrics."""
 
 from visgrad.gan.losses import (
+    GAN_LOSSES,
+    GANLoss,
     bce_loss,
     discriminator_loss,
     generator_loss,
@@ -15,6 +18,8 @@ from visgrad.gan.losses import (
 from visgrad.gan.module import GANModule
 
 __all__ = [
+    "GAN_LOSSES",
+    "GANLoss",
     "GANModule",
     "bce_loss",
     "discriminator_loss",

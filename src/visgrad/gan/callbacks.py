@@ -26,11 +26,13 @@ from rich.console import Console
 from visgrad.data.labelled_images import LabelledImages
 from visgrad.gan.figures import interpolation_noise, sample_grid, save_png
 from visgrad.gan.losses import sample_noise
-from visgrad.gan.metrics import SampleQuality
+from visgrad.gan.metrics import SCORES, SampleQuality
 
 
 class SampleQualityMetrics(pl.Callback):
-    """Args:
+    """Logs ``val/*``, ``ceiling/*`` and ``floor/*`` of every sample-quality score (:attr:`metric_names`).
+
+    Args:
     num_samples: generated images per evaluation (None: as many as val images, so that ``ceiling``
         and the samples have the same sample-size bias).
     judge_epochs: training epochs of the judge.
@@ -38,6 +40,8 @@ class SampleQualityMetrics(pl.Callback):
         images (the first ones; MNIST has 60,000).
     seed: seed of the judge's training and of the evaluation noise.
     """
+
+    metric_names = tuple(f"{prefix}/{score}" for prefix in ("val", "ceiling", "floor") for score in SCORES)
 
     def __init__(
         self, num_samples: int | None = None, judge_epochs: int = 5, max_train: int = 10000, seed: int = 0

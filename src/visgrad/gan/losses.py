@@ -1,15 +1,23 @@
-"""GAN losses with the CS231n signatures, plus WGAN-GP (Gulrajani et al. 2017).
+"""GAN losses with the CS231n signatures, plus WGAN-GP (Gulrajani et al. 2017), and their registry.
 
 All losses are batch means and take the discriminator's raw outputs: logits for the vanilla GAN (the
 sigmoid is folded into a numerically stable log-sum-exp, so logits of +-100 give finite losses and
 gradients), unbounded scores for least squares (Mao et al. 2016) and for the Wasserstein critic.
+
+:data:`GAN_LOSSES` holds one :class:`GANLoss` per kind of GAN (``vanilla``, ``ls``, ``wgan_gp``);
+``model.loss`` takes one of these names or the dotted path of a ``GANLoss`` in your own package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from visgrad.registry import Registry
 
 GP_WEIGHT = 10.0
 
@@ -89,3 +97,32 @@ def gradient_penalty(
     mixed = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """A kind of GAN: its two losses on the discriminator's raw outputs D(x), D(G(z)) (N, 1).
+
+    name, label: registry name and display name.
+    discriminator: ``(scores_real, scores_fake) -> scalar`` the discriminator's (critic's) loss.
+    generator: ``scores_fake -> scalar`` the generator's loss.
+    gradient_penalty: whether the discriminator's training loss adds WGAN-GP's penalty
+        (:func:`gradient_penalty`, weighted by the module's ``gp_weight``).
+    shown: how D's outputs are logged as ``d_real`` / ``d_fake`` (``torch.sigmoid``: probabilities;
+        None: the raw scores).
+    """
+
+    name: str
+    label: str
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    generator: Callable[[torch.Tensor], torch.Tensor]
+    gradient_penalty: bool = False
+    shown: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+GAN_LOSSES: Registry[GANLoss] = Registry("GAN loss", GANLoss)
+GAN_LOSSES.add(GANLoss("vanilla", "BCE (non-saturating)", discriminator_loss, generator_loss,
+                       shown=torch.sigmoid))
+GAN_LOSSES.add(GANLoss("ls", "least squares", ls_discriminator_loss, ls_generator_loss))
+GAN_LOSSES.add(GANLoss("wgan_gp", "Wasserstein + gradient penalty", wgan_critic_loss, wgan_generator_loss,
+                       gradient_penalty=True))

@@ -25,6 +25,7 @@ from torch import nn
 from visgrad.data.labelled_images import LabelledImages
 
 CONFIDENCE = 0.9
+SCORES = ("confident", "entropy", "fd")  # the keys of SampleQuality.score
 
 
 class Judge(nn.Module):

@@ -4,6 +4,11 @@ Images are (N, C, H, W) in [-1, 1] (the generators end in tanh); noise is (N, Z)
 (:func:`visgrad.gan.losses.sample_noise`); discriminators return one raw score per image, (N, 1).
 On 28x28 MNIST the layer sizes are exactly CS231n's; other square sizes divisible by 4 (the 32x32
 ``shapes`` images) scale the DCGAN's spatial sizes with them.
+
+A :class:`~visgrad.gan.GANModule` is given a generator and a discriminator as factories (the model YAML
+picks them: ``conf/model/gan_vanilla.yaml`` the FC pair, ``gan_dc.yaml`` the DC pair) and builds them with
+``noise_dim`` and ``image_shape`` (generators) or ``image_shape`` (discriminators): a network of your own
+with these arguments can take either place.
 """
 
 from __future__ import annotations
@@ -11,8 +16,6 @@ from __future__ import annotations
 import math
 
 from torch import nn
-
-ARCHITECTURES = ("fc", "dc")
 
 
 class FCGenerator(nn.Sequential):
@@ -97,22 +100,6 @@ class DCDiscriminator(nn.Sequential):
             nn.LeakyReLU(0.01),
             nn.Linear(features, 1),
         )
-
-
-def build_gan(
-    architecture: str,
-    noise_dim: int,
-    image_shape: tuple[int, int, int],
-    fc_hidden: tuple[int, int] = (1024, 256),
-) -> tuple[nn.Module, nn.Module]:
-    """``(generator, discriminator)`` of ``architecture`` ``"fc"`` or ``"dc"`` for ``image_shape``
-    (C, H, W); ``fc_hidden`` are the FC pair's hidden widths (generator, discriminator)."""
-    image_shape = tuple(int(s) for s in image_shape)
-    if architecture == "fc":
-        return (FCGenerator(noise_dim, image_shape, fc_hidden[0]), FCDiscriminator(image_shape, fc_hidden[1]))
-    if architecture == "dc":
-        return DCGenerator(noise_dim, image_shape), DCDiscriminator(image_shape)
-    raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
 
 
 def _square(image_shape) -> tuple[int, int, int]:

@@ -1,63 +1,97 @@
 """``GANModule``: a generator and a discriminator trained alternately, with Lightning's manual optimisation.
 
+The networks, the loss and the optimizer are injected: ``generator`` and ``discriminator`` are factories
+(``_partial_: true`` config nodes, i.e. ``functools.partial`` objects, or ``{_target_: ...}`` mappings)
+called with ``noise_dim`` and ``image_shape`` (the generator) or ``image_shape`` (the discriminator);
+``loss`` is a :data:`~visgrad.gan.losses.GAN_LOSSES` name or the dotted path of a
+:class:`~visgrad.gan.losses.GANLoss`; ``optimizer`` makes each network's optimizer from its ``params``.
+Their configs are stored in the hyperparameters, so a checkpoint rebuilds the module
+(``GANModule.load_from_checkpoint``).
+
 Every training step updates the discriminator (critic) on one real batch and as many generated images;
 every ``n_critic``-th step then updates the generator on a fresh noise batch (``n_critic=1``: the course's
-alternation; 5 for WGAN-GP). Two Adam optimisers (the course's lr 1e-3, betas (0.5, 0.999)) live in the
-checkpoint with their moments. The noise and WGAN-GP's interpolation weights come from a generator seeded
-by ``(seed, epoch, batch)``, so a run resumed from a checkpoint draws what the uninterrupted run drew.
+alternation; 5 for WGAN-GP). The two optimizers (the course's Adam, lr 1e-3, betas (0.5, 0.999)) live in
+the checkpoint with their moments. The noise and WGAN-GP's interpolation weights come from a generator
+seeded by ``(seed, epoch, batch)``, so a run resumed from a checkpoint draws what the uninterrupted run drew.
 
-Logged: ``train/d_loss``, ``train/g_loss``, ``train/d_real`` and ``train/d_fake`` (the mean of D(x) and
-D(G(z)): probabilities for ``loss=vanilla``, raw scores for ``ls`` and ``wgan_gp``), ``train/gp``
-(WGAN-GP), and the same on the val images as ``val/*`` (without the generator loss and the penalty).
+Logged (:attr:`GANModule.metric_names`): ``train/d_loss``, ``train/g_loss``, ``train/d_real`` and
+``train/d_fake`` (the mean of D(x) and D(G(z)) as the loss shows them: probabilities for ``vanilla``, raw
+scores for ``ls`` and ``wgan_gp``), ``train/gp`` (losses with the gradient penalty), and the same on the val
+images as ``val/*`` (without the generator loss and the penalty).
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from visgrad.gan import losses
-from visgrad.gan.models import build_gan
+from visgrad.gan.losses import GAN_LOSSES, GANLoss
+from visgrad.registry import build, partial_config
 
-LOSSES = ("vanilla", "ls", "wgan_gp")
+Factory = Callable[..., Any] | Mapping[str, Any]
+COURSE_ADAM = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.999))
+
+
+def metric_names(loss: GANLoss) -> list[str]:
+    """What a :class:`GANModule` with ``loss`` logs (``train/*`` also as ``*_step`` and ``*_epoch``)."""
+    train = ["d_loss", "g_loss", "d_real", "d_fake", *(["gp"] if loss.gradient_penalty else [])]
+    names = [f"train/{name}{suffix}" for name in train for suffix in ("", "_step", "_epoch")]
+    return names + ["val/d_loss", "val/d_real", "val/d_fake"]
 
 
 class GANModule(pl.LightningModule):
     """Args:
-    image_shape: (C, H, W) of the data (from the datamodule's ``model_kwargs()``).
-    architecture: ``"fc"`` (the course's fully connected pair) or ``"dc"`` (DCGAN).
-    loss: ``"vanilla"`` (BCE, non-saturating G loss), ``"ls"`` (least squares) or ``"wgan_gp"``.
-    noise_dim: Z, the size of the uniform [-1, 1] noise.
-    lr, betas: both Adam optimisers'.
+    generator: factory of the generator, called with ``noise_dim`` and ``image_shape``; noise (N, Z) ->
+        images (N, C, H, W) in [-1, 1].
+    discriminator: factory of the discriminator, called with ``image_shape``; images -> scores (N, 1).
+    loss: a :data:`~visgrad.gan.losses.GAN_LOSSES` name (``vanilla``, ``ls``, ``wgan_gp``) or the dotted
+        path of a :class:`~visgrad.gan.losses.GANLoss` (a ``GANLoss`` object is also accepted; a checkpoint
+        then stores its name).
+    optimizer: factory of each network's optimizer, called with ``params``.
     n_critic: discriminator steps per generator step.
-    gp_weight: WGAN-GP's penalty weight lambda.
-    fc_hidden: hidden widths (generator, discriminator) of the FC pair.
+    gp_weight: the gradient penalty's weight lambda (losses with ``gradient_penalty``).
+    noise_dim: Z, the size of the uniform [-1, 1] noise.
     num_fixed: size of the fixed noise batch that figures and sample grids draw from.
     seed: seed of the training noise and of the fixed noise.
+    image_shape: (C, H, W) of the data (from the datamodule's ``model_kwargs()``).
     """
 
     def __init__(
         self,
-        image_shape: list[int],
-        architecture: str = "fc",
-        loss: str = "vanilla",
-        noise_dim: int = 96,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.5, 0.999),
+        generator: Factory,
+        discriminator: Factory,
+        loss: str | GANLoss = "vanilla",
+        optimizer: Factory = COURSE_ADAM,
         n_critic: int = 1,
         gp_weight: float = losses.GP_WEIGHT,
-        fc_hidden: tuple[int, int] = (1024, 256),
+        noise_dim: int = 96,
         num_fixed: int = 64,
         seed: int = 0,
+        image_shape: Sequence[int] = (1, 28, 28),
     ) -> None:
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"model.loss must be one of {LOSSES}, got {loss!r}")
-        self.save_hyperparameters()
+        self.loss = GAN_LOSSES.get(loss)
+        image_shape = [int(s) for s in image_shape]  # plain ints in the checkpoint (not a Hydra ListConfig)
+        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
+        self.hparams.update(generator=partial_config(generator), discriminator=partial_config(discriminator),
+                            loss=loss if isinstance(loss, str) else self.loss.name,
+                            optimizer=partial_config(optimizer))
         self.automatic_optimization = False
-        self.generator, self.discriminator = build_gan(architecture, noise_dim, image_shape, tuple(fc_hidden))
+        self.optimizer_factory = optimizer
+        self.generator = build(generator, noise_dim=noise_dim, image_shape=tuple(image_shape))
+        self.discriminator = build(discriminator, image_shape=tuple(image_shape))
         self.register_buffer("fixed_noise", losses.sample_noise(num_fixed, noise_dim, seed=seed))
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric this module logs: what ``monitor.metric`` can name (checked before training)."""
+        return metric_names(self.loss)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise (N, Z) -> images (N, C, H, W) in [-1, 1]."""
@@ -74,10 +108,9 @@ class GANModule(pl.LightningModule):
         return images
 
     def configure_optimizers(self):
-        hp = self.hparams
         return (
-            torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr, betas=tuple(hp.betas)),
-            torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=tuple(hp.betas)),
+            build(self.optimizer_factory, params=self.discriminator.parameters()),
+            build(self.optimizer_factory, params=self.generator.parameters()),
         )
 
     def _rng(self, batch_idx: int, stage: int) -> torch.Generator:
@@ -91,32 +124,17 @@ class GANModule(pl.LightningModule):
     def _d_loss(
         self, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
-        """The discriminator's loss on ``real`` and (detached) ``fake`` images, and D(x), D(G(z)) means.
-        WGAN-GP: the gradient penalty (drawn with ``rng``) is added unless ``rng`` is None."""
-        kind = self.hparams.loss
+        """The discriminator's loss on ``real`` and (detached) ``fake`` images, and D(x), D(G(z)) means as
+        the loss shows them. A gradient penalty (drawn with ``rng``) is added unless ``rng`` is None."""
         scores_real, scores_fake = self.discriminator(real), self.discriminator(fake.detach())
-        out = {}
-        if kind == "vanilla":
-            out["d_loss"] = losses.discriminator_loss(scores_real, scores_fake)
-            scores_real, scores_fake = scores_real.sigmoid(), scores_fake.sigmoid()
-        elif kind == "ls":
-            out["d_loss"] = losses.ls_discriminator_loss(scores_real, scores_fake)
-        else:
-            out["d_loss"] = losses.wgan_critic_loss(scores_real, scores_fake)
-            if rng is not None:
-                out["gp"] = losses.gradient_penalty(
-                    self.discriminator, real, fake, self.hparams.gp_weight, rng
-                )
-                out["d_loss"] = out["d_loss"] + out["gp"]
+        out = {"d_loss": self.loss.discriminator(scores_real, scores_fake)}
+        if self.loss.gradient_penalty and rng is not None:
+            out["gp"] = losses.gradient_penalty(self.discriminator, real, fake, self.hparams.gp_weight, rng)
+            out["d_loss"] = out["d_loss"] + out["gp"]
+        if self.loss.shown is not None:
+            scores_real, scores_fake = self.loss.shown(scores_real), self.loss.shown(scores_fake)
         out["d_real"], out["d_fake"] = scores_real.detach().mean(), scores_fake.detach().mean()
         return out
-
-    def _g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        scores = self.discriminator(fake)
-        kind = self.hparams.loss
-        if kind == "vanilla":
-            return losses.generator_loss(scores)
-        return losses.ls_generator_loss(scores) if kind == "ls" else losses.wgan_generator_loss(scores)
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, _ = batch
@@ -134,7 +152,7 @@ class GANModule(pl.LightningModule):
             batch_size=real.shape[0],
         )
         if (batch_idx + 1) % self.hparams.n_critic == 0:
-            g_loss = self._g_loss(self.generator(self._noise(real.shape[0], rng)))
+            g_loss = self.loss.generator(self.discriminator(self.generator(self._noise(real.shape[0], rng))))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()

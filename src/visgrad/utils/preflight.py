@@ -5,8 +5,8 @@ key, the value, what is allowed and an override that fixes it, e.g.::
 
     model.optimizer.lr=-0.001: must be a positive number; e.g. model.optimizer.lr=0.005
 
-Keys a config does not have are skipped (the classifier experiment has ``model.lr``, the captioner
-``model.optimizer.lr``). What only the data files can tell (feature size, vocabulary, caption ids,
+Keys a config does not have are skipped (a captioner has no ``model.noise_dim``, a GAN no
+``model.cell_type``). What only the data files can tell (feature size, vocabulary, caption ids,
 ``max_train`` larger than the split, corrupt h5) is checked by ``visgrad.data`` when it loads them.
 """
 
@@ -23,7 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from visgrad.captioning.cells import CELLS
+from visgrad.data import digits
 from visgrad.errors import ConfigError
+from visgrad.gan.losses import GAN_LOSSES
+from visgrad.gan.module import metric_names as gan_metric_names
 from visgrad.options import (
     fmt,
     is_int,
@@ -38,7 +41,7 @@ from visgrad.options import (
     probability,
     registered,
 )
-from visgrad.registry import TARGET, RegistryError
+from visgrad.registry import TARGET, RegistryError, locate
 from visgrad.utils.target_checks import argument_problems, arguments, is_target
 
 _ABSENT = object()
@@ -68,9 +71,11 @@ CAPTIONER = "visgrad.captioning.CaptioningModule"
 RNN_NET = "visgrad.captioning.CaptioningRNN"
 TRANSFORMER_NET = "visgrad.captioning.CaptioningTransformer"
 DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes its net, from the datamodule
+CLASSIFIER = "visgrad.classification.ClassifierModule"
 GAN = "visgrad.gan.GANModule"
 GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
-GAN_METRICS = ("val/fd", "val/confident", "val/entropy", "val/d_loss", "val/d_real", "val/d_fake")
+SHAPES_IMAGES = "visgrad.data.shapes_images.ShapesImagesDataModule"
+BETAS = pair_of(lambda b: is_number(b) and 0 <= b < 1)
 NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
 
@@ -96,7 +101,8 @@ RULES: tuple[Rule, ...] = (
     Rule("model.net.dropout", probability, "a probability in [0, 1)", 0.0, TRANSFORMER_NET),
     Rule("model.net.max_length", positive_int, "a positive integer", 50, TRANSFORMER_NET),
     Rule("model.optimizer.lr", positive_number, "a positive number", 0.005, CAPTIONER),
-    Rule("model.lr", positive_number, "a positive number", 0.001),
+    Rule("model.optimizer.lr", positive_number, "a positive number", 0.001, GAN),
+    Rule("model.optimizer.lr", positive_number, "a positive number", 0.003, CLASSIFIER),
     Rule("model.scheduler.gamma", lambda v: positive_number(v) and v <= 1, "a number in (0, 1]", 0.9,
          CAPTIONER),
     Rule("model.max_length", positive_int, "a positive integer", 30, CAPTIONER),
@@ -104,25 +110,28 @@ RULES: tuple[Rule, ...] = (
     Rule("model.length_alpha", non_negative_number, "a number >= 0", 0.0, CAPTIONER),
     Rule("model.num_samples", non_negative_int, "an integer >= 0", 8, CAPTIONER),
     Rule("model.meteor", one_of(True, False, "auto"), "true, false or auto", "auto", CAPTIONER),
-    Rule("model.architecture", one_of("fc", "dc"), "fc or dc", "dc (or model=gan_dc)", GAN),
-    Rule("model.loss", one_of("vanilla", "ls", "wgan_gp"), "one of vanilla, ls, wgan_gp", "vanilla", GAN),
+    Rule("model.loss", registered(GAN_LOSSES), GAN_LOSSES.allowed, "vanilla", GAN),
     Rule("model.noise_dim", positive_int, "a positive integer", 96, GAN),
-    Rule("model.betas", pair_of(lambda b: is_number(b) and 0 <= b < 1), "two numbers in [0, 1)",
-         "[0.5,0.999]", GAN),
+    Rule("model.optimizer.betas", BETAS, "two numbers in [0, 1)", "[0.5,0.999]", GAN),
     Rule("model.n_critic", positive_int, "a positive integer", 5, GAN),
     Rule("model.gp_weight", non_negative_number, "a number >= 0", 10.0, GAN),
-    Rule("model.fc_hidden", pair_of(positive_int), "two positive integers (generator, discriminator)",
-         "[1024,256]", GAN),
+    Rule("model.generator.hidden", positive_int, "a positive integer", 1024, GAN),
+    Rule("model.discriminator.hidden", positive_int, "a positive integer", 256, GAN),
     Rule("model.num_fixed", lambda v: is_int(v) and v >= 2, "an integer >= 2", 64, GAN),
+    Rule("model.net.width", positive_int, "a positive integer", 16, CLASSIFIER),
+    Rule("model.scheduler_interval", one_of("epoch", "step"), "epoch or step", "step", CLASSIFIER),
     Rule("data.repeat", positive_int, "a positive integer", 1),
-    Rule("data.num_val", lambda v: positive_int(v) and v < 1797, "an integer in [1, 1796]", 300,
-         GAN_DATA[0]),
+    Rule("data.num_val", lambda v: positive_int(v) and v < digits.NUM_IMAGES,
+         f"an integer in [1, {digits.NUM_IMAGES - 1}]", 300, GAN_DATA[0]),
     Rule("data.image_size", lambda v: is_int(v) and v >= 16 and v % 4 == 0,
          "an integer >= 16 divisible by 4", 28, GAN_DATA[0]),
     Rule("data.num_val", lambda v: positive_int(v) and v <= 10000, "an integer in [1, 10000]", 1000,
          GAN_DATA[1]),
     Rule("data.max_train", optional(lambda v: positive_int(v) and v <= 60000), "null (all) or an integer in "
          "[1, 60000]", "null", GAN_DATA[1]),
+    Rule("data.dataset.num_train", positive_int, "a positive integer", 4000, SHAPES_IMAGES),
+    Rule("data.dataset.num_val", positive_int, "a positive integer", 500, SHAPES_IMAGES),
+    Rule("data.dataset.image_size", lambda v: is_int(v) and v >= 32, "an integer >= 32", 64, SHAPES_IMAGES),
     Rule("trainer.max_epochs", lambda v: v is None or v == -1 or positive_int(v),
          "a positive integer (or -1: no limit)", 10),
     Rule("trainer.min_epochs", optional(non_negative_int), "null or an integer >= 0", 1),
@@ -214,11 +223,26 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"trainer.gradient_clip_val={fmt(clip)}: GANs optimise manually (two optimisers), "
                         "which Lightning's gradient clipping does not support; use "
                         f"trainer.gradient_clip_val=null {fix}")
-    monitor = _select(cfg, "monitor.metric")
-    if monitor is not _ABSENT and monitor not in GAN_METRICS:
-        problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(GAN_METRICS)}; e.g. "
-                        f"monitor.metric=val/fd monitor.mode=min {fix}")
+    monitor, loss = _select(cfg, "monitor.metric"), OmegaConf.select(cfg, "model.loss")
+    if monitor is not _ABSENT and GAN_LOSSES.accepts(loss):  # (a bad loss is reported by RULES)
+        logged = gan_metric_names(GAN_LOSSES.get(loss)) + callback_metric_names(cfg)
+        if monitor not in logged:
+            problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(logged)}; e.g. "
+                            f"monitor.metric=val/fd monitor.mode=min {fix}")
     return problems
+
+
+def callback_metric_names(cfg: DictConfig) -> list[str]:
+    """The metrics that ``cfg.callbacks`` log themselves: the ``metric_names`` their classes declare."""
+    names = []
+    for conf in (OmegaConf.select(cfg, "callbacks") or {}).values():
+        if isinstance(conf, DictConfig) and "_target_" in conf:
+            try:
+                declared = getattr(locate(conf._target_), "metric_names", ())
+            except (RegistryError, ImportError):  # reported when the callbacks are instantiated
+                continue
+            names += list(declared) if isinstance(declared, (list, tuple)) else []
+    return names
 
 
 def _captioner_problems(cfg: DictConfig) -> list[str]:
