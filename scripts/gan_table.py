@@ -5,9 +5,9 @@
 
 Reads each job's ``metrics.json`` and ``.hydra/overrides.yaml`` and prints a Markdown table: one row per
 variant (its final ``val/*`` sample quality), then the real val images (``ceiling/*``) and the untrained
-generator of each generator class (``floor/*``); with ``--images``, copies each job's ``samples.png`` to
-``<images>/<variant>.png`` (gan_dc.png, ...) and the ``interpolation.png`` of ``--strip`` (gan_dc) to
-``<images>/<variant>_interpolation.png``.
+generator of each generator class, e.g. "FC generator" (``floor/*``); with ``--images``, copies each
+job's ``samples.png`` to ``<images>/<variant>.png`` (gan_dc.png, ...) and the ``interpolation.png`` of
+``--strip`` (gan_dc) to ``<images>/<variant>_interpolation.png``.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def table(jobs: dict[str, tuple[Path, dict[str, float]]]) -> str:
     lines.append(row("real val images (ceiling)", any_metrics, "ceiling"))
     floors = {}
     for variant, (job, metrics) in jobs.items():
-        generator = OmegaConf.load(job / ".hydra" / "config.yaml").model.generator._target_
-        floors.setdefault(generator.rsplit(".", 1)[-1], (variant, metrics))
+        target = OmegaConf.load(job / ".hydra" / "config.yaml").model.generator._target_
+        name = target.rsplit(".", 1)[-1].removesuffix("Generator")  # FCGenerator: "FC generator"
+        floors.setdefault(f"{name} generator", (variant, metrics))
     for generator, (variant, metrics) in floors.items():
         lines.append(row(f"untrained {generator} (floor, from {variant})", metrics, "floor"))
     return "\n".join(lines)

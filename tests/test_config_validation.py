@@ -81,7 +81,7 @@ BAD = [
                                          r"'bogus_pkg' can be imported"),
     ("model.optimizer.lr=???", r"model.optimizer.lr=\?\?\?: a value is required"),
     ("model.optimizer.lr=${nope}", r"model.optimizer.lr: cannot resolve its value \(Interpolation key "),
-    ("data.dataset.num_train=0", r"data.dataset.num_train=0: must be a positive integer"),  # shapes classifier
+    ("data.dataset.num_train=0", r"data.dataset.num_train=0: must be a positive integer"),  # the classifier
 ]
 
 
@@ -107,7 +107,8 @@ def test_fuzz_many_malformed_configs(compose_cfg) -> None:
         key, text = override.split("=", 1)
         # captioner values only (no added keys, no node-level problems)
         node_level = key.startswith(("+", "model.net._"))
-        if key not in ("data.dataset.num_train", "ckpt_path") and text not in ("???", "${nope}") and not node_level:
+        if key not in ("data.dataset.num_train", "ckpt_path") and text not in ("???", "${nope}") and (
+                not node_level):
             by_key.setdefault(key, []).append(parser.parse_overrides([override])[0].value())
     keys = sorted(by_key)
     rng = random.Random(0)
