@@ -93,6 +93,12 @@ def test_a_file_that_is_not_an_export_is_never_overwritten(compose_cfg, shapes_r
                            r"classifier .* never overwritten. Point classifier.checkpoint"):
             load_classifier(node)
     assert captioner.read_bytes() == before and not (tmp_path / "logs").exists()
+    export = f"callbacks.export_classifier.path={captioner}"
+    cfg = compose_cfg("train", ["experiment=shapes_classifier", export])
+    with pytest.raises(ConfigError, match=r"^callbacks.export_classifier.path='.*last.ckpt': not an exported "
+                                          r"classifier .*, which is never overwritten; export to a new file"):
+        train(cfg)
+    assert not Path(cfg.paths.data_dir).exists()  # refused before any data work
     with pytest.raises(CheckpointError, match=r"last.ckpt is not an exported classifier .* overwritten$"):
         save_export(captioner, ShapesCNN(4), {"_target_": SHAPES_CNN}, ["a"], 64, 0.5)
     assert captioner.read_bytes() == before

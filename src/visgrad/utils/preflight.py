@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from visgrad.captioning.cells import CELLS
+from visgrad.classification import not_an_export
 from visgrad.data import digits
 from visgrad.errors import ConfigError
 from visgrad.gan.losses import GAN_LOSSES
@@ -72,6 +73,7 @@ RNN_NET = "visgrad.captioning.CaptioningRNN"
 TRANSFORMER_NET = "visgrad.captioning.CaptioningTransformer"
 DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes its net, from the datamodule
 CLASSIFIER = "visgrad.classification.ClassifierModule"
+EXPORT = "visgrad.classification.ExportClassifier"
 GAN = "visgrad.gan.GANModule"
 GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
 SHAPES_IMAGES = "visgrad.data.shapes_images.ShapesImagesDataModule"
@@ -198,6 +200,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
                         "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)")
     problems += _gan_problems(cfg)
     problems += _captioner_problems(cfg)
+    problems += _export_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
         problems.append(f"ckpt_path={fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
@@ -243,6 +246,19 @@ def callback_metric_names(cfg: DictConfig) -> list[str]:
                 continue
             names += list(declared) if isinstance(declared, (list, tuple)) else []
     return names
+
+
+def _export_problems(cfg: DictConfig) -> list[str]:
+    """An export callback must not be pointed at a file that is not an export (it is never overwritten)."""
+    problems = []
+    for name, conf in (OmegaConf.select(cfg, "callbacks") or {}).items():
+        if isinstance(conf, DictConfig) and conf.get("_target_") == EXPORT and conf.get("path") is not None:
+            foreign = not_an_export(Path(str(conf.path)).expanduser())
+            if foreign:
+                problems.append(f"callbacks.{name}.path={fmt(conf.path)}: {foreign}, which is never "
+                                f"overwritten; export to a new file (e.g. callbacks.{name}.path="
+                                "data/classifiers/shapes_cnn.pt)")
+    return problems
 
 
 def _captioner_problems(cfg: DictConfig) -> list[str]:
