@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -34,7 +35,7 @@ def load_shapes_classifier(
     data_root: str,
     dataset: dict,
     experiment: str = "shapes_classifier",
-    train_overrides: list[str] = (),
+    train_overrides: Sequence[str] = (),
     log_dir: str = "logs",
     retrain: bool = False,
 ) -> Classifier:
@@ -51,9 +52,10 @@ def load_shapes_classifier(
         overrides = [f"experiment={experiment}", _override("data.root", data_root),
                      *(_override(f"++data.dataset.{key}", value) for key, value in dataset.items()),
                      _override("callbacks.export_classifier.path", str(path)), *train_overrides]
-        reason = "retraining the shapes classifier" if retrain else f"no shapes classifier at {path} yet"
-        console.print(f"{reason}: training it once, as python train.py {' '.join(overrides)} (about a "
-                      "minute on a CPU)", soft_wrap=True)
+        what = ("classifier.retrain=true: training the shapes classifier again" if retrain
+                else f"no shapes classifier at {path} yet: training it once")
+        console.print(f"{what}, as python train.py {' '.join(overrides)} (about a minute on a CPU)",
+                      soft_wrap=True)
         train_run(overrides, log_dir)
         if not path.is_file():
             raise ConfigError(f"classifier.experiment={experiment} wrote no classifier to {path}: the "
@@ -68,7 +70,7 @@ def load_shapes_classifier(
                               "replaced)") from err
 
 
-def train_run(overrides: list[str], log_dir: str) -> float | None:
+def train_run(overrides: Sequence[str], log_dir: str) -> float | None:
     """Compose ``conf/train.yaml`` with ``overrides`` and train it in a new run folder under ``log_dir``,
     as ``python train.py <overrides>`` would; returns what :func:`visgrad.training.train` returns."""
     from visgrad.training import train
