@@ -96,8 +96,10 @@ def extract_features(images: np.ndarray, feature_dim: int = RAW_DIM, chunk: int 
     raw = _raw_features(images, chunk)
     if feature_dim == RAW_DIM:
         return raw
-    extra = torch.relu(torch.from_numpy(raw) @ _projection(feature_dim - RAW_DIM).T)
-    return np.concatenate([raw, extra.numpy()], axis=1)
+    # in float64, rounded once to float32: every column is the same whatever the width and the thread count
+    # (a float32 product's rounding depends on both), so a smaller feature_dim gives an exact prefix
+    extra = torch.relu(torch.from_numpy(raw).double() @ _projection(feature_dim - RAW_DIM).double().T)
+    return np.concatenate([raw, extra.float().numpy()], axis=1)
 
 
 def _raw_features(images: np.ndarray, chunk: int) -> np.ndarray:
