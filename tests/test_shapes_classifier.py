@@ -13,7 +13,7 @@ from visgrad.classification import ClassifierModule, load_export, save_export
 from visgrad.data.shapes import load_shapes_images
 from visgrad.errors import CheckpointError, ConfigError
 from visgrad.models.shapes_cnn import ShapesCNN, load_shapes_cnn
-from visgrad.tasks.runner import load_classifier
+from visgrad.tasks.config import load_classifier
 from visgrad.tasks.shapes_classifier import load_shapes_classifier
 from visgrad.training import train
 
