@@ -104,6 +104,18 @@ def test_preflight_takes_losses_metrics_and_sizes_from_their_declarations(compos
     assert "train/gp" not in logged("vanilla") and "train/gp" not in logged(f"{__name__}.HINGE")
     gp_monitored = ["experiment=gan_wgan_gp", "monitor.metric=train/gp_epoch"]
     assert config_problems(compose_cfg("train", gp_monitored)) == []
+    # keys the injected targets do not take, old keys pointing at their new place, factories not partial
+    assert config_problems(compose_cfg("train", [
+        "experiment=gan_vanilla", "+model.lr=0.1", "+model.generator.hiden=3",
+        "model.discriminator._partial_=false",
+    ])) == [
+        "model.lr: not an argument of visgrad.gan.GANModule; did you mean model.optimizer.lr? it takes "
+        "generator, discriminator, loss, optimizer, n_critic, gp_weight, noise_dim, num_fixed, seed",
+        "model.generator.hiden: not an argument of visgrad.gan.models.FCGenerator; did you mean "
+        "model.generator.hidden? it takes hidden",
+        "model.discriminator._partial_=false: must be true (the module builds it with image_shape); e.g. "
+        "model.discriminator._partial_=true",
+    ]
     # the digits count comes from visgrad.data.digits
     (line,) = config_problems(compose_cfg("train", ["experiment=gan_dc", f"data.num_val={NUM_IMAGES}"]))
     assert line.startswith(f"data.num_val={NUM_IMAGES}: must be an integer in [1, {NUM_IMAGES - 1}]")

@@ -8,6 +8,9 @@ key, the value, what is allowed and an override that fixes it, e.g.::
 Keys a config does not have are skipped (a captioner has no ``model.noise_dim``, a GAN no
 ``model.cell_type``). What only the data files can tell (feature size, vocabulary, caption ids,
 ``max_train`` larger than the split, corrupt h5) is checked by ``visgrad.data`` when it loads them.
+
+The module is longer than most (~340 lines): it holds the one table of value rules and the cross-key
+checks of every kind of model (captioner, GAN, classifier), so that one call reports every problem.
 """
 
 from __future__ import annotations
@@ -77,6 +80,16 @@ EXPORT = "visgrad.classification.ExportClassifier"
 GAN = "visgrad.gan.GANModule"
 GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
 SHAPES_IMAGES = "visgrad.data.shapes_images.ShapesImagesDataModule"
+# modules given factories: (what the module passes itself, {factory key: what the module builds it with})
+INJECTED = {
+    GAN: (("image_shape",), {"generator": ("noise_dim", "image_shape"), "discriminator": ("image_shape",),
+                             "optimizer": ("params",)}),
+    CLASSIFIER: (("class_names", "image_size"), {"net": ("num_classes",), "optimizer": ("params",),
+                                                  "scheduler": ("optimizer",)}),
+}
+MOVED_KEYS = {"lr": "model.optimizer.lr", "betas": "model.optimizer.betas", "architecture": "model.generator "
+              "and model.discriminator (model=gan_dc)", "fc_hidden": "model.generator.hidden",
+              "width": "model.net.width"}
 BETAS = pair_of(lambda b: is_number(b) and 0 <= b < 1)
 NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
@@ -200,6 +213,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
                         "trainer.strategy=ddp_spawn for local sweeps (or hydra/launcher=slurm on a cluster)")
     problems += _gan_problems(cfg)
     problems += _captioner_problems(cfg)
+    problems += _injected_problems(cfg)
     problems += _export_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
@@ -246,6 +260,27 @@ def callback_metric_names(cfg: DictConfig) -> list[str]:
                 continue
             names += list(declared) if isinstance(declared, (list, tuple)) else []
     return names
+
+
+def _injected_problems(cfg: DictConfig) -> list[str]:
+    """A GAN's or a classifier's model node and the factories it is given: no keys their targets do not
+    take (old keys point at their new place), and ``_partial_: true`` factories."""
+    model = OmegaConf.select(cfg, "model")
+    module = next((m for m in INJECTED if isinstance(model, DictConfig) and is_target(model.get(TARGET), m)),
+                  None)
+    if module is None:
+        return []
+    supplied, factories = INJECTED[module]
+    problems = argument_problems(model, "model", supplied, MOVED_KEYS)
+    for name, built_with in factories.items():
+        node = model.get(name)
+        if not isinstance(node, DictConfig) or TARGET not in node:
+            continue  # a missing factory: the module's own error names it
+        problems += argument_problems(node, f"model.{name}", built_with)
+        if node.get("_partial_") is not True:
+            problems.append(f"model.{name}._partial_={fmt(node.get('_partial_'))}: must be true (the module "
+                            f"builds it with {', '.join(built_with)}); e.g. model.{name}._partial_=true")
+    return problems
 
 
 def _export_problems(cfg: DictConfig) -> list[str]:
