@@ -10,6 +10,9 @@ derive from the matching built-in error (``ValueError``, ``FileNotFoundError``, 
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class UserError(Exception):
     """A problem with the user's input or environment; the message names it and the fix."""
@@ -25,3 +28,17 @@ class CheckpointError(UserError, ValueError):
 
 class DiskFullError(UserError, OSError):
     """A write failed because the disk (or the user's quota) is full."""
+
+
+def unreadable(path: str | Path, error: OSError) -> str:
+    """What an ``OSError`` raised while reading ``path`` means, in words for a message (no advice to fetch
+    the file again: it is there): ``<path> is not readable (permission denied): give your user read
+    access (chmod u+r <path>)``, ``<path> is a folder, not a file``, ``<path>: no such file`` or
+    ``<path> could not be read (<reason>)``."""
+    if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM):
+        return f"{path} is not readable (permission denied): give your user read access (chmod u+r {path})"
+    if isinstance(error, IsADirectoryError) or Path(path).is_dir():
+        return f"{path} is a folder, not a file"
+    if isinstance(error, FileNotFoundError):
+        return f"{path}: no such file"
+    return f"{path} could not be read ({error.strerror or error})"

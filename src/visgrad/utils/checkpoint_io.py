@@ -8,8 +8,11 @@ target path only ever holds a complete checkpoint. ``train.py`` always uses it (
 ``conf/train.yaml``). Remote paths (``s3://``...) go to Lightning's writer: object stores replace whole
 objects anyway.
 
-``read_checkpoint`` loads a checkpoint with a one-line ``CheckpointError`` for a truncated or corrupt file;
-a write that fails because the disk is full raises ``DiskFullError`` naming the file (``disk_full_error``).
+``atomic_open`` is the one way visgrad writes result files (checkpoints, ``metrics.json``, sweep summaries):
+complete or not at all, with the permissions ``open()`` would give (``0o666`` less the user's umask).
+``read_checkpoint`` loads a checkpoint with a one-line ``CheckpointError`` for a truncated or corrupt file
+(and for an unreadable one, saying so); a write that fails because the disk is full raises
+``DiskFullError`` naming the file, or the run folder when the file is unknown (``disk_full_error``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 from fsspec.utils import get_protocol
 from lightning_fabric.plugins import TorchCheckpointIO
 
-from visgrad.errors import CheckpointError, DiskFullError
+from visgrad.errors import CheckpointError, DiskFullError, unreadable
 
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -54,11 +57,14 @@ def atomic_open(path: Path, mode: str = "wb"):
     Writes go to a temporary file ``.<name>.<random>.tmp`` next to ``path`` (so ``os.replace`` is a rename
     within one file system); when the block ends it is flushed, fsynced and renamed over ``path``, and the
     folder is fsynced. If anything fails before the rename, the temporary file is removed and ``path``
-    keeps its old content.
+    keeps its old content. The file gets the mode ``open()`` gives a new file (``0o666`` less the umask;
+    ``mkstemp`` alone would make it ``0o600``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # POSIX
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
             yield file
             file.flush()
@@ -73,22 +79,28 @@ def atomic_open(path: Path, mode: str = "wb"):
     _fsync_dir(path.parent)
 
 
-def disk_full_error(error: BaseException, path: Path | None = None) -> DiskFullError | None:
-    """A ``DiskFullError`` naming ``path`` (or the file in the error) if ``error`` or an error it was raised
-    from is "no space left" / "quota exceeded" (torch's zip writer turns it into a RuntimeError "unexpected
-    pos"); else None."""
+def disk_full_error(error: BaseException, path: Path | None = None,
+                    folder: Path | None = None) -> DiskFullError | None:
+    """A ``DiskFullError`` if ``error`` or an error it was raised from is "no space left" / "quota exceeded"
+    (torch's zip writer turns it into a RuntimeError "unexpected pos"), else None. It names ``path``, else the
+    file in the error, else ``folder`` (the run folder, where the app was writing), else the current one."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, DiskFullError):
             return error
         if isinstance(error, OSError) and error.errno in FULL_DISK_ERRNOS:
-            target = Path(path or error.filename or ".")
-            folder = target if target.is_dir() else target.parent
-            free = shutil.disk_usage(folder).free if folder.exists() else 0
-            return DiskFullError(f"disk full: could not write {target} ({error.strerror}; "
-                                 f"{free / 2**20:.0f} MiB free in {folder}). Free some space and run again "
-                                 "(a killed training run continues with python train.py resume=<run folder>)")
+            target = path or error.filename
+            if target is not None:
+                where = Path(target) if Path(target).is_dir() else Path(target).parent
+                what = f"could not write {target}"
+            else:
+                where = Path(folder or ".").resolve()
+                what = f"could not write a file in {where}"
+            free = shutil.disk_usage(where).free if where.exists() else 0
+            return DiskFullError(f"disk full: {what} ({error.strerror}; {free / 2**20:.0f} MiB free in "
+                                 f"{where}). Free some space and run again (a killed training run continues "
+                                 "with python train.py resume=<run folder>)")
         error = error.__cause__ or error.__context__
     return None
 
@@ -103,15 +115,18 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass a .ckpt file (e.g. "
                               f"{path / 'checkpoints' / 'last.ckpt'})")
-    mmap = mmap and zipfile.is_zipfile(path)  # else torch's error would be about mmap, not the file
     try:
+        mmap = mmap and zipfile.is_zipfile(path)  # else torch's error would be about mmap, not the file
         checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as error:  # permission denied, an I/O error: the file is there, not necessarily damaged
+        raise CheckpointError(unreadable(path, error)) from None
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a truncated or random file
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).strip()  # its first sentence: torch adds a paragraph of guesses
+        cause = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {cause}); use "
-                              "another one (e.g. the run's checkpoints/last.ckpt or best_*.ckpt)") from None
+                              "another one") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
     return checkpoint
@@ -127,3 +142,16 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _umask() -> int:
+    """The process's umask (on Linux read from ``/proc``, elsewhere set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

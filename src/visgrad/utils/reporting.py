@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 
 from visgrad.errors import UserError
@@ -32,12 +34,18 @@ def full_error_requested() -> bool:
 
 def as_user_error(error: BaseException) -> UserError | None:
     """``error`` itself if it is a ``UserError`` (also inside a ``ReportedError``), a ``DiskFullError`` if a
-    full disk caused it, else None (a bug)."""
+    full disk caused it (naming the run folder when the error names no file), else None (a bug)."""
     if isinstance(error, ReportedError) and isinstance(error.__cause__, UserError):
         return error.__cause__
     if isinstance(error, UserError):
         return error
-    return disk_full_error(error)
+    return disk_full_error(error, folder=_run_folder())
+
+
+def _run_folder() -> Path | None:
+    """The folder the current Hydra job writes to, or None outside a Hydra job."""
+    output_dir = HydraConfig.get().runtime.get("output_dir") if HydraConfig.initialized() else None
+    return Path(output_dir) if output_dir else None
 
 
 @contextmanager
