@@ -5,22 +5,31 @@ The contract with the config groups: ``cfg.data`` instantiates a LightningDataMo
 data (vocabulary, feature size, class names); ``cfg.model`` instantiates the LightningModule with those.
 
 Before any data work the config is validated (``visgrad.utils.preflight``) and the Trainer is built (so
-bad trainer settings fail early too). A run writes only into its own folder: a fresh run refuses a folder
-that already holds checkpoints, and ``resume=RUN`` continues ``RUN/checkpoints/last.ckpt`` in ``RUN``
-(``visgrad.utils.resume``), with TensorBoard purging the killed attempt's steps after that checkpoint.
-The final metrics are printed and written to ``<run>/metrics.json``.
+bad trainer settings fail early too, as a ``ConfigError`` naming the ``trainer.*`` key). A run writes only
+into its own folder: a fresh run refuses a folder that already holds checkpoints, and ``resume=RUN``
+continues ``RUN/checkpoints/last.ckpt`` in ``RUN`` (``visgrad.utils.resume``), with TensorBoard purging the
+killed attempt's steps after that checkpoint. A checkpoint to continue from (``resume=`` or ``ckpt_path=``)
+must hold the parameters, of the same shapes, as the model the config builds: else the run stops before
+fitting, naming the hyperparameters that differ. The final metrics are printed and written to
+``<run>/metrics.json``.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import re
+import shlex
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
@@ -28,9 +37,11 @@ from pytorch_lightning.utilities import rank_zero_only
 from visgrad.captioning.checkpoints import read_captioner_hparams
 from visgrad.options import fmt
 from visgrad.utils import print_config_tree
+from visgrad.utils.checkpoint_io import read_checkpoint
+from visgrad.utils.commands import command
 from visgrad.utils.hparams import HParamsSession, run_hparams
 from visgrad.utils.preflight import ConfigError, validate_config
-from visgrad.utils.resume import check_training_left, resume_checkpoint
+from visgrad.utils.resume import ResumeAttempt, check_training_left, resume_checkpoint
 from visgrad.utils.run_folder import lock_run_folder
 from visgrad.utils.sweep_summary import write_metrics
 
@@ -66,9 +77,10 @@ def train(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:  # one process at a time in a run folder (resume=: taken by train.py already)
         lock_run_folder(Path(cfg.paths.output_dir))
     ckpt_path, logger_kwargs = cfg.get("ckpt_path"), None
+    ckpt_name = f"ckpt_path={ckpt_path}"
     if cfg.get("resume"):
         last, step = resume_checkpoint(cfg)
-        ckpt_path = str(last)
+        ckpt_path, ckpt_name = str(last), f"resume={cfg.resume}"
         # TensorBoard drops what the killed attempt logged after the checkpoint's step (it is redone).
         logger_kwargs = {TensorBoardLogger: {"purge_step": step + 1}}
     elif ckpt_path:  # a checkpoint already at max_epochs would train nothing and log no metric
@@ -79,14 +91,16 @@ def train(cfg: DictConfig) -> float | None:
 
     callbacks = _instantiate_group(cfg.get("callbacks"))
     callbacks.append(HParamsSession(run_hparams(cfg, **cfg.get("hparams", {}))))  # a row in the HParams view
-    if not cfg.get("resume"):
+    if cfg.get("resume"):
+        callbacks.append(ResumeAttempt())  # the attempt counts once its training starts
+    else:
         _refuse_used_checkpoint_dirs(callbacks)
     loggers = _instantiate_group(cfg.get("logger"), extra=logger_kwargs)
     plugins = [p if isinstance(p, str) else instantiate(p) for p in cfg.trainer.get("plugins") or []]
     if cfg.get("checkpoint_io"):
         plugins.append(instantiate(cfg.checkpoint_io))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                      plugins=plugins or None)
+    trainer = _build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                             plugins=plugins or None)
 
     datamodule: pl.LightningDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -94,7 +108,9 @@ def train(cfg: DictConfig) -> float | None:
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
     _check_monitored_metrics(callbacks, model)
     if ckpt_path and hasattr(datamodule, "check_compatible"):
-        _check_checkpoint_fits_data(ckpt_path, datamodule, model)
+        _check_checkpoint_fits_data(ckpt_path, datamodule, model, ckpt_name)
+    if ckpt_path:
+        _check_checkpoint_fits_model(ckpt_path, model, cfg.model, ckpt_name)
 
     # Checkpoints hold the config (DictConfig) besides tensors: load them fully (the user's own runs).
     with warnings.catch_warnings():
@@ -128,10 +144,11 @@ def _check_monitored_metrics(callbacks: list, model: pl.LightningModule) -> None
                               f"{type(callback).__name__} monitors it); {hint}it logs {', '.join(names)}")
 
 
-def _check_checkpoint_fits_data(ckpt_path: str, datamodule, model: pl.LightningModule) -> None:
+def _check_checkpoint_fits_data(ckpt_path: str, datamodule, model: pl.LightningModule, name: str) -> None:
     """Fail before fitting, naming file, keys and sizes, if the checkpoint is not a captioner's, or its stored
     network config differs from the model's, or its network (input_dim, vocabulary) does not fit the data
-    (instead of a tensor size mismatch while loading its weights)."""
+    (instead of a tensor size mismatch while loading its weights). ``name``: how the checkpoint was given
+    (``ckpt_path=X``, ``resume=RUN``)."""
     hparams = read_captioner_hparams(ckpt_path)  # only the pickled metadata: trainer.fit loads the weights
     stored, current = hparams["net"], model.hparams.get("net", {})
     changed = sorted(set(stored) | set(current), key=lambda k: (k != "_target_", k))
@@ -139,7 +156,7 @@ def _check_checkpoint_fits_data(ckpt_path: str, datamodule, model: pl.LightningM
     if changed:
         fix = " ".join(f"~model.net.{k}" if k not in stored else
                        f"{'' if k in current else '+'}model.net.{k}={fmt(stored[k])}" for k in changed)
-        raise ConfigError(f"ckpt_path={ckpt_path}: its network differs from model.net in "
+        raise ConfigError(f"{name}: its network differs from model.net in "
                           f"{', '.join(changed)}; continue it with the settings it was trained with ({fix})")
     datamodule.check_compatible(int(hparams["input_dim"]), hparams["word_to_idx"])
 
@@ -154,8 +171,83 @@ def _refuse_used_checkpoint_dirs(callbacks: list) -> None:
                 run = folder.parent
                 raise ConfigError(
                     f"{folder} already holds checkpoints ({', '.join(p.name for p in found[:3])}) of another "
-                    f"run; a run never writes into another's folder. To continue that run: python train.py "
-                    f"resume={run}; for a new run leave hydra.run.dir unset (or give a new folder)")
+                    f"run; a run never writes into another's folder. To continue that run: "
+                    f"{command(f'resume={run}')}; for a new run leave hydra.run.dir unset (or give a new "
+                    "folder)")
+
+
+def _build_trainer(trainer: DictConfig, **kwargs) -> pl.Trainer:
+    """Instantiate the ``trainer`` config with ``kwargs``. Lightning's refusal of a setting (a device this
+    machine lacks, an unknown precision or strategy, ``devices`` the accelerator cannot use) becomes a
+    ``ConfigError`` naming the ``trainer.*`` keys its message mentions (or ``trainer``)."""
+    accelerator, known = trainer.get("accelerator"), AcceleratorRegistry.available_accelerators()
+    present = {name for name in known if AcceleratorRegistry[name]["accelerator"].is_available()}
+    wanted = "cuda" if accelerator == "gpu" else accelerator  # a name, or an Accelerator's config
+    if isinstance(wanted, str) and wanted in known and wanted not in present:
+        raise ConfigError(f"trainer.accelerator={accelerator}: this machine has none that Lightning can use "
+                          f"(it has: {', '.join(sorted(present))}); use trainer.accelerator=cpu, or "
+                          "trainer.accelerator=auto (the best device there is)")
+    try:
+        return instantiate(trainer, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if not isinstance(cause, MisconfigurationException | ValueError | TypeError | ImportError):
+            raise
+        message = " ".join(str(cause).split())
+        named = [f"trainer.{key}={fmt(value)}" for key, value in trainer.items()
+                 if key != "_target_" and _mentions(message, str(key), value)]
+        keys = " ".join(named) or "trainer"
+        raise ConfigError(f"{keys}: Lightning's Trainer refuses it: {message}") from None
+
+
+def _mentions(message: str, key: str, value) -> bool:
+    """Whether ``message`` names ``key`` or its (string) ``value`` as a word."""
+    words = [key] + ([value] if isinstance(value, str) and value else [])
+    return any(re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", message, re.IGNORECASE) for word in words)
+
+
+def _check_checkpoint_fits_model(ckpt_path: str, model: pl.LightningModule, model_cfg: DictConfig,
+                                 name: str) -> None:
+    """Before fitting: ``ConfigError`` if the checkpoint's weights do not fit ``model`` (other parameter
+    names, when the model loads strictly, or other shapes), naming the hyperparameters that differ from the
+    checkpoint's (``model.<key>=<value>`` for those of ``model_cfg``) and the first tensor that does not fit,
+    instead of Lightning's size-mismatch traceback after the run has started. ``name``: how the checkpoint
+    was given (``resume=RUN``, ``ckpt_path=X``)."""
+    checkpoint = read_checkpoint(ckpt_path, mmap=True)  # only the metadata: tensors stay in the file
+    state = checkpoint.get("state_dict") or {}
+    theirs = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    misfits = [f"{k} is {list(theirs[k])} there and {list(ours[k])} here" for k in ours.keys() & theirs.keys()
+               if ours[k] != theirs[k]]
+    if getattr(model, "strict_loading", True):
+        misfits += [f"it lacks {k}" for k in sorted(ours.keys() - theirs.keys())]
+        misfits += [f"it holds {k}, which this model lacks" for k in sorted(theirs.keys() - ours.keys())]
+    if not misfits:
+        return
+    differ = _differing_hparams(checkpoint.get("hyper_parameters") or {}, dict(model.hparams), model_cfg)
+    what = f"{', '.join(differ)} builds" if differ else "this config builds"
+    advice = ("a resumed run continues the same model: drop the override (for a model of another size, start "
+              "a new run)" if name.startswith("resume=") else
+              "pass a checkpoint of this model, or the model overrides that checkpoint was trained with")
+    raise ConfigError(f"{name}: {what} a model that does not fit {ckpt_path} ({misfits[0]}"
+                      f"{f' and {len(misfits) - 1} more' if len(misfits) > 1 else ''}); {advice}")
+
+
+def _differing_hparams(saved: Mapping, now: Mapping, model_cfg: DictConfig, prefix: str = "") -> list[str]:
+    """The hyperparameters of ``now`` that differ from the ``saved`` ones: ``model.<key>=<value> (the
+    checkpoint's: <value>)`` for keys of ``model_cfg``, the key alone for others (``word_to_idx``, from the
+    data). A network config (a mapping with ``_target_``) is compared key by key
+    (``model.net.hidden_dim``)."""
+    found = []
+    for key in sorted(set(saved) | set(now), key=str):
+        path, old, new = f"{prefix}{key}", saved.get(key), now.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping) and ("_target_" in old or "_target_" in new):
+            found += _differing_hparams(old, new, model_cfg, f"{path}.")
+        elif old != new:
+            in_config = OmegaConf.select(model_cfg, path, default=_ABSENT) is not _ABSENT
+            found.append(f"model.{path}={fmt(new)} (the checkpoint's: {fmt(old)})" if in_config else
+                         f"{path} (not the checkpoint's)")
+    return found
 
 
 def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConfig) -> None:
@@ -175,4 +267,5 @@ def _print_summary(trainer: pl.Trainer, metrics: dict[str, float], cfg: DictConf
     output_dir = Path(cfg.paths.output_dir)
     console.print(f"run folder: {output_dir}")
     if trainer.loggers:
-        console.print(f"TensorBoard: tensorboard --logdir {output_dir}")  # not tensorboard/: utils.hparams
+        # the run folder, not tensorboard/ (see visgrad.utils.hparams); quoted for the shell
+        console.print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(output_dir))}", soft_wrap=True)
