@@ -62,7 +62,10 @@ BAD = [
     ("trainer.max_epochs=0", r"trainer.max_epochs=0: must be a positive integer \(or -1: no limit\)"),
     ("trainer.max_epochs=-2", r"trainer.max_epochs=-2: must be a positive integer"),
     ("trainer.gradient_clip_val=-1", r"trainer.gradient_clip_val=-1: must be null \(off\) or a number >= 0"),
-    ("trainer.limit_train_batches=1.5", r"trainer.limit_train_batches=1.5: must be null, an integer >= 0"),
+    ("trainer.limit_train_batches=1.5", r"trainer.limit_train_batches=1.5: must be null \(all\), a positive "
+                                        r"integer"),
+    ("trainer.limit_train_batches=0", r"trainer.limit_train_batches=0: must be .*\(0 would train nothing\)"),
+    ("seed=-1", r"seed=-1: must be an integer in \[0, 4294967295\]"),
     ("trainer.log_every_n_steps=0", r"trainer.log_every_n_steps=0: must be a positive integer"),
     ("monitor.mode=best", r"monitor.mode='best': must be min or max"),
     ("faults.nonfinite=ignore", r"faults.nonfinite='ignore': must be raise or skip"),

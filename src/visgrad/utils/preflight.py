@@ -6,10 +6,13 @@ key, the value, what is allowed and an override that fixes it, e.g.::
     model.optimizer.lr=-0.001: must be a positive number; e.g. model.optimizer.lr=0.005
 
 Keys a config does not have are skipped (a captioner has no ``model.noise_dim``, a GAN no
-``model.cell_type``). What only the data files can tell (feature size, vocabulary, caption ids,
-``max_train`` larger than the split, corrupt h5) is checked by ``visgrad.data`` when it loads them.
+``model.cell_type``). Every value outside ``hydra`` must resolve (an ``${oc.env:X}`` whose variable is
+unset is named, not a traceback later). What only the data files can tell (feature size, vocabulary,
+caption ids, ``max_train`` larger than the split, corrupt h5) is checked by ``visgrad.data`` when it loads
+them; what only Lightning can tell (an accelerator this machine lacks, an unknown precision) when
+``visgrad.training`` builds the Trainer, before any data work.
 
-The module is longer than most (~340 lines): it holds the one table of value rules and the cross-key
+The module is longer than most (~380 lines): it holds the one table of value rules and the cross-key
 checks of every kind of model (captioner, GAN, classifier), so that one call reports every problem.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from visgrad.captioning.cells import CELLS
@@ -70,6 +73,11 @@ def limit_batches(v) -> bool:
     return v is None or non_negative_int(v) or (isinstance(v, float) and 0.0 <= v <= 1.0)
 
 
+def limit_train_batches(v) -> bool:
+    """``limit_batches`` without 0: a run that trains on no batch writes no checkpoint and no metric."""
+    return limit_batches(v) and v != 0
+
+
 CAPTION_DATA = "visgrad.data.CaptionDataModule"
 CAPTIONER = "visgrad.captioning.CaptioningModule"
 RNN_NET = "visgrad.captioning.CaptioningRNN"
@@ -95,7 +103,7 @@ NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
 
 RULES: tuple[Rule, ...] = (
-    Rule("seed", is_int, "an integer", 231),
+    Rule("seed", lambda v: is_int(v) and 0 <= v < 2**32, "an integer in [0, 4294967295]", 231),
     Rule("data.batch_size", positive_int, "a positive integer", 100),
     Rule("data.num_workers", non_negative_int, "an integer >= 0", 0),
     Rule("data.max_train", optional(positive_int), NULL_OR_POSITIVE, "null", CAPTION_DATA),
@@ -151,7 +159,8 @@ RULES: tuple[Rule, ...] = (
          "a positive integer (or -1: no limit)", 10),
     Rule("trainer.min_epochs", optional(non_negative_int), "null or an integer >= 0", 1),
     Rule("trainer.gradient_clip_val", optional(non_negative_number), "null (off) or a number >= 0", 5.0),
-    Rule("trainer.limit_train_batches", limit_batches, LIMIT_BATCHES, "null"),
+    Rule("trainer.limit_train_batches", limit_train_batches, "null (all), a positive integer (batches) or a "
+         "fraction in (0, 1] (0 would train nothing)", "null"),
     Rule("trainer.limit_val_batches", limit_batches, LIMIT_BATCHES, "null"),
     Rule("trainer.log_every_n_steps", positive_int, "a positive integer", 10),
     Rule("trainer.check_val_every_n_epoch", optional(positive_int), "null or a positive integer", 1),
@@ -207,6 +216,7 @@ def rule_problems(cfg: DictConfig, rules: tuple[Rule, ...]) -> list[str]:
 def config_problems(cfg: DictConfig) -> list[str]:
     """One line per bad value of ``cfg`` (empty when all is well)."""
     problems = rule_problems(cfg, RULES)
+    problems += [line for line in unresolvable_values(cfg) if line not in problems]
     if _local_sweep() and _select(cfg, "trainer.strategy") == "ddp" and _select(cfg, "trainer.devices") != 1:
         problems.append("trainer.strategy=ddp in a local -m sweep: Lightning starts every further DDP "
                         "process by running the command again, which would rerun the whole sweep; use "
@@ -215,10 +225,39 @@ def config_problems(cfg: DictConfig) -> list[str]:
     problems += _captioner_problems(cfg)
     problems += _injected_problems(cfg)
     problems += _export_problems(cfg)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(str(ckpt_path)).expanduser().is_file():
-        problems.append(f"ckpt_path={fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt file "
-                        "(to continue a killed run, use resume=<its run folder> instead)")
+    try:
+        ckpt_path, resume = cfg.get("ckpt_path"), cfg.get("resume")
+    except OmegaConfBaseException:  # reported by unresolvable_values
+        ckpt_path = resume = None
+    if ckpt_path is not None and not resume:  # a resume continues from the run's last.ckpt
+        path = Path(str(ckpt_path)).expanduser()
+        if path.is_dir():
+            problems.append(f"ckpt_path={fmt(ckpt_path)} is a folder, not a checkpoint file; pass a .ckpt "
+                            f"file (e.g. {path / 'checkpoints' / 'last.ckpt'})")
+        elif not path.is_file():
+            problems.append(f"ckpt_path={fmt(ckpt_path)}: no such checkpoint file; pass an existing .ckpt "
+                            "file (to continue a killed run, use resume=<its run folder> instead)")
+    return problems
+
+
+def unresolvable_values(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """One line per value of ``cfg`` (but ``hydra``) that is ``???`` or whose interpolation cannot be
+    resolved (``${oc.env:X}`` with X unset, ``${a.key}`` that does not exist), as ``_select`` words it."""
+    problems = []
+    keys = cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg))
+    for key in keys:
+        path = f"{prefix}{key}"
+        if path == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            problems.append(f"{path}=???: a value is required; set {path}=VALUE")
+        elif OmegaConf.is_interpolation(cfg, key):
+            try:
+                cfg[key]
+            except OmegaConfBaseException as error:
+                problems.append(f"{path}: cannot resolve its value ({str(error).splitlines()[0]})")
+        elif isinstance(cfg[key], DictConfig | ListConfig):
+            problems += unresolvable_values(cfg[key], f"{path}.")
     return problems
 
 
