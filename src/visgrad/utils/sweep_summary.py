@@ -11,7 +11,10 @@ those with sweep syntax on the command line or in ``hydra.sweeper.params``; the 
 ``<job dir>/.hydra/overrides.yaml``), the final metrics the job wrote to ``<job dir>/metrics.json``
 (``train()`` and every ``visualize.py`` task do, through :func:`write_metrics`), ``error`` (exception
 type and first line) and ``run_dir``.
-Registered in ``conf/hydra/default.yaml`` under ``hydra.callbacks``; single runs are left alone.
+Registered in ``conf/hydra/default.yaml`` under ``hydra.callbacks``. Single runs are left alone, except a
+resumed job of a sweep (``train.py resume=<sweep dir>/<job>``, found by its ``.hydra/hydra.yaml``): once
+its training has started, its row is rewritten (status, metrics) and the table rebuilt, so the summary
+shows how the job ended, not how it was killed or its metrics before it was trained longer.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from visgrad.utils.checkpoint_io import atomic_open
 from visgrad.utils.reporting import as_user_error
+from visgrad.utils.run_folder import pending_attempt
 
 JOB_FILE = "sweep_job.json"
 METRICS_FILE = "metrics.json"
@@ -70,16 +74,20 @@ class SweepSummary(Callback):
         self._print_once()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
-            return
         run_dir = Path(config.hydra.runtime.output_dir).resolve()
-        sweep_dir = Path(config.hydra.sweep.dir).resolve()
-        overrides = list(job_return.overrides or [])
+        if config.hydra.mode == RunMode.MULTIRUN:
+            sweep_dir, job = Path(config.hydra.sweep.dir).resolve(), int(config.hydra.job.num)
+        else:  # a resumed sweep job that started training (a refused attempt changes nothing)
+            origin = sweep_origin(run_dir) if config.get("resume") else None
+            if origin is None or pending_attempt(config.hydra) is not None:
+                return
+            sweep_dir, job = origin
+        overrides = [o for o in job_return.overrides or [] if _key(o) != "resume"]
         swept = swept_keys(sweep_dir, OmegaConf.select(config, "hydra.sweeper.params"))
         if swept:
             overrides = [o for o in overrides if _key(o) in swept]
         row = {
-            "job": int(config.hydra.job.num),
+            "job": job,
             "status": "ok" if job_return.status == JobStatus.COMPLETED else "failed",
             "overrides": " ".join(overrides),
             "metrics": _read_metrics(run_dir / METRICS_FILE),
@@ -88,6 +96,8 @@ class SweepSummary(Callback):
         }
         _write_text(run_dir / JOB_FILE, json.dumps(row, indent=1))
         write_summary(sweep_dir, self.metrics)
+        if config.hydra.mode != RunMode.MULTIRUN:
+            print(f"sweep summary updated: {sweep_dir / 'summary.md'}")
 
     def _print_once(self) -> None:
         """Rebuild the table (jobs of parallel launchers may have raced) and print it, once per sweep."""
@@ -98,6 +108,17 @@ class SweepSummary(Callback):
             return
         print(f"\nsweep summary ({self._sweep_dir / 'summary.csv'}):\n")
         print((self._sweep_dir / "summary.md").read_text())
+
+
+def sweep_origin(run_dir: Path) -> tuple[Path, int] | None:
+    """The sweep folder and job number of ``run_dir`` if it is the folder of a ``-m`` sweep's job (its
+    ``.hydra/hydra.yaml`` says so, and a folder above it holds the sweep's ``multirun.yaml``), else None."""
+    path = run_dir / ".hydra" / "hydra.yaml"
+    hydra = OmegaConf.load(path).get("hydra") if path.is_file() else None
+    if hydra is None or hydra.get("mode") != RunMode.MULTIRUN.name:
+        return None
+    sweep_dir = next((folder for folder in run_dir.parents if (folder / "multirun.yaml").is_file()), None)
+    return None if sweep_dir is None else (sweep_dir, int(hydra.job.num))
 
 
 def swept_keys(sweep_dir: Path, sweeper_params: DictConfig | None = None) -> set[str]:
