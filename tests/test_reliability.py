@@ -7,8 +7,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_app(app: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VISGRAD_ROOT": str(cwd), "OMP_NUM_THREADS": "1", **env}
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])  # this checkout's visgrad, test helpers
+    env = {**os.environ, "VISGRAD_ROOT": str(cwd), "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **env}
     return subprocess.run([sys.executable, str(ROOT / app), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -160,3 +164,148 @@ def test_refused_run_changes_nothing_and_leaves_no_folder(tmp_path: Path) -> Non
     assert "Error: model.optimizer.lr=-1: must be a positive number" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4, result.stderr
     assert [p.name for p in (tmp_path / "logs" / "train" / "runs").iterdir()] == ["killed"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["trainer.accelerator=gpu"], r"trainer.accelerator=gpu: this machine has none that Lightning can use "
+                                  r"\(it has: cpu\); use trainer.accelerator=cpu"),
+    (["trainer.precision=13"], r"trainer.precision=13: Lightning's Trainer refuses it: Precision 13 is "
+                               r"invalid"),
+    (["trainer.devices=tpu"], r"trainer.devices='tpu': Lightning's Trainer refuses it: `devices` selected "
+                              r"with `CPUAccelerator` should be an int > 0"),
+    (["+trainer.strategy=bogus_strategy"], r"trainer.strategy='bogus_strategy': Lightning's Trainer refuses "
+                                           r"it: You selected an invalid strategy name"),
+    (["+trainer.bogus_flag=1"], r"trainer.bogus_flag=1: Lightning's Trainer refuses it: .*unexpected "
+                                r"keyword"),
+], ids=lambda value: value[0] if isinstance(value, list) else "")
+def test_trainer_settings_lightning_refuses_are_user_errors(compose_cfg, overrides, message) -> None:
+    """Lightning's MisconfigurationException / ValueError / TypeError for a trainer.* value is a one-line
+    ConfigError naming the key, raised before any data work, so RunFolderGuard cleans up the refused start."""
+    if "gpu" in overrides[0] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cfg = compose_cfg("train", ["data.root=/nonexistent", *overrides])
+    with pytest.raises(ConfigError, match=f"^{message}") as caught:
+        train(cfg)
+    assert "\n" not in str(caught.value)
+    assert not Path("/nonexistent").exists()
+    assert [p.name for p in Path(cfg.paths.output_dir).iterdir()] == [".lock"]  # what RunFolderGuard removes
+
+
+def test_unresolvable_value_is_named(compose_cfg, monkeypatch) -> None:
+    monkeypatch.delenv("VISGRAD_TEST_UNSET", raising=False)
+    cfg = compose_cfg("train", ["data.root=${oc.env:VISGRAD_TEST_UNSET}", "model.optimizer.lr=${nope}"])
+    with pytest.raises(ConfigError) as caught:
+        train(cfg)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0] == "model.optimizer.lr: cannot resolve its value (Interpolation key 'nope' not found)"
+    assert lines[1].startswith("data.root: cannot resolve its value (")
+    assert "Environment variable 'VISGRAD_TEST_UNSET' not found" in lines[1]
+
+
+def test_refused_train_starts_leave_no_folder(tmp_path: Path) -> None:
+    """train.py refusals found before work (a trainer value Lightning refuses, an unset environment
+    variable, a negative seed, no training batches) print one error and leave no run folder."""
+    (tmp_path / "logs").mkdir()
+    for args, message in [
+        (["trainer.precision=13"], "Error: trainer.precision=13: Lightning's Trainer refuses it"),
+        (["data.root=${oc.env:VISGRAD_TEST_UNSET}", "seed=-1", "trainer.limit_train_batches=0"],
+         "Error: seed=-1: must be an integer in [0, 4294967295]; e.g. seed=231\n"
+         "trainer.limit_train_batches=0: must be null (all), a positive integer (batches) or a fraction in "
+         "(0, 1] (0 would train nothing); e.g. trainer.limit_train_batches=null\n"
+         "data.root: cannot resolve its value ("),
+    ]:
+        result = run_app("train.py", [*args, "print_config=false"], tmp_path)
+        assert result.returncode == 1 and message in result.stderr, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        assert list((tmp_path / "logs").rglob("*")) == [], args
+
+
+def test_run_folder_that_is_a_file_is_named(compose_cfg, tmp_path: Path) -> None:
+    """hydra.run.dir / hydra.sweep.dir at a file, or inside one: refused saying so (Hydra's mkdir would
+    fail with a bare "File exists"); the file is left alone."""
+    from visgrad.utils.run_folder import RunFolderGuard
+
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    for folder, where in [(file, "is a file"), (file / "run", f"lies inside {file}, which is a file")]:
+        cfg = compose_cfg("train", [f"hydra.run.dir={folder}", f"hydra.sweep.dir={folder}"])
+        with pytest.raises(SystemExit, match=rf"^Error: hydra.run.dir={folder} {where}, not a folder"):
+            RunFolderGuard().on_run_start(cfg)
+        with pytest.raises(SystemExit, match=rf"^Error: hydra.sweep.dir={folder} {where}, not a folder"):
+            RunFolderGuard().on_multirun_start(cfg)
+    assert file.read_text() == "mine"
+    cfg = compose_cfg("train", [f"ckpt_path={tmp_path}"])
+    with pytest.raises(ConfigError, match=rf"^ckpt_path='{tmp_path}' is a folder, not a checkpoint file"):
+        train(cfg)
+
+
+def test_unreadable_checkpoint_is_not_called_corrupt(tmp_path: Path, monkeypatch) -> None:
+    """Permission denied: "not readable", with the fix; not "truncated or corrupt", no re-download."""
+    path = tmp_path / "last.ckpt"
+    torch.save({"epoch": 0, "global_step": 4}, path)
+
+    def denied(file, *args, **kwargs):  # what torch.load meets on a file without read permission
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(path)
+    assert str(caught.value) == (f"{path} is not readable (permission denied): give your user read access "
+                                 f"(chmod u+r {path})")
+
+
+def test_unreadable_checkpoint_for_real(tmp_path: Path) -> None:
+    """The same with a file mode 000, read by a user who is not root (as root: by `nobody`)."""
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path's parents are private to root
+    try:
+        path = folder / "last.ckpt"
+        torch.save({"epoch": 0}, path)
+        folder.chmod(0o755)
+        path.chmod(0o000)
+        script = ("import sys\nfrom visgrad.utils.checkpoint_io import read_checkpoint\n"
+                  "try:\n    read_checkpoint(sys.argv[1])\nexcept Exception as e:\n    print(e)")
+        command = [sys.executable, "-c", script, str(path)]
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("root without setpriv: cannot read as another user")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        home = folder / "home"  # writable by the other user (matplotlib's cache)
+        home.mkdir(mode=0o777)
+        home.chmod(0o777)
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HOME": str(home), "MPLCONFIGDIR": str(home)}
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd="/")
+        assert result.stdout.strip() == (f"{path} is not readable (permission denied): give your user read "
+                                         f"access (chmod u+r {path})"), result.stderr[-2000:]
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_result_files_get_the_users_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Checkpoints, metrics.json and sweep summaries are written as open() would: 0o666 less the umask
+    (mkstemp alone gives 0o600, which hid results from a group sharing them)."""
+    from visgrad.utils.checkpoint_io import AtomicCheckpointIO
+    from visgrad.utils.sweep_summary import write_metrics, write_summary
+
+    old = os.umask(umask)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"step": 1}, tmp_path / "last.ckpt")
+        write_metrics(tmp_path, {"val/loss": 1.0})
+        write_summary(tmp_path)
+    finally:
+        os.umask(old)
+    for name in ("last.ckpt", "metrics.json", "summary.csv", "summary.md"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_full_disk_names_the_run_folder_when_the_error_names_no_file(compose_cfg) -> None:
+    """A write that fails without a file name (an event file, a figure's bytes) is reported in the run
+    folder, not in the current directory."""
+    cfg = compose_cfg("train")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True)
+    with pytest.raises(ReportedError, match=rf"^Error: disk full: could not write a file in {out} \(No space "
+                                            rf"left on device; \d+ MiB free in {out}\)"):
+        with user_errors_reported():
+            raise OSError(errno.ENOSPC, "No space left on device")

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_multirun_with_a_failing_job(shapes_root: Path, tmp_path: Path) -> None:
     """Job 1 gets a bad learning rate and fails; job 0 trains; both are in summary.csv/.md and printed."""
-    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path)}
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])  # this checkout's visgrad
+    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path), "PYTHONPATH": path}
     command = [sys.executable, str(ROOT / "train.py"), "-m", "model.optimizer.lr=0.005,-1",
                f"data.root={shapes_root}", "data.shapes.num_train=200", "data.shapes.num_val=60",
                "data.batch_size=50", "data.max_train=100", "model.net.wordvec_dim=16",
@@ -70,3 +71,42 @@ def test_summary_is_rebuilt_from_the_job_rows(tmp_path: Path) -> None:
     assert header == "job,status,overrides,val/bleu4,error,run_dir"
     assert "ValueError: bad \\| value" in (tmp_path / "summary.md").read_text()
     assert markdown_table(["a"], [{"a": "x"}]) == "| a |\n|---|\n| x |\n"
+
+
+def test_resumed_sweep_job_updates_its_row(shapes_root: Path, tmp_path: Path) -> None:
+    """A sweep killed during job 0 has no row for it; ``train.py resume=<sweep>/0`` finishes the job and
+    its row appears; resuming it again for more epochs replaces the row's metrics."""
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])
+    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path), "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    sweep = tmp_path / "sweep"
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    # 4 steps per epoch: killed in epoch 2 of job 0, after its last.ckpt of epoch 1
+    killed = train("-m", "model.net.hidden_dim=16,24", f"data.root={shapes_root}", "data.shapes.num_train=200",
+                   "data.shapes.num_val=60", "data.batch_size=50", "data.max_train=200",
+                   "model.net.wordvec_dim=16", "model.meteor=false", "model.num_samples=0",
+                   "trainer.max_epochs=2", "print_config=false", "callbacks.rich_progress_bar=null",
+                   "hydra/job_logging=disabled",
+                   f"hydra.sweep.dir={sweep}", "+callbacks.kill._target_=fault_injection.KillAtStep",
+                   "+callbacks.kill.step=6")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not (sweep / "summary.csv").exists() and not (sweep / "1").exists()
+
+    def row() -> dict[str, str]:
+        with open(sweep / "summary.csv", newline="") as file:
+            (only,) = list(csv.DictReader(file))
+        return only
+
+    for epochs in (2, 3):
+        result = train(f"resume={sweep / '0'}", f"trainer.max_epochs={epochs}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"sweep summary updated: {sweep / 'summary.md'}" in result.stdout
+        metrics = json.loads((sweep / "0" / "metrics.json").read_text())
+        line = row()
+        assert (line["job"], line["status"], line["overrides"]) == ("0", "ok", "model.net.hidden_dim=16")
+        assert line["run_dir"] == str(sweep / "0") and line["error"] == ""
+        assert float(line["val/loss"]) == pytest.approx(metrics["val/loss"], rel=1e-3)
+        assert float(line["lr-Adam"]) == pytest.approx(0.005 * 0.9 ** (epochs - 1), rel=1e-3)  # epoch's lr
