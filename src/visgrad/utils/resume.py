@@ -80,7 +80,7 @@ def expand_resume_argv(argv: list[str], config_dir: Path, config_name: str) -> l
     new_keys = {_override_key(arg) for arg in extras}
     kept = [o for o in saved if _override_key(o) != "resume" and _override_key(o) not in new_keys]
 
-    composed = _check_same_config(run, latest, kept, extras, config_dir, config_name, not saved)
+    composed = _check_same_config(run, latest, [*kept, *extras], new_keys, config_dir, config_name, not saved)
     _check_checkpoint(run, composed.trainer, [*kept, *extras])
     attempt = 1 + max((int(p.name[len(RESUME_SUBDIR):]) for p in _resume_dirs(run)), default=0)
     expansion = [*kept, f"resume={hydra_value(str(run))}", f"hydra.run.dir={hydra_value(str(run))}",
@@ -112,8 +112,8 @@ def latest_attempt(run: Path) -> Path:
         raise ConfigError(f"resume={run}: no such run folder; pass a folder under logs/train/runs/ "
                           "(or logs/train/multiruns/<time>/<job>)")
     if not (run / ".hydra" / "overrides.yaml").is_file():
-        raise ConfigError(f"resume={run}: not a train.py run folder (no .hydra/overrides.yaml); pass "
-                          "the folder that holds .hydra/ and checkpoints/")
+        raise ConfigError(f"resume={run}: not a train.py run folder (no .hydra/overrides.yaml); pass the "
+                          "folder that holds .hydra/ and checkpoints/")
     resumes = _resume_dirs(run)
     return resumes[-1] if resumes else run / ".hydra"
 
@@ -247,16 +247,16 @@ def _override_key(override: str) -> str:
     return parsed.key_or_group + (f"@{parsed.package}" if parsed.package else "")
 
 
-def _check_same_config(run: Path, latest: Path, kept: list[str], extras: list[str], config_dir: Path,
-                       config_name: str, none_saved: bool) -> DictConfig:
-    """Compose ``config_name`` with the ``kept`` saved overrides and the new ``extras`` and compare it
-    (unresolved) with the config saved in ``latest``, ignoring ``resume`` and the keys the ``extras``
-    set; returns the composed config. ``none_saved``: the attempt was started without overrides."""
+def _check_same_config(run: Path, latest: Path, overrides: list[str], new_keys: set[str],
+                       config_dir: Path, config_name: str, none_saved: bool) -> DictConfig:
+    """Compose ``config_name`` with ``overrides`` and compare it (unresolved) with the config saved in
+    ``latest``, ignoring ``resume`` and the keys under ``new_keys`` (the overrides given with resume=);
+    returns the composed config. ``none_saved``: ``latest`` was started without overrides."""
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        composed = compose(config_name=config_name, overrides=[*kept, *extras])
+        composed = compose(config_name=config_name, overrides=overrides)
     now = _flatten(OmegaConf.to_container(composed, resolve=False))
     saved = _flatten(OmegaConf.to_container(OmegaConf.load(latest / "config.yaml"), resolve=False))
-    ignored = {"resume", *(_override_key(arg).split("@")[0] for arg in extras)}
+    ignored = {"resume", *(key.split("@")[0] for key in new_keys)}
     changed = sorted(key for key in now.keys() | saved.keys()
                      if now.get(key, "<unset>") != saved.get(key, "<unset>")
                      and not any(key == k or key.startswith(k + ".") for k in ignored))

@@ -32,6 +32,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from visgrad.utils.checkpoint_io import atomic_open
 from visgrad.utils.reporting import as_user_error
@@ -77,8 +78,8 @@ class SweepSummary(Callback):
         run_dir = Path(config.hydra.runtime.output_dir).resolve()
         if config.hydra.mode == RunMode.MULTIRUN:
             sweep_dir, job = Path(config.hydra.sweep.dir).resolve(), int(config.hydra.job.num)
-        else:  # a resumed sweep job that started training (a refused attempt changes nothing)
-            origin = sweep_origin(run_dir) if config.get("resume") else None
+        else:  # a resumed sweep job that started training (a refused attempt changes nothing), rank 0
+            origin = sweep_origin(run_dir) if config.get("resume") and not rank_zero_only.rank else None
             if origin is None or pending_attempt(config.hydra) is not None:
                 return
             sweep_dir, job = origin
