@@ -302,3 +302,17 @@ def test_full_disk_names_the_run_folder_when_the_error_names_no_file(compose_cfg
                                             rf"left on device; \d+ MiB free in {out}\)"):
         with user_errors_reported():
             raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_device_names_torch_does_not_run_on_are_user_errors() -> None:
+    """visualize.py's device=: a name torch does not know, or one this machine lacks, is one line."""
+    from visgrad.utils import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    for name in ("tpu", "cuda:x", "meta", "bogus_device"):
+        with pytest.raises(ConfigError, match=rf"^device='{name}': not a device visgrad runs on; use "
+                                              r"device=auto, cpu, cuda, cuda:<index> or mps$"):
+            resolve_device(name)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^device='cuda:1' was requested but CUDA is not available"):
+            resolve_device("cuda:1")

@@ -24,10 +24,20 @@ def print_config_tree(cfg: DictConfig, order: tuple[str, ...] = ()) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """Turn ``"auto" | "cpu" | "cuda" | "cuda:1"`` into a device, with a clear error when CUDA is absent."""
+    """Turn ``"auto" | "cpu" | "cuda" | "cuda:1" | "mps"`` into a device, with a clear error for anything
+    else (``device=tpu``) and when CUDA is absent."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):  # torch: "Expected one of cpu, cuda, ... device type at start of ..."
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device={name!r}: not a device visgrad runs on; use device=auto, cpu, cuda, "
+                          "cuda:<index> or mps")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} was requested but MPS is not available; use device=cpu or "
+                          "device=auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto"
