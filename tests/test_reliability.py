@@ -316,3 +316,13 @@ def test_device_names_torch_does_not_run_on_are_user_errors() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"^device='cuda:1' was requested but CUDA is not available"):
             resolve_device("cuda:1")
+
+
+def test_test_true_without_a_test_step_is_refused_before_training(compose_cfg, shapes_root: Path) -> None:
+    """train.yaml's test=true trained fully, then crashed on the missing test_step without metrics.json."""
+    cfg = compose_cfg("train", [f"data.root={shapes_root}", "data.shapes.num_train=200",
+                                "data.shapes.num_val=60", "model.meteor=false", "test=true"])
+    with pytest.raises(ConfigError, match=r"^test=true: CaptioningModule has no test_step, so there is "
+                                          r"nothing to test; leave test=false"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()

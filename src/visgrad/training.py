@@ -33,6 +33,7 @@ from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from visgrad.captioning.checkpoints import read_captioner_hparams
 from visgrad.options import fmt
@@ -107,6 +108,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.setup("fit")
     model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
     _check_monitored_metrics(callbacks, model)
+    if cfg.get("test"):
+        _check_testable(model, datamodule)
     if ckpt_path and hasattr(datamodule, "check_compatible"):
         _check_checkpoint_fits_data(ckpt_path, datamodule, model, ckpt_name)
     if ckpt_path:
@@ -118,7 +121,7 @@ def train(cfg: DictConfig) -> float | None:
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.get("test") and hasattr(datamodule, "test_dataloader"):
+    if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path="best", weights_only=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
@@ -142,6 +145,17 @@ def _check_monitored_metrics(callbacks: list, model: pl.LightningModule) -> None
             hint = f"did you mean monitor.metric={close[0]}? " if close else ""
             raise ConfigError(f"monitor.metric={monitor}: {type(model).__name__} logs no such metric ("
                               f"{type(callback).__name__} monitors it); {hint}it logs {', '.join(names)}")
+
+
+def _check_testable(model: pl.LightningModule, datamodule: pl.LightningDataModule) -> None:
+    """``test=true`` needs a model with a ``test_step`` and data with a test split; refused before training
+    otherwise (it trained fully, then failed without writing metrics.json)."""
+    lacking = [f"{type(model).__name__} has no test_step"] if not is_overridden("test_step", model) else []
+    if not is_overridden("test_dataloader", datamodule):
+        lacking.append(f"{type(datamodule).__name__} has no test split")
+    if lacking:
+        raise ConfigError(f"test=true: {' and '.join(lacking)}, so there is nothing to test; leave "
+                          "test=false (the final validation metrics are the run's metrics)")
 
 
 def _check_checkpoint_fits_data(ckpt_path: str, datamodule, model: pl.LightningModule, name: str) -> None:
