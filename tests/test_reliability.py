@@ -326,3 +326,19 @@ def test_test_true_without_a_test_step_is_refused_before_training(compose_cfg, s
                                           r"nothing to test; leave test=false"):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_checkpoint_of_another_model_is_refused_before_training(compose_cfg, shapes_root: Path,
+                                                                tmp_path: Path) -> None:
+    """ckpt_path= of another kind of model: one line naming both models' parameters, not a load traceback."""
+    other = tmp_path / "gan.ckpt"
+    torch.save({"epoch": 0, "global_step": 4, "state_dict": {"generator.0.weight": torch.zeros(3, 4)},
+                "hyper_parameters": {"noise_dim": 96}}, other)
+    cfg = compose_cfg("train", [f"data.root={shapes_root}", "data.shapes.num_train=200",
+                                "data.shapes.num_val=60", "model.meteor=false", f"ckpt_path={other}"])
+    with pytest.raises(ConfigError, match=rf"^ckpt_path={other}: {other} holds another kind of model than "
+                                          r"this config builds \(its parameters: generator.0.weight; this "
+                                          r"model.s: \w+.W_embed, .* and 4 more\); pass a checkpoint of "
+                                          r"this model"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()

@@ -225,12 +225,19 @@ def _check_checkpoint_fits_model(ckpt_path: str, model: pl.LightningModule, mode
     """Before fitting: ``ConfigError`` if the checkpoint's weights do not fit ``model`` (other parameter
     names, when the model loads strictly, or other shapes), naming the hyperparameters that differ from the
     checkpoint's (``model.<key>=<value>`` for those of ``model_cfg``) and the first tensor that does not fit,
-    instead of Lightning's size-mismatch traceback after the run has started. ``name``: how the checkpoint
-    was given (``resume=RUN``, ``ckpt_path=X``)."""
+    or, if no parameter name is shared, both models' parameters: instead of Lightning's size-mismatch
+    traceback after the run has started. ``name``: how the checkpoint was given (``resume=RUN``,
+    ``ckpt_path=X``)."""
     checkpoint = read_checkpoint(ckpt_path, mmap=True)  # only the metadata: tensors stay in the file
     state = checkpoint.get("state_dict") or {}
     theirs = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    advice = ("a resumed run continues the same model: drop the override (for a model of another size, start "
+              "a new run)" if name.startswith("resume=") else
+              "pass a checkpoint of this model, or the model overrides that checkpoint was trained with")
+    if theirs and not ours.keys() & theirs.keys():
+        raise ConfigError(f"{name}: {ckpt_path} holds another kind of model than this config builds (its "
+                          f"parameters: {_few(theirs)}; this model's: {_few(ours)}); {advice}")
     misfits = [f"{k} is {list(theirs[k])} there and {list(ours[k])} here" for k in ours.keys() & theirs.keys()
                if ours[k] != theirs[k]]
     if getattr(model, "strict_loading", True):
@@ -239,22 +246,26 @@ def _check_checkpoint_fits_model(ckpt_path: str, model: pl.LightningModule, mode
     if not misfits:
         return
     differ = _differing_hparams(checkpoint.get("hyper_parameters") or {}, dict(model.hparams), model_cfg)
-    what = f"{', '.join(differ)} builds" if differ else "this config builds"
-    advice = ("a resumed run continues the same model: drop the override (for a model of another size, start "
-              "a new run)" if name.startswith("resume=") else
-              "pass a checkpoint of this model, or the model overrides that checkpoint was trained with")
-    raise ConfigError(f"{name}: {what} a model that does not fit {ckpt_path} ({misfits[0]}"
-                      f"{f' and {len(misfits) - 1} more' if len(misfits) > 1 else ''}); {advice}")
+    what = f"{_few(differ)} builds" if differ else "this config builds"
+    raise ConfigError(f"{name}: {what} a model that does not fit {ckpt_path} ({_few(misfits, 1)}); "
+                      f"{advice}")
+
+
+def _few(items, shown: int = 4) -> str:
+    """The first ``shown`` of ``items`` and how many more there are."""
+    items = list(items)
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(map(str, items[:shown])) + more
 
 
 def _differing_hparams(saved: Mapping, now: Mapping, model_cfg: DictConfig, prefix: str = "") -> list[str]:
-    """The hyperparameters of ``now`` that differ from the ``saved`` ones: ``model.<key>=<value> (the
+    """The hyperparameters both ``saved`` and ``now`` have whose values differ: ``model.<key>=<value> (the
     checkpoint's: <value>)`` for keys of ``model_cfg``, the key alone for others (``word_to_idx``, from the
     data). A network config (a mapping with ``_target_``) is compared key by key
     (``model.net.hidden_dim``)."""
     found = []
-    for key in sorted(set(saved) | set(now), key=str):
-        path, old, new = f"{prefix}{key}", saved.get(key), now.get(key)
+    for key in sorted(set(saved) & set(now), key=str):
+        path, old, new = f"{prefix}{key}", saved[key], now[key]
         if isinstance(old, Mapping) and isinstance(new, Mapping) and ("_target_" in old or "_target_" in new):
             found += _differing_hparams(old, new, model_cfg, f"{path}.")
         elif old != new:
