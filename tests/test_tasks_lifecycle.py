@@ -176,7 +176,7 @@ def test_a_refused_visualize_run_leaves_no_folder(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "Error: task.target='notaclass': unknown class name 'notaclass'" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4, result.stderr
-    assert not run_dir.exists() and list((tmp_path / "runs").iterdir()) == []
+    assert not (tmp_path / "runs").exists()  # nor the folder above it, which this run created
 
 
 def test_config_keys_turns_arguments_into_config_keys() -> None:
