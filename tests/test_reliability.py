@@ -328,17 +328,30 @@ def test_test_true_without_a_test_step_is_refused_before_training(compose_cfg, s
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
 
 
-def test_checkpoint_of_another_model_is_refused_before_training(compose_cfg, shapes_root: Path,
-                                                                tmp_path: Path) -> None:
-    """ckpt_path= of another kind of model: one line naming both models' parameters, not a load traceback."""
-    other = tmp_path / "gan.ckpt"
-    torch.save({"epoch": 0, "global_step": 4, "state_dict": {"generator.0.weight": torch.zeros(3, 4)},
-                "hyper_parameters": {"noise_dim": 96}}, other)
-    cfg = compose_cfg("train", [f"data.root={shapes_root}", "data.shapes.num_train=200",
-                                "data.shapes.num_val=60", "model.meteor=false", f"ckpt_path={other}"])
+def test_checkpoint_that_does_not_fit_the_model_is_refused(compose_cfg, tmp_path: Path) -> None:
+    """Any model (here the GAN; for the captioner its own check names its net's keys first): a checkpoint
+    of another size names the hyperparameters that differ, one of another kind both models' parameters;
+    one line, before fitting, instead of a size-mismatch traceback."""
+    from hydra.utils import instantiate
+
+    gan = ["experiment=gan_vanilla", "trainer.max_epochs=3"]
+    cfg = compose_cfg("train", [*gan, "model.noise_dim=64"])
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = instantiate(cfg.model, **datamodule.model_kwargs())
+    smaller = tmp_path / "noise64.ckpt"
+    torch.save({"epoch": 0, "global_step": 4, "state_dict": model.state_dict(),
+                "hyper_parameters": dict(model.hparams)}, smaller)
+    with pytest.raises(ConfigError, match=rf"^ckpt_path={smaller}: model.noise_dim=96 \(the checkpoint's: "
+                                          rf"64\) builds a model that does not fit {smaller} \(generator.*; "
+                                          r"pass a checkpoint of this model, or the model overrides"):
+        train(compose_cfg("train", [*gan, f"ckpt_path={smaller}"]))
+    other = tmp_path / "captioner.ckpt"
+    torch.save({"epoch": 0, "global_step": 4, "state_dict": {"net.W_embed": torch.zeros(3, 4)}}, other)
+    cfg = compose_cfg("train", [*gan, f"ckpt_path={other}"])
     with pytest.raises(ConfigError, match=rf"^ckpt_path={other}: {other} holds another kind of model than "
-                                          r"this config builds \(its parameters: generator.0.weight; this "
-                                          r"model.s: \w+.W_embed, .* and 4 more\); pass a checkpoint of "
-                                          r"this model"):
+                                          r"this config builds \(its parameters: net.W_embed; this model's: "
+                                          r"fixed_noise, generator.* and \d+ more\); pass a checkpoint"):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()

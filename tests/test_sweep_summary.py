@@ -85,11 +85,11 @@ def test_resumed_sweep_job_updates_its_row(shapes_root: Path, tmp_path: Path) ->
                               capture_output=True, text=True, timeout=300)
 
     # 4 steps per epoch: killed in epoch 2 of job 0, after its last.ckpt of epoch 1
-    killed = train("-m", "model.net.hidden_dim=16,24", f"data.root={shapes_root}", "data.shapes.num_train=200",
-                   "data.shapes.num_val=60", "data.batch_size=50", "data.max_train=200",
-                   "model.net.wordvec_dim=16", "model.meteor=false", "model.num_samples=0",
-                   "trainer.max_epochs=2", "print_config=false", "callbacks.rich_progress_bar=null",
-                   "hydra/job_logging=disabled",
+    killed = train("-m", "model.net.hidden_dim=16,24", f"data.root={shapes_root}",
+                   "data.shapes.num_train=200", "data.shapes.num_val=60", "data.batch_size=50",
+                   "data.max_train=200", "model.net.wordvec_dim=16", "model.meteor=false",
+                   "model.num_samples=0", "trainer.max_epochs=2", "print_config=false",
+                   "callbacks.rich_progress_bar=null", "hydra/job_logging=disabled",
                    f"hydra.sweep.dir={sweep}", "+callbacks.kill._target_=fault_injection.KillAtStep",
                    "+callbacks.kill.step=6")
     assert killed.returncode == -9, killed.stderr[-3000:]
