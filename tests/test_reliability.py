@@ -344,8 +344,9 @@ def test_checkpoint_that_does_not_fit_the_model_is_refused(compose_cfg, tmp_path
     torch.save({"epoch": 0, "global_step": 4, "state_dict": model.state_dict(),
                 "hyper_parameters": dict(model.hparams)}, smaller)
     with pytest.raises(ConfigError, match=rf"^ckpt_path={smaller}: model.noise_dim=96 \(the checkpoint's: "
-                                          rf"64\) builds a model that does not fit {smaller} \(generator.*; "
-                                          r"pass a checkpoint of this model, or the model overrides"):
+                                          rf"64\) builds a model that does not fit {smaller} \(fixed_noise "
+                                          r"is \[64, 64\] there and \[64, 96\] here and 1 more\); pass a "
+                                          r"checkpoint of this model, or the model overrides"):
         train(compose_cfg("train", [*gan, f"ckpt_path={smaller}"]))
     other = tmp_path / "captioner.ckpt"
     torch.save({"epoch": 0, "global_step": 4, "state_dict": {"net.W_embed": torch.zeros(3, 4)}}, other)

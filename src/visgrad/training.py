@@ -238,8 +238,8 @@ def _check_checkpoint_fits_model(ckpt_path: str, model: pl.LightningModule, mode
     if theirs and not ours.keys() & theirs.keys():
         raise ConfigError(f"{name}: {ckpt_path} holds another kind of model than this config builds (its "
                           f"parameters: {_few(theirs)}; this model's: {_few(ours)}); {advice}")
-    misfits = [f"{k} is {list(theirs[k])} there and {list(ours[k])} here" for k in ours.keys() & theirs.keys()
-               if ours[k] != theirs[k]]
+    misfits = [f"{k} is {list(theirs[k])} there and {list(ours[k])} here" for k in ours  # model's order
+               if k in theirs and ours[k] != theirs[k]]
     if getattr(model, "strict_loading", True):
         misfits += [f"it lacks {k}" for k in sorted(ours.keys() - theirs.keys())]
         misfits += [f"it holds {k}, which this model lacks" for k in sorted(theirs.keys() - ours.keys())]
