@@ -11,7 +11,7 @@ style layers:
   :meth:`~visgrad.models.efficientnet_lite0.EfficientNetLite0.features`). Style layers 0, 1, 3, 5, 8 (the
   stem and blocks 0, 2, 4, 7: strides 2, 2, 4, 8, 16; 32, 16, 24, 40, 80 channels), content layer 5
   (block 4, stride 8). The low layers carry colours and fine grain, block 7 (stride 16) the swirls of
-  the strokes. On Tubingen / The Starry Night at 192 px (README), content at block 2 keeps the photo's
+  the strokes. On Tubingen / The Starry Night at 192 px (docs/style.md), content at block 2 keeps the photo's
   fine detail sharper (style ratio 0.057, content ratio 0.17), at block 7 windows and outlines smear (0.085,
   0.23); block 4 (0.066, 0.19) keeps the outlines of the houses and paints their surfaces.
 - ``squeezenet``: SqueezeNet 1.1 ``features`` with ImageNet weights, CS231n's layers (content 3, style
