@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install --no-deps "torchattacks==3.5.1"
 	touch $(STAMP)
 
 install: $(STAMP)
