@@ -9,11 +9,13 @@ Same argument order as ``visgrad.reference`` (CS231n), any floating dtype, any d
     scores = ops.temporal_affine(h, W_vocab, b_vocab)   # (N, T, V)
     loss = ops.temporal_softmax_loss(scores, y, mask)   # scalar; .backward() runs the hand-written backward
     out = ops.attention(q, k, v, mask)                  # q (N, h, S, d), k, v (N, h, T, d) -> (N, h, S, d)
+    h, c, context, alpha = ops.attention_lstm_step(x, h, c, features, projected, ...)  # Show-Attend-Tell
 
 Double backward is not supported (the backward passes are ``once_differentiable``).
 """
 
 from visgrad.ops.attention import Attention, attention
+from visgrad.ops.attention_lstm import AttentionLSTMStep, attention_lstm_step
 from visgrad.ops.layers import (
     TemporalAffine,
     TemporalSoftmaxLoss,
@@ -27,6 +29,7 @@ from visgrad.ops.rnn import RNN, RNNStep, WordRNN, rnn, rnn_step, word_rnn
 
 __all__ = [
     "Attention",
+    "AttentionLSTMStep",
     "LSTM",
     "LSTMStep",
     "RNN",
@@ -37,6 +40,7 @@ __all__ = [
     "WordLSTM",
     "WordRNN",
     "attention",
+    "attention_lstm_step",
     "lstm",
     "lstm_step",
     "rnn",

@@ -11,6 +11,12 @@ Example::
 """
 
 from visgrad.reference.attention import attention_backward, attention_forward, causal_mask
+from visgrad.reference.attention_lstm import (
+    attention_lstm_step_backward,
+    attention_lstm_step_forward,
+    soft_attention_backward,
+    soft_attention_forward,
+)
 from visgrad.reference.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 from visgrad.reference.rnn_layers import (
     lstm_backward,
@@ -32,6 +38,8 @@ from visgrad.reference.rnn_layers import (
 __all__ = [
     "attention_backward",
     "attention_forward",
+    "attention_lstm_step_backward",
+    "attention_lstm_step_forward",
     "causal_mask",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
@@ -45,6 +53,8 @@ __all__ = [
     "rnn_step_backward",
     "rnn_step_forward",
     "sigmoid",
+    "soft_attention_backward",
+    "soft_attention_forward",
     "temporal_affine_backward",
     "temporal_affine_forward",
     "temporal_softmax_loss",

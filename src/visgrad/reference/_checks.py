@@ -96,3 +96,37 @@ def check_attention(q, k, v, mask=None) -> None:
         if len(mask) > 4 or any(m not in (1, f) for m, f in zip(mask[::-1], full[::-1], strict=False)):
             raise ValueError(f"mask must broadcast to (N, h, S, T) = {_fmt(full)} (e.g. (S, T) = "
                              f"{_fmt(full[2:])}), got {_fmt(mask)}")
+
+
+def check_soft_attention(h, features, projected, W_ha, w_a) -> None:
+    """Check shapes for soft attention over a grid: h (N, H), features (N, L, C), projected (N, L, A),
+    W_ha (H, A), w_a (A,)."""
+    _ndim("h", h, "(N, H)")
+    _ndim("features", features, "(N, L, C)")
+    _ndim("projected", projected, "(N, L, A)")
+    N, H = h
+    if features[1] < 1:
+        raise ValueError(f"features must hold at least one grid cell (L >= 1), got {_fmt(features)}")
+    _expect("features", features, "(N, L, C)", (N, *features[1:]), f"a state h of shape {_fmt(h)}")
+    _expect("projected", projected, "(N, L, A)", (N, features[1], projected[2]),
+            f"features of shape {_fmt(features)}")
+    _expect("W_ha", W_ha, "(H, A)", (H, projected[2]), f"h {_fmt(h)} and projected {_fmt(projected)}")
+    _expect("w_a", w_a, "(A,)", (projected[2],), f"projected of shape {_fmt(projected)}")
+
+
+def check_attention_lstm_step(x, prev_h, prev_c, features, projected, W_ha, w_a, W_beta, b_beta, Wx, Wz, Wh,
+                              b) -> None:
+    """Check shapes for one attention-LSTM step: x (N, W), prev_h and prev_c (N, H), the soft attention's
+    (see ``check_soft_attention``), W_beta (H, 1), b_beta (1,), Wx (W, 4H), Wz (C, 4H), Wh (H, 4H), b (4H,)."""
+    check_soft_attention(prev_h, features, projected, W_ha, w_a)
+    _ndim("x", x, "(N, W)")
+    N, H = prev_h
+    cell = "the attention-LSTM cell"
+    _expect("x", x, "(N, W)", (N, x[1]), f"{cell} whose prev_h is {_fmt(prev_h)}")
+    _expect("prev_c", prev_c, "(N, H)", (N, H), f"{cell} whose prev_h is {_fmt(prev_h)}")
+    _expect("W_beta", W_beta, "(H, 1)", (H, 1), cell)
+    _expect("b_beta", b_beta, "(1,)", (1,), cell)
+    _expect("Wx", Wx, "(W, 4H)", (x[1], 4 * H), cell)
+    _expect("Wz", Wz, "(C, 4H)", (features[2], 4 * H), f"{cell} over features {_fmt(features)}")
+    _expect("Wh", Wh, "(H, 4H)", (H, 4 * H), cell)
+    _expect("b", b, "(4H,)", (4 * H,), cell)
