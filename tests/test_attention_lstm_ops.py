@@ -13,8 +13,8 @@ import visgrad.reference as ref
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-NAMES = ("x", "prev_h", "prev_c", "features", "projected", "W_ha", "w_a", "W_beta", "b_beta", "Wx", "Wz", "Wh",
-         "b")
+NAMES = ("x", "prev_h", "prev_c", "features", "projected", "W_ha", "w_a", "W_beta", "b_beta", "Wx", "Wz",
+         "Wh", "b")
 
 
 def _arrays(N=2, W=3, H=4, L=5, C=6, A=3, seed=0):

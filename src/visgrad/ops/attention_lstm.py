@@ -1,4 +1,4 @@
-"""The attention-LSTM step of Show, Attend and Tell as a ``torch.autograd.Function`` with hand-written backward.
+"""The attention-LSTM step of Show, Attend and Tell: a ``torch.autograd.Function`` with hand-written backward.
 
 The math is ``visgrad.reference.attention_lstm`` (its docstring): Bahdanau soft attention of the previous
 hidden state over the grid ``features`` (N, L, C) through their precomputed projections ``projected``

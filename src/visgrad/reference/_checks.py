@@ -117,7 +117,8 @@ def check_soft_attention(h, features, projected, W_ha, w_a) -> None:
 def check_attention_lstm_step(x, prev_h, prev_c, features, projected, W_ha, w_a, W_beta, b_beta, Wx, Wz, Wh,
                               b) -> None:
     """Check shapes for one attention-LSTM step: x (N, W), prev_h and prev_c (N, H), the soft attention's
-    (see ``check_soft_attention``), W_beta (H, 1), b_beta (1,), Wx (W, 4H), Wz (C, 4H), Wh (H, 4H), b (4H,)."""
+    (see ``check_soft_attention``), W_beta (H, 1), b_beta (1,), Wx (W, 4H), Wz (C, 4H), Wh (H, 4H),
+    b (4H,)."""
     check_soft_attention(prev_h, features, projected, W_ha, w_a)
     _ndim("x", x, "(N, W)")
     N, H = prev_h

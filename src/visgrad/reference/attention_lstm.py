@@ -89,13 +89,14 @@ def attention_lstm_step_forward(x, prev_h, prev_c, features, projected, W_ha, w_
     - alpha: the attention weights (N, L).
     - cache: values needed for ``attention_lstm_step_backward``.
     """
-    check_attention_lstm_step(x.shape, prev_h.shape, prev_c.shape, features.shape, projected.shape, W_ha.shape,
-                              w_a.shape, W_beta.shape, b_beta.shape, Wx.shape, Wz.shape, Wh.shape, b.shape)
+    arrays = (x, prev_h, prev_c, features, projected, W_ha, w_a, W_beta, b_beta, Wx, Wz, Wh, b)
+    check_attention_lstm_step(*(a.shape for a in arrays))
     raw, alpha, attention_cache = soft_attention_forward(prev_h, features, projected, W_ha, w_a)
     beta = sigmoid(prev_h @ W_beta + b_beta)
     context = beta * raw
     lstm_input = np.concatenate([x, context], axis=1)
-    next_h, next_c, lstm_cache = lstm_step_forward(lstm_input, prev_h, prev_c, np.concatenate([Wx, Wz]), Wh, b)
+    Wxz = np.concatenate([Wx, Wz])
+    next_h, next_c, lstm_cache = lstm_step_forward(lstm_input, prev_h, prev_c, Wxz, Wh, b)
     cache = (attention_cache, lstm_cache, raw, beta, W_beta, x.shape[1])
     return next_h, next_c, context, alpha, cache
 
