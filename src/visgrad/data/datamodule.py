@@ -1,10 +1,11 @@
 """``CaptionDataModule``: CS231n-format captioning data (COCO or the synthetic `shapes`) for Lightning.
 
-Batches are ``(features, captions)``: the features float32 (B, D) of each caption's image and the caption
-token ids int64 (B, T). ``eval_set(split)`` groups a split by image, with all reference captions, for
-caption metrics and figures. Features stay in their files (``open_features`` maps them): each batch reads
-its rows with plain file reads, in the main process or in DataLoader workers, so the feature files cost
-page cache, not process memory. Captions are held in memory.
+Batches are ``(features, captions)``: the features float32 (B, D) of each caption's image (or, with
+``grid``, its grid (B, h, w, C): ``visgrad.data.grid_features``) and the caption token ids int64 (B, T).
+``eval_set(split)`` groups a split by image, with all reference captions, for caption metrics and figures.
+Vector features stay in their files (``open_features`` maps them): each batch reads its rows with plain
+file reads, in the main process or in DataLoader workers, so the feature files cost page cache, not process
+memory. Captions and grids are held in memory.
 
 The datamodule, its file-row reader and the eval-set grouping are kept together (~340 lines): they share
 the loaded arrays and the pickling rules that let DataLoader workers and DDP processes reopen the files.
@@ -32,7 +33,8 @@ from visgrad.data.coco import (
     load_coco_data,
     subsample_train,
 )
-from visgrad.data.shapes import MANIFEST, ensure_shapes, load_shapes_images
+from visgrad.data.grid_features import GRID_SOURCES, load_grid
+from visgrad.data.shapes import MANIFEST, ensure_shapes, load_shapes_images, load_shapes_objects
 from visgrad.data.vocab import decode_captions
 
 DATASETS = ("shapes", "coco")
@@ -119,10 +121,10 @@ class CaptionDataset(Dataset):
         return features[0], captions[0]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch ``(features (B, D), captions (B, T))`` of ``indices`` (what DataLoaders call)."""
+        """The batch ``(features (B, ...) float32, captions (B, T))`` of ``indices`` (DataLoaders call it)."""
         index = torch.as_tensor(indices, dtype=torch.int64)
         rows = self.features[self.image_idxs[index].numpy()]  # a new array, whatever ``features`` is
-        return torch.from_numpy(rows), self.captions[index]
+        return torch.from_numpy(rows.astype(np.float32, copy=False)), self.captions[index]
 
 
 def collate(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,9 +137,10 @@ def collate(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, tor
 class EvalSet:
     """One split grouped by image (M unique images, in image-idx order).
 
-    ``features`` float32 (M, D); ``references`` M lists of all caption strings of each image (no
-    ``<START>``/``<END>``/``<NULL>``); ``image_idxs`` int (M,); ``images`` uint8 (M, H, W, 3) or None (COCO
-    has only URLs); ``urls`` M strings (relative paths resolved against the data folder) or None.
+    ``features`` float32 (M, D) (or grids (M, h, w, C)); ``references`` M lists of all caption strings of
+    each image (no ``<START>``/``<END>``/``<NULL>``); ``image_idxs`` int (M,); ``images`` uint8 (M, H, W, 3)
+    or None (COCO has only URLs); ``urls`` M strings (relative paths resolved against the data folder) or
+    None; ``objects`` int16 (M, 3, 5) the `shapes` object annotations (``load_shapes_objects``) or None.
     """
 
     split: str
@@ -148,6 +151,7 @@ class EvalSet:
     urls: list[str] | None
     idx_to_word: list[str]
     word_to_idx: dict[str, int]
+    objects: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.image_idxs)
@@ -169,6 +173,9 @@ class CaptionDataModule(pl.LightningDataModule):
         seed: seed of the ``max_train`` subset and of the training order (reshuffled every epoch).
         max_eval_images: default size limit of ``eval_set`` (the first that many images; None: all), so
             that caption metrics on COCO's 40k val images stay affordable.
+        grid: grid features instead of vectors (``visgrad.data.grid_features.GRID_SOURCES``: ``"lite0"``,
+            ``"pixels"``), held in memory; None: the vector features.
+        images_dir: for ``grid`` on COCO, the folder of the downloaded images (None: paths in the folder).
     """
 
     def __init__(
@@ -182,10 +189,14 @@ class CaptionDataModule(pl.LightningDataModule):
         shapes: Mapping | None = None,
         seed: int = 0,
         max_eval_images: int | None = None,
+        grid: str | None = None,
+        images_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
             raise ValueError(f"data.dataset must be one of {DATASETS}, got {dataset!r}")
+        if grid is not None and grid not in GRID_SOURCES:
+            raise ValueError(f"data.grid must be one of {GRID_SOURCES} or null, got {grid!r}")
         for name, value, low, optional in (
             ("batch_size", batch_size, 1, False),
             ("num_workers", num_workers, 0, False),
@@ -206,6 +217,7 @@ class CaptionDataModule(pl.LightningDataModule):
         self.shapes = dict(shapes or {})
         self.seed = seed
         self.max_eval_images = max_eval_images
+        self.grid, self.images_dir = grid, images_dir
         self.save_hyperparameters()
         self._data: dict | None = None
         self._eval_sets: dict[tuple[str, int | None], EvalSet] = {}
@@ -234,21 +246,27 @@ class CaptionDataModule(pl.LightningDataModule):
             data = load_coco_data(self.root, max_train=None, pca_features=self.pca_features)
             data["all_train_captions"] = data["train_captions"]
             data["all_train_image_idxs"] = data["train_image_idxs"]
+            for split in SPLITS if self.grid else ():
+                data[f"{split}_features"] = load_grid(self.root, split, self.grid, self.images_dir)
             if self.max_train is not None:
                 data = subsample_train(data, self.max_train, self.seed, source=self.root / CAPTIONS_FILE)
             self._data = data
         return self._data
 
     def model_kwargs(self) -> dict:
-        """What a captioner needs from the data: ``{"word_to_idx": dict, "input_dim": int}``."""
+        """What a captioner needs from the data: ``{"word_to_idx": dict, "input_dim": int}`` (the size of the
+        features' last axis: D, or a grid's channels C)."""
         data = self._load()
-        return {"word_to_idx": dict(data["word_to_idx"]), "input_dim": int(data["train_features"].shape[1])}
+        return {"word_to_idx": dict(data["word_to_idx"]), "input_dim": int(data["train_features"].shape[-1])}
 
     def check_compatible(self, input_dim: int, word_to_idx: Mapping[str, int]) -> None:
         """Raise ``CaptionDataError`` unless a model with this ``input_dim`` and vocabulary fits the data
         (e.g. one fixed by a checkpoint or config), naming the file, both values and the fix."""
         data = self._load()
-        dim = int(data["train_features"].shape[1])
+        dim = int(data["train_features"].shape[-1])
+        if input_dim != dim and self.grid:
+            raise CaptionDataError(f"the model takes {input_dim}-d features (input_dim) but the {self.grid} "
+                                   f"grid of {self.root} has {dim} channels; use the data.grid the model had")
         if input_dim != dim:
             other = self.root / features_file("train", not self.pca_features)
             fix = "train a new model on these features"
@@ -327,10 +345,11 @@ class CaptionDataModule(pl.LightningDataModule):
         captions = decode_captions(data[f"{prefix}_captions"][wanted], data["idx_to_word"])
         for idx, caption in zip(all_idxs[wanted].tolist(), captions, strict=True):
             references[idx].append(caption)
-        features = torch.from_numpy(data[f"{split}_features"][image_idxs])  # a copy, also from a memmap
-        images = None
+        features = torch.from_numpy(data[f"{split}_features"][image_idxs].astype(np.float32))  # a copy
+        images = objects = None
         if self.dataset == "shapes":
             images = load_shapes_images(self.root, split, rows=image_idxs).images
+            objects = load_shapes_objects(self.root, split)[image_idxs]
         urls = [self._resolve(u) for u in data[f"{split}_urls"][image_idxs]]
         return EvalSet(
             split=split,
@@ -341,6 +360,7 @@ class CaptionDataModule(pl.LightningDataModule):
             urls=urls,
             idx_to_word=list(data["idx_to_word"]),
             word_to_idx=dict(data["word_to_idx"]),
+            objects=objects,
         )
 
     def _resolve(self, url: str) -> str:
