@@ -1,6 +1,8 @@
 """Image captioning (CS231n assignment 3): captioner networks (RNN/LSTM on the ``CELLS`` registry,
-Transformer, or your own ``Captioner``), decoding, metrics, Lightning training and checkpoints."""
+Transformer, Show-Attend-Tell, or your own ``Captioner``), decoding, metrics, Lightning training and
+checkpoints."""
 
+from visgrad.captioning.attention_lstm import AttentionLSTMCaptioner
 from visgrad.captioning.cells import CELLS, Cell
 from visgrad.captioning.checkpoints import load_captioner
 from visgrad.captioning.decoding import (
@@ -22,6 +24,7 @@ from visgrad.captioning.transformer import (
 )
 
 __all__ = [
+    "AttentionLSTMCaptioner",
     "CELLS",
     "Captioner",
     "CaptionerBase",

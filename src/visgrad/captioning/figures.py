@@ -68,3 +68,27 @@ def caption_grid(
             y -= line * (text.count("\n") + 1)
         top -= height
     return fig
+
+
+def attention_figure(images: np.ndarray, captions: Sequence[str], maps: Sequence[np.ndarray],
+                     limit: int = 4, max_words: int = 12, panel: float = 0.75) -> plt.Figure:
+    """Show, Attend and Tell's figure: per image (the first ``limit`` of uint8 (M, S, S, 3)), the image and,
+    for each word of its caption (up to ``max_words``), the attention of the step that emits it (``maps``: a
+    list of (n_words, h, w), ``visgrad.captioning.grounding.attention_maps``) upsampled over the image."""
+    count = min(limit, len(images))
+    if count == 0:
+        raise ValueError("attention_figure needs at least one image")
+    columns = 1 + min(max_words, max(len(c.split()) for c in captions[:count]))
+    fig, axes = plt.subplots(count, columns, figsize=(panel * columns, (panel + 0.2) * count), squeeze=False)
+    for row, (image, caption, weights) in enumerate(zip(images[:count], captions, maps, strict=False)):
+        size = image.shape[0]
+        axes[row, 0].imshow(image, interpolation="nearest")
+        for col, ax in enumerate(axes[row]):
+            ax.axis("off")
+            if 1 <= col <= min(max_words, len(weights)):
+                ax.imshow(image, interpolation="nearest")
+                ax.imshow(weights[col - 1], cmap="gray", alpha=0.7, vmin=0, vmax=weights[col - 1].max(),
+                          interpolation="bilinear", extent=(0, size, size, 0))
+                ax.set_title(caption.split()[col - 1], fontsize=7, pad=2)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, wspace=0.05, hspace=0.25)
+    return fig

@@ -9,8 +9,10 @@ rebuilds the same network: ``CaptioningModule.load_from_checkpoint(path)`` or
 Logged: ``train/loss`` (step and epoch), ``val/loss``, and at every validation epoch end (greedy
 decoding of the datamodule's ``eval_set("val")``, one row per image) ``val/bleu1..4``, ``val/cider_d``
 and ``val/meteor`` (when Java is present); beam-search metrics too under ``val/beam/*`` if
-``beam_metrics`` is set. On rank zero, a Markdown table of sample captions (reference, greedy, beam)
-and, when the eval set has images, a matplotlib grid of images with their captions.
+``beam_metrics`` is set; for a network with ``attention`` on data with scene objects (`shapes`), the
+grounding score of the greedy captions, ``val/grounding/{mass,pointing}`` and their uniform baselines
+(``visgrad.captioning.grounding``). On rank zero, a Markdown table of sample captions (reference, greedy,
+beam) and, when the eval set has images, a matplotlib grid of images with their captions.
 Under DDP (``trainer=ddp``) every process decodes its share of the eval set (images rank, rank + W, ...),
 the token ids are gathered, rank zero scores the whole set once and broadcasts the metrics, so every
 process logs the same values, equal to a single-process run's; ``train/loss`` and ``val/loss`` are
@@ -31,6 +33,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from visgrad.captioning.decoding import DecodingStrategy
 from visgrad.captioning.figures import caption_grid, samples_markdown
+from visgrad.captioning.grounding import METRICS as GROUNDING_METRICS
+from visgrad.captioning.grounding import grounding
 from visgrad.captioning.harness import decode_features, decode_sharded
 from visgrad.captioning.metrics import METRIC_NAMES, caption_metrics, java_available
 from visgrad.captioning.protocol import check_captioner
@@ -92,6 +96,7 @@ class CaptioningModule(pl.LightningModule):
         metrics = [m for m in METRIC_NAMES if m != "meteor" or self._meteor_logged()]
         names = ["train/loss", "train/loss_step", "train/loss_epoch", "val/loss"]
         names += [f"val/{m}" for m in metrics]
+        names += [f"val/grounding/{m}" for m in GROUNDING_METRICS] * hasattr(self.net, "attention")
         return names + [f"val/beam/{m}" for m in metrics] * bool(self.hparams.beam_metrics)
 
     def _meteor_logged(self) -> bool:
@@ -137,6 +142,8 @@ class CaptioningModule(pl.LightningModule):
         if self.trainer.is_global_zero:
             metrics = {name: caption_metrics(generated, eval_set.references, meteor=self.hparams.meteor)
                        for name, generated in captions.items()}
+            scores = grounding(self.net, eval_set, captions["greedy"])
+            metrics["greedy"].update({f"grounding/{k}": v for k, v in (scores or {}).items()})
         metrics = self.trainer.strategy.broadcast(metrics, src=0)
         for name, values in metrics.items():
             prefix = "val/" if name == "greedy" else f"val/{name}/"

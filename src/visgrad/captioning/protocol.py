@@ -17,6 +17,14 @@ members of :class:`Captioner` and a constructor ``Net(word_to_idx, input_dim, **
 
 Subclassing ``visgrad.captioning.model.CaptionerBase`` gives the vocabulary members, the CS231n loss (from a
 teacher-forced ``forward``) and greedy ``sample``.
+
+Features are any tensor with the batch first: vectors (N, D) (``CaptioningRNN``, ``CaptioningTransformer``),
+grids (N, h, w, C) (``data.grid``: ``AttentionLSTMCaptioner``) or images; ``input_dim`` is the size of their
+last axis, and the datamodule, the decoders and the harness only ever slice, move and reorder their rows. A
+network that attends over a grid may also define ``attention(features, words (N, T)) -> (N, T, h, w)``: the
+weights of the step that reads each word (each sums to 1 over the grid cells); the grounding score
+(``visgrad.captioning.grounding``) and the per-word figures read it. A network without it is scored and
+drawn without them.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ class Captioner(Protocol):
     Attributes:
         word_to_idx: the vocabulary ``{word: index}`` of V words it was built with.
         null_idx, start_idx, end_idx: the indices of ``<NULL>`` (padding), ``<START>`` and ``<END>``.
-        input_dim: D, the size of an image feature vector.
+        input_dim: the size of the features' last axis (D of vectors (N, D), C of grids (N, h, w, C)).
         max_length: optional; the most input positions (words) it can take; absent or None: no limit.
             ``CaptioningModule`` checks it covers decoding and the training captions.
 
@@ -48,11 +56,11 @@ class Captioner(Protocol):
     input_dim: int
 
     def loss(self, features: Tensor, captions: Tensor) -> Tensor:
-        """Training loss: features (N, D), captions (N, T) int64 with ``<START>`` first and ``<NULL>``
-        padding (reads ``captions[:, :-1]``, predicts ``captions[:, 1:]``) -> a scalar."""
+        """Training loss: features (N, ...) batch first, captions (N, T) int64 with ``<START>`` first and
+        ``<NULL>`` padding (reads ``captions[:, :-1]``, predicts ``captions[:, 1:]``) -> a scalar."""
 
     def initial_state(self, features: Tensor) -> Any:
-        """The decoding state before ``<START>`` for features (N, D)."""
+        """The decoding state before ``<START>`` for features (N, ...)."""
 
     def step(self, words: Tensor, state: Any) -> tuple[Tensor, Any]:
         """Feed words (N,) int64: vocabulary scores (N, V) for the next word, and the next state."""

@@ -3,7 +3,10 @@
 Decodes one split of ``cfg.data`` with every strategy of ``task.strategies`` (greedy, beam, temperature),
 tabulates BLEU-1..4 / METEOR / CIDEr-D / mean log-probability / time, writes ``captions.png`` (images with
 generated and reference captions, when the data has images) and ``captions.json`` (all generated
-captions) into the run folder, and logs the metrics, the sample table and the figure to TensorBoard.
+captions) into the run folder, and logs the metrics, the sample table and the figure to TensorBoard. For a
+network with ``attention`` (``model=lstm_attention``) on `shapes`, it also scores each strategy's grounding
+(``<strategy>/grounding/mass``, ``.../pointing`` and their uniform baselines, a table) and draws
+``attention.png``: each image's greedy caption with the attention map of every word.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from hydra.utils import instantiate
 
 from visgrad.captioning import checkpoints
 from visgrad.captioning.decoding import DecodingStrategy
-from visgrad.captioning.figures import caption_grid, samples_markdown
+from visgrad.captioning.figures import attention_figure, caption_grid, samples_markdown
+from visgrad.captioning.grounding import attention_maps, grounding
 from visgrad.captioning.harness import evaluate_strategies
 from visgrad.captioning.metrics import METRIC_NAMES
 from visgrad.captioning.module import CaptioningModule
@@ -105,6 +109,7 @@ def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
     summary = {f"{name}/{key}": value for name, result in results.items()
                for key, value in result.metrics.items()}
     summary.update({f"{name}/log_prob": result.mean_log_prob for name, result in results.items()})
+    _grounding(run, prepared, results, summary)
 
     names = [m for m in METRIC_NAMES if any(m in r.metrics for r in results.values())]
     run.add_table(f"caption quality on {len(eval_set.references)} {opts.split} images",
@@ -124,6 +129,30 @@ def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
         figure.savefig(run.add_file(run.output_dir / "captions.png"), dpi=120)
         run.writer.add_figure("captions/samples", figure, 0)
     return summary
+
+
+def _grounding(run: TaskRun, prepared: Prepared, results: dict, summary: dict[str, float]) -> None:
+    """Grounding scores (into ``summary`` and a table) and the per-word attention figure, for a network with
+    ``attention`` on data with scene objects."""
+    net, eval_set, opts = prepared.module.net, prepared.eval_set, run.options
+    scores = {name: grounding(net, eval_set, result.captions) for name, result in results.items()}
+    if any(s is None for s in scores.values()):
+        run.note("grounding", "none: the network has no attention maps or the data no scene objects")
+        return
+    for name, values in scores.items():
+        summary.update({f"{name}/grounding/{key}": value for key, value in values.items()})
+    run.add_table("grounding: attention on the object each word names (uniform attention in brackets)",
+                  ["decoding", "mass", "pointing", "words", "unmatched"],
+                  [[results[name].strategy.label, f"{v['mass']:.3f} ({v['mass_uniform']:.3f})",
+                    f"{v['pointing']:.3f} ({v['pointing_uniform']:.3f})", f"{v['words']:.0f}",
+                    f"{v['unmatched']:.3f}"] for name, v in scores.items()])
+    if opts.num_images:
+        first = next(iter(results.values()))
+        n = min(opts.num_images, len(first.captions))
+        maps = attention_maps(net, eval_set.features[:n], first.captions[:n], eval_set.word_to_idx)
+        figure = attention_figure(eval_set.images[:n], first.captions[:n], maps, limit=n)
+        figure.savefig(run.add_file(run.output_dir / "attention.png"), dpi=120)
+        run.writer.add_figure("captions/attention", figure, 0)
 
 
 HEADERS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "cider_d": "CIDEr-D",
