@@ -22,8 +22,10 @@ from visgrad.captioning.grounding import (
 from visgrad.data import CaptionDataModule
 from visgrad.data.shapes import load_shapes_images, load_shapes_objects
 from visgrad.data.shapes_scene import COLOURS, KINDS
+from visgrad.errors import ConfigError
 from visgrad.tasks import run_task
 from visgrad.training import train
+from visgrad.utils.preflight import validate_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -181,3 +183,14 @@ def test_train_lstm_attention_then_draw_per_word_maps(compose_cfg, shapes_root: 
     assert (out / "attention.png").is_file()
     summary = json.loads((out / "captions.json").read_text())["metrics"]
     assert "greedy/grounding/pointing" in summary
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["data=shapes"], r"data.grid=null: model=lstm_attention attends over grid features; e.g. data=shapes_"),
+    (["data=shapes_grid", "data.grid=pixels"], r"model.net.encoder_channels=null: with data.grid=pixels"),
+    (["data=shapes_grid", "model.net.encoder_channels=8"], r"model.net.encoder_channels=8: data.grid=lite0"),
+    (["data=shapes_grid", "data.grid=bogus_grid"], r"data.grid='bogus_grid': must be null, lite0 or pixels"),
+])
+def test_train_config_check_names_the_missing_grid(compose_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(compose_cfg("train", ["model=lstm_attention", *overrides]))

@@ -82,6 +82,7 @@ CAPTION_DATA = "visgrad.data.CaptionDataModule"
 CAPTIONER = "visgrad.captioning.CaptioningModule"
 RNN_NET = "visgrad.captioning.CaptioningRNN"
 TRANSFORMER_NET = "visgrad.captioning.CaptioningTransformer"
+ATTENTION_NET = "visgrad.captioning.AttentionLSTMCaptioner"
 DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes its net, from the datamodule
 CLASSIFIER = "visgrad.classification.ClassifierModule"
 EXPORT = "visgrad.classification.ExportClassifier"
@@ -111,6 +112,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data.dataset", one_of("shapes", "coco"), "one of shapes, coco", "shapes (or data=coco)",
          CAPTION_DATA),
     Rule("data.seed", is_int, "an integer", 0, CAPTION_DATA),
+    Rule("data.grid", optional(one_of("lite0", "pixels")), "null, lite0 or pixels", "lite0", CAPTION_DATA),
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
     Rule("data.shapes.image_size", lambda v: is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
@@ -357,7 +359,25 @@ def _captioner_problems(cfg: DictConfig) -> list[str]:
                         "model.net._partial_=true")
     if is_target(net.get(TARGET), TRANSFORMER_NET):
         problems += _transformer_problems(cfg)
+    if is_target(net.get(TARGET), ATTENTION_NET):
+        problems += _attention_problems(cfg)
     return problems
+
+
+def _attention_problems(cfg: DictConfig) -> list[str]:
+    """Show-Attend-Tell reads a grid: grid features (data.grid=lite0), or images with its own encoder
+    (data.grid=pixels and model.net.encoder_channels)."""
+    grid, encoder = OmegaConf.select(cfg, "data.grid"), OmegaConf.select(cfg, "model.net.encoder_channels")
+    if grid is None:
+        return ["data.grid=null: model=lstm_attention attends over grid features; e.g. data=shapes_grid, "
+                "data=shapes_hard_grid or data.grid=lite0"]
+    if grid == "pixels" and encoder is None:
+        return ["model.net.encoder_channels=null: with data.grid=pixels the network makes its grid from the "
+                "images with a learned encoder; e.g. model.net.encoder_channels=64 (or data.grid=lite0)"]
+    if grid == "lite0" and encoder is not None:
+        return [f"model.net.encoder_channels={encoder}: data.grid=lite0 already gives a grid; e.g. "
+                "model.net.encoder_channels=null (or data.grid=pixels to learn the encoder)"]
+    return []
 
 
 def _transformer_problems(cfg: DictConfig) -> list[str]:
