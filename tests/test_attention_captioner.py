@@ -12,7 +12,12 @@ import pytest
 import torch
 
 import visgrad.ops as ops
-from visgrad.captioning import AttentionLSTMCaptioner, beam_search, greedy_decode
+from visgrad.captioning import (
+    AttentionLSTMCaptioner,
+    SpatialCaptioningTransformer,
+    beam_search,
+    greedy_decode,
+)
 from visgrad.captioning.grounding import (
     cell_fractions,
     grounding_scores,
@@ -93,6 +98,52 @@ def test_vector_features_are_refused_with_the_expected_shape():
         _net().loss(torch.zeros(3, 6), _batch()[1])
     with pytest.raises(ValueError, match="doubly_stochastic"):
         _net(doubly_stochastic=-1)
+
+
+def _spatial(**kwargs) -> SpatialCaptioningTransformer:
+    torch.manual_seed(0)
+    return SpatialCaptioningTransformer(VOCAB, input_dim=6, wordvec_dim=16, num_heads=2, dim_feedforward=32,
+                                        dropout=0.0, **kwargs)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_spatial_transformer_attention_is_the_cross_attention_it_computes(monkeypatch, num_layers):
+    """attention() equals the last layer's cross-attention weights (head mean) of the forward pass, and
+    the cached decoding steps equal teacher forcing over the grid memory."""
+    import visgrad.captioning.transformer as transformer
+
+    features, captions = _batch()
+    net = _spatial(num_layers=num_layers)
+    seen = []
+    real = transformer.ops.attention
+
+    def spy(q, k, v, mask=None, dropout=0.0):
+        if k.shape[2] == 16:  # the 4 x 4 grid memory: a cross-attention call
+            seen.append(torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, dim=-1).mean(1))
+        return real(q, k, v, mask, dropout)
+
+    monkeypatch.setattr(transformer.ops, "attention", spy)
+    teacher = net(features, captions[:, :-1])
+    weights = net.attention(features, captions[:, :-1])
+    assert weights.shape == (3, 4, 4, 4) and len(seen) >= num_layers
+    torch.testing.assert_close(weights.flatten(2), seen[num_layers - 1])
+    state = net.initial_state(features)
+    for t in range(captions.shape[1] - 1):
+        scores, state = net.step(captions[:, t], state)
+        torch.testing.assert_close(scores, teacher[:, t])
+
+
+def test_spatial_transformer_memory_knows_where_each_cell_is():
+    """Identical cells still differ in the memory (their 2D positions), and rows and columns apart."""
+    from visgrad.captioning.spatial_transformer import grid_positions
+
+    memory = _spatial().memory(torch.ones(1, 3, 3, 6))[0]
+    assert torch.cdist(memory, memory).fill_diagonal_(1.0).min() > 0.1
+    positions = grid_positions(2, 3, 8)
+    assert torch.equal(positions[0, :4], positions[2, :4])  # same row: same first half
+    assert torch.equal(positions[1, 4:], positions[4, 4:])  # same column: same second half
+    with pytest.raises(ValueError, match=r"grid \(N, h, w, C\)"):
+        _spatial().loss(torch.zeros(3, 6), _batch()[1])
 
 
 # ------------------------------------------------------------------------------------- grounding
@@ -190,7 +241,10 @@ def test_train_lstm_attention_then_draw_per_word_maps(compose_cfg, shapes_root: 
     (["data=shapes_grid", "data.grid=pixels"], r"model.net.encoder_channels=null: with data.grid=pixels"),
     (["data=shapes_grid", "model.net.encoder_channels=8"], r"model.net.encoder_channels=8: data.grid=lite0"),
     (["data=shapes_grid", "data.grid=bogus_grid"], r"data.grid='bogus_grid': must be null, lite0 or pixels"),
+    (["model=transformer_spatial", "data=shapes_grid", "data.grid=pixels"],
+     r"data.grid='pixels': model=transformer_spatial attends over grid features"),
 ])
 def test_train_config_check_names_the_missing_grid(compose_cfg, overrides, message):
+    model = [] if any(o.startswith("model=") for o in overrides) else ["model=lstm_attention"]
     with pytest.raises(ConfigError, match=message):
-        validate_config(compose_cfg("train", ["model=lstm_attention", *overrides]))
+        validate_config(compose_cfg("train", [*model, *overrides]))

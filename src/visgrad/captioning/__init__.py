@@ -16,6 +16,7 @@ from visgrad.captioning.metrics import caption_metrics
 from visgrad.captioning.model import CaptionerBase, CaptioningRNN
 from visgrad.captioning.module import CaptioningModule
 from visgrad.captioning.protocol import Captioner
+from visgrad.captioning.spatial_transformer import SpatialCaptioningTransformer
 from visgrad.captioning.transformer import (
     CaptioningTransformer,
     MultiHeadAttention,
@@ -35,6 +36,7 @@ __all__ = [
     "DecodingStrategy",
     "MultiHeadAttention",
     "PositionalEncoding",
+    "SpatialCaptioningTransformer",
     "TransformerDecoderLayer",
     "beam_search",
     "caption_metrics",

@@ -204,19 +204,23 @@ class CaptioningTransformer(CaptionerBase):
         """
         T = words.shape[1]
         x = self.positional_encoding(self.embedding(words))
-        memory = self.visual_projection(features)[:, None]
+        memory = self.memory(features)
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()
         for layer in self.layers:
             x = layer(x, memory, causal)
         return self.output(x)
+
+    def memory(self, features: Tensor) -> Tensor:
+        """What the cross-attention reads: the projected feature vector as one token, (N, 1, W)."""
+        self._check_features(features)
+        return self.visual_projection(features)[:, None]
 
     # One decoding step at a time (used by greedy, beam and temperature decoding).
 
     def initial_state(self, features: Tensor) -> tuple[int, tuple]:
         """State before ``<START>``: (position 0, per layer (empty self keys and values, memory keys and
         values)); every tensor has the batch first, so beam search can reorder them."""
-        self._check_features(features)
-        memory = self.visual_projection(features)[:, None]
+        memory = self.memory(features)
         caches = []
         for layer in self.layers:
             memory_k, memory_v = layer.memory_kv(memory)

@@ -82,6 +82,7 @@ CAPTION_DATA = "visgrad.data.CaptionDataModule"
 CAPTIONER = "visgrad.captioning.CaptioningModule"
 RNN_NET = "visgrad.captioning.CaptioningRNN"
 TRANSFORMER_NET = "visgrad.captioning.CaptioningTransformer"
+SPATIAL_NET = "visgrad.captioning.SpatialCaptioningTransformer"
 ATTENTION_NET = "visgrad.captioning.AttentionLSTMCaptioner"
 DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes its net, from the datamodule
 CLASSIFIER = "visgrad.classification.ClassifierModule"
@@ -359,18 +360,21 @@ def _captioner_problems(cfg: DictConfig) -> list[str]:
                         "model.net._partial_=true")
     if is_target(net.get(TARGET), TRANSFORMER_NET):
         problems += _transformer_problems(cfg)
-    if is_target(net.get(TARGET), ATTENTION_NET):
-        problems += _attention_problems(cfg)
+    if is_target(net.get(TARGET), ATTENTION_NET) or is_target(net.get(TARGET), SPATIAL_NET):
+        problems += _grid_problems(cfg, is_target(net.get(TARGET), SPATIAL_NET))
     return problems
 
 
-def _attention_problems(cfg: DictConfig) -> list[str]:
-    """Show-Attend-Tell reads a grid: grid features (data.grid=lite0), or images with its own encoder
-    (data.grid=pixels and model.net.encoder_channels)."""
+def _grid_problems(cfg: DictConfig, spatial: bool) -> list[str]:
+    """The attention captioners read a grid: grid features (data.grid=lite0), or, for Show-Attend-Tell, images
+    with its own encoder (data.grid=pixels and model.net.encoder_channels)."""
     grid, encoder = OmegaConf.select(cfg, "data.grid"), OmegaConf.select(cfg, "model.net.encoder_channels")
-    if grid is None:
-        return ["data.grid=null: model=lstm_attention attends over grid features; e.g. data=shapes_grid, "
+    name = "transformer_spatial" if spatial else "lstm_attention"
+    if grid is None or (spatial and grid == "pixels"):
+        return [f"data.grid={fmt(grid)}: model={name} attends over grid features; e.g. data=shapes_grid, "
                 "data=shapes_hard_grid or data.grid=lite0"]
+    if spatial:
+        return []
     if grid == "pixels" and encoder is None:
         return ["model.net.encoder_channels=null: with data.grid=pixels the network makes its grid from the "
                 "images with a learned encoder; e.g. model.net.encoder_channels=64 (or data.grid=lite0)"]
