@@ -57,7 +57,7 @@ def test_loss_is_cs231n_loss_plus_doubly_stochastic_regulariser():
     plain = ops.temporal_softmax_loss(scores, captions[:, 1:], mask)
     alphas = net.attention(features, captions[:, :-1]).flatten(2)
     looked = (alphas * mask[:, :, None]).sum(1)
-    expected = plain + (1 - looked).square().sum(1).mean()
+    expected = plain + (1 - looked).square().mean()  # over cells and captions
     torch.testing.assert_close(net.loss(features, captions), expected)
     torch.testing.assert_close(_net(doubly_stochastic=0).loss(features, captions), plain)
 

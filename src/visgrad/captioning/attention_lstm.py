@@ -6,8 +6,11 @@ word then runs one step of the hand-written ``visgrad.ops.attention_lstm_step`` 
 previous h over the cells, the context gate beta, an LSTM on [word vector, gated context]), and the
 vocabulary is scored from [h, context] (the paper's deep output, one affine layer). The loss is CS231n's
 (summed over time, averaged over the captions) plus the paper's doubly stochastic regulariser,
-``doubly_stochastic`` * sum_i (1 - sum_t alpha_ti)^2 averaged over the captions, over the steps that predict
-a word (not ``<NULL>`` padding): it asks every cell to be looked at about once over a caption.
+``doubly_stochastic`` * (1 - sum_t alpha_ti)^2 averaged over the L cells and the captions, over the steps that
+predict a word (not ``<NULL>`` padding): it asks every cell to be looked at about once over a caption. The
+paper sums over the cells; with 64 cells and ~10 words a caption that sum (~45) outweighs the caption loss
+(~20) and pulls the attention towards uniform, so here it is averaged, as the common PyTorch
+implementation does (docs/attention.md measures both).
 
 ``attention(features, words)`` returns the weights of every step over the grid, what the grounding score
 and the per-word figures read. With ``encoder_channels`` the features are images (N, S, S, 3) and a
@@ -36,7 +39,7 @@ class AttentionLSTMCaptioner(CaptionerBase):
         wordvec_dim: W, size of a word vector.
         hidden_dim: H, size of the LSTM state.
         attention_dim: A, size of the attention's hidden layer.
-        doubly_stochastic: weight of the doubly stochastic regulariser (the paper: 1; 0: off).
+        doubly_stochastic: weight of the doubly stochastic regulariser (0: off).
         encoder_channels: None (the features are the grid) or C: the features are images and a ``SmallCNN``
             with C channels (parameters ``encoder.*``) makes the grid.
 
@@ -146,7 +149,7 @@ class AttentionLSTMCaptioner(CaptionerBase):
         loss = ops.temporal_softmax_loss(scores, captions_out, mask)
         if self.doubly_stochastic:
             looked = (alphas.flatten(2) * mask[:, :, None]).sum(1)  # (N, L): each cell's total attention
-            loss = loss + self.doubly_stochastic * (1 - looked).square().sum(1).mean()
+            loss = loss + self.doubly_stochastic * (1 - looked).square().mean()
         return loss
 
     # One decoding step at a time (used by greedy, beam and temperature decoding).
