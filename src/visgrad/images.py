@@ -20,7 +20,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visgrad.errors import UserError
+from visgrad.errors import UserError, unreadable
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,8 +46,17 @@ def load_image(path_or_pil: str | Path | Image.Image) -> Image.Image:
     try:
         with Image.open(path) as img:
             return to_rgb(img)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise ImageError(f"cannot read {path} as an image ({err}); give a JPEG/PNG file") from err
+    except Image.DecompressionBombError as err:  # PIL's guard against images that would fill the memory
+        raise ImageError(f"{path} is too large to read ({err.args[0].split(', could be')[0]}); give a "
+                         "smaller image (downscale it first)") from err
+    except OSError as err:
+        if err.errno is not None:  # permission denied, an I/O error: the file is there, maybe sound
+            raise ImageError(unreadable(path, err)) from err
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path} is empty (0 bytes); give a JPEG/PNG file") from err
+        unknown = isinstance(err, UnidentifiedImageError)
+        reason = "not an image format PIL knows, or corrupt" if unknown else err
+        raise ImageError(f"cannot read {path} as an image ({reason}); give a JPEG/PNG file") from err
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

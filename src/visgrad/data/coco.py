@@ -21,7 +21,10 @@ integrity checks: a writer that drifted from the loader would write folders the 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shlex
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,7 +34,7 @@ import h5py
 import numpy as np
 
 from visgrad.data.vocab import NULL, SPECIAL_TOKENS, START
-from visgrad.errors import UserError
+from visgrad.errors import UserError, not_a_folder, unreadable
 
 SPLITS = ("train", "val")
 CAPTIONS_FILE = "coco2014_captions.h5"
@@ -41,14 +44,14 @@ CRC_ATTR = "crc32"
 H5_LIBVER = "v110"  # superblock v3 and v2 object headers: checksummed metadata
 SCAN_BYTES = 64 << 20  # block size of the feature scan (CRC-32, finiteness)
 DOWNLOAD_HINT = (
-    "Get the CS231n COCO captioning data with `bash scripts/get_coco_captioning.sh {root}` "
+    "Get the CS231n COCO captioning data with `bash scripts/get_coco_captioning.sh {quoted}` "
     "(downloads http://cs231n.stanford.edu/coco_captioning.zip, about 1 GB), or train on the offline "
     "synthetic dataset instead: `python train.py data=shapes`."
 )
 SHAPES_HINT = (
     "{root} is a generated `shapes` folder: delete it (after moving out any file of yours) and it is "
     "generated again on the next run "
-    "(or by `python -m visgrad.data.shapes --root {root}` with its parameters)."
+    "(or by `python -m visgrad.data.shapes --root {quoted}` with its parameters)."
 )
 # What h5py raises on unreadable, truncated or corrupt files (besides OSError for most cases).
 H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
@@ -72,15 +75,26 @@ def urls_file(split: str) -> str:
 
 def _fail(root: Path, problem: str) -> CaptionDataError:
     hint = SHAPES_HINT if (root / MANIFEST).is_file() else DOWNLOAD_HINT
-    return CaptionDataError(f"{problem}. {hint.format(root=root)}")
+    return CaptionDataError(f"{problem}. {hint.format(root=root, quoted=shlex.quote(str(root)))}")
+
+
+def _check_file(root: Path, path: Path) -> None:
+    """``CaptionDataError`` if ``path`` is missing or a folder, or (permission denied) not readable: the
+    latter two are not fixed by fetching the data again, so they get no download advice."""
+    if path.is_dir():
+        raise CaptionDataError(f"{path} is a folder, not a file; move it away from {root} (the folder needs "
+                               f"a file {path.name} there)")
+    if not path.is_file():
+        raise _fail(root, f"missing file {path}")
+    if not os.access(path, os.R_OK):
+        raise CaptionDataError(unreadable(path, PermissionError(errno.EACCES, "Permission denied")))
 
 
 @contextmanager
 def _open_h5(root: Path, name: str) -> Iterator[h5py.File]:
     """The HDF5 file ``root/name`` open for reading; h5py's errors inside become ``CaptionDataError``."""
     path = root / name
-    if not path.is_file():
-        raise _fail(root, f"missing file {path}")
+    _check_file(root, path)
     try:
         with h5py.File(path, "r") as f:
             yield f
@@ -124,8 +138,7 @@ def _read_captions(root: Path) -> dict[str, np.ndarray]:
 
 def _read_vocab(root: Path) -> dict:
     path = root / VOCAB_FILE
-    if not path.is_file():
-        raise _fail(root, f"missing file {path}")
+    _check_file(root, path)
     try:
         vocab = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -147,8 +160,7 @@ def _read_vocab(root: Path) -> dict:
 
 def _read_urls(root: Path, split: str) -> np.ndarray:
     path = root / urls_file(split)
-    if not path.is_file():
-        raise _fail(root, f"missing file {path}")
+    _check_file(root, path)
     try:
         return np.asarray([line.strip() for line in path.read_text().splitlines()])
     except UnicodeDecodeError as err:
@@ -276,6 +288,9 @@ def load_coco_data(
     special tokens or whose two halves disagree, URL lists of the wrong length.
     """
     root = Path(base_dir).expanduser()
+    if not_a_folder(root):
+        raise CaptionDataError(f"captioning data folder: {not_a_folder(root)}; give the folder of the data "
+                               "(data.root)")
     if not root.is_dir():
         raise _fail(root, f"captioning data folder {root} does not exist")
     data: dict = _read_captions(root)

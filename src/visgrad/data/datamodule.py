@@ -36,6 +36,7 @@ from visgrad.data.coco import (
 from visgrad.data.grid_features import GRID_SOURCES, load_grid
 from visgrad.data.shapes import MANIFEST, ensure_shapes, load_shapes_images, load_shapes_objects
 from visgrad.data.vocab import decode_captions
+from visgrad.errors import ConfigError
 
 DATASETS = ("shapes", "coco")
 
@@ -194,9 +195,11 @@ class CaptionDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
-            raise ValueError(f"data.dataset must be one of {DATASETS}, got {dataset!r}")
+            raise ConfigError(f"data.dataset must be one of {DATASETS}, got {dataset!r}")
         if grid is not None and grid not in GRID_SOURCES:
-            raise ValueError(f"data.grid must be one of {GRID_SOURCES} or null, got {grid!r}")
+            raise ConfigError(f"data.grid must be one of {GRID_SOURCES} or null, got {grid!r}")
+        if not isinstance(pca_features, bool):
+            raise ConfigError(f"data.pca_features must be true or false, got {pca_features!r}")
         for name, value, low, optional in (
             ("batch_size", batch_size, 1, False),
             ("num_workers", num_workers, 0, False),
@@ -207,7 +210,7 @@ class CaptionDataModule(pl.LightningDataModule):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 none = " or null" if optional else ""
-                raise ValueError(f"data.{name} must be an integer >= {low}{none}, got {value!r}")
+                raise ConfigError(f"data.{name} must be an integer >= {low}{none}, got {value!r}")
         self.root = Path(root).expanduser()
         self.dataset = dataset
         self.pca_features = pca_features
@@ -249,6 +252,11 @@ class CaptionDataModule(pl.LightningDataModule):
             for split in SPLITS if self.grid else ():
                 data[f"{split}_features"] = load_grid(self.root, split, self.grid, self.images_dir)
             if self.max_train is not None:
+                available = len(data["train_captions"])
+                if self.max_train > available:
+                    raise ConfigError(f"data.max_train={self.max_train} is larger than the {available} "
+                                      f"training captions of {self.root / CAPTIONS_FILE}; set data.max_train "
+                                      f"to at most {available} (or null: all)")
                 data = subsample_train(data, self.max_train, self.seed, source=self.root / CAPTIONS_FILE)
             self._data = data
         return self._data

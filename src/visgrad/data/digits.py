@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from visgrad.data.labelled_images import LabelledImages, LabelledImagesDataModule
+from visgrad.errors import ConfigError
 
 NUM_IMAGES = 1797
 DIGIT_NAMES = tuple(str(d) for d in range(10))
@@ -57,7 +58,7 @@ class DigitsDataModule(LabelledImagesDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, repeat, seed)
         if not 1 <= num_val < NUM_IMAGES:
-            raise ValueError(f"data.num_val={num_val}: must be in [1, {NUM_IMAGES - 1}]")
+            raise ConfigError(f"data.num_val={num_val}: must be in [1, {NUM_IMAGES - 1}]")
         self.num_val, self.image_size = num_val, image_size
 
     def load(self) -> dict[str, LabelledImages]:

@@ -12,6 +12,7 @@ ImageNet classifiers).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from visgrad.errors import unreadable
 from visgrad.images import IMAGENET, ImageError, Normalization, list_images, load_image, preprocess
 
 # Photos that ship offline: scikit-image's bundled data (motorcycle = the left view of stereo_motorcycle)
@@ -92,15 +94,33 @@ def file_inputs(paths: str | Path | Sequence[str | Path], size: int, limit: int 
 
 
 def npz_inputs(path: str | Path, size: int, limit: int | None, norm: Normalization = IMAGENET) -> InputBatch:
-    """CS231n's ImageNet sample file: images ``X`` (N, H, W, 3) uint8 and true labels ``y`` (N,)."""
+    """CS231n's ImageNet sample file: images ``X`` (N, H, W, 3) or (N, H, W) uint8 and true labels ``y`` (N,).
+    ``ImageError`` naming the file if it is missing, unreadable, not an ``.npz`` archive or holds other
+    arrays."""
     path = Path(path).expanduser()
+    broken = ImageError(f"{path} is not a readable .npz archive (truncated, corrupt or another kind of "
+                        "file); give CS231n's imagenet_val_25.npz, or images")
     try:
-        with np.load(path) as data:
-            images, labels = data["X"][:limit], data["y"][:limit]
-    except (OSError, ValueError, KeyError) as err:
-        raise ImageError(f"cannot read {path} as an image archive with arrays X and y ({err})") from err
-    batch = torch.cat([square_preprocess(Image.fromarray(np.asarray(x, np.uint8)), size, norm)
-                       for x in images])
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a single .npy array
+            raise broken
+        with data:
+            arrays = {key: data[key][:limit] for key in ("X", "y") if key in data.files}
+            held = ", ".join(data.files) or "nothing"
+    except OSError as err:
+        raise ImageError(unreadable(path, err) if err.errno is not None else str(broken)) from err
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:  # numpy's and zipfile's words for broken files
+        raise broken from err
+    if len(arrays) < 2:
+        raise ImageError(f"{path} must hold the arrays X (images) and y (labels); it holds {held}")
+    images, labels = arrays["X"], arrays["y"]
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+        raise ImageError(f"{path}: X must hold uint8 images (N, H, W, 3) or (N, H, W), not {images.dtype} "
+                         f"{images.shape}")
+    if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu":
+        raise ImageError(f"{path}: y must hold one integer label per image of X ({len(images)}), not "
+                         f"{labels.dtype} {labels.shape}")
+    batch = torch.cat([square_preprocess(Image.fromarray(x), size, norm) for x in images])
     return InputBatch(batch, [f"{path.stem} {i}" for i in range(len(batch))], torch.as_tensor(labels).long())
 
 
@@ -127,7 +147,7 @@ def load_inputs(
         batch = npz_inputs(spec, size, limit, norm)
         labels = batch.labels
         if num_classes is not None and labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f"labels y in {spec} are not classes of {classifier_name} "
+            raise ImageError(f"labels y in {spec} are not classes of {classifier_name} "
                              f"(0..{num_classes - 1}); use an ImageNet classifier")
         return batch
     return file_inputs(spec, size, limit, norm)

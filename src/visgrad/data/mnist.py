@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from visgrad.data.labelled_images import LabelledImages, LabelledImagesDataModule
+from visgrad.errors import ConfigError, UserError, not_a_folder, unreadable
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -22,13 +23,21 @@ RAW_FILES = (
 CLASS_NAMES = tuple(str(d) for d in range(10))
 
 
-class MNISTDataError(FileNotFoundError):
-    """MNIST is not where ``data.root`` says."""
+class MNISTDataError(UserError, FileNotFoundError):
+    """MNIST is not where ``data.root`` says, or one of its files cannot be read."""
 
 
 def check_mnist(root: str | Path) -> Path:
-    """``root`` if it holds MNIST in torchvision's format, else ``MNISTDataError`` naming what is missing."""
+    """``root`` if it holds MNIST in torchvision's format, else ``MNISTDataError`` naming what is missing
+    (or that ``root`` is a file, or a folder stands where a file should be)."""
     raw = Path(root).expanduser() / "MNIST" / "raw"
+    problem = not_a_folder(raw.parent.parent) or not_a_folder(raw)
+    if problem:
+        raise MNISTDataError(f"data.root={root}: {problem}; give the folder that holds MNIST/raw")
+    folders = [str(raw / name) for name in RAW_FILES if (raw / name).is_dir()]
+    if folders:
+        raise MNISTDataError(f"data.root={root}: {', '.join(folders)} should be files (the uncompressed IDX "
+                             "files), not folders")
     missing = [name for name in RAW_FILES if not (raw / name).is_file()]
     if missing:
         listed = ", ".join(str(raw / name) for name in missing)
@@ -40,13 +49,31 @@ def check_mnist(root: str | Path) -> Path:
     return Path(root).expanduser()
 
 
+def _read_idx(path: Path, images: bool) -> torch.Tensor:
+    """One IDX file: images (N, 28, 28) uint8 or labels (N,) int64; ``MNISTDataError`` naming the file if it
+    cannot be read (permission denied) or is truncated or corrupt."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    try:
+        return read_image_file(str(path)) if images else read_label_file(str(path))
+    except OSError as err:
+        raise MNISTDataError(unreadable(path, err)) from err
+    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as err:  # torchvision's words
+        raise MNISTDataError(f"{path} is not a readable IDX file: it is truncated or corrupt ({err}); "
+                             "download MNIST again") from err
+
+
 def load_mnist(root: str | Path, train: bool) -> LabelledImages:
     """The MNIST training (60,000) or test (10,000) split under ``root`` as images in [-1, 1]."""
-    from torchvision.datasets import MNIST
-
-    data = MNIST(str(check_mnist(root)), train=train, download=False)
-    images = data.data.unsqueeze(1).float() / 127.5 - 1
-    return LabelledImages(images, data.targets.long(), CLASS_NAMES)
+    raw = check_mnist(root) / "MNIST" / "raw"
+    split = "train" if train else "t10k"
+    images = _read_idx(raw / f"{split}-images-idx3-ubyte", images=True)
+    labels = _read_idx(raw / f"{split}-labels-idx1-ubyte", images=False)
+    if len(images) != len(labels) or images.shape[1:] != (28, 28):
+        raise MNISTDataError(f"{raw / f'{split}-images-idx3-ubyte'} holds {tuple(images.shape)} images "
+                             f"but {raw / f'{split}-labels-idx1-ubyte'} {len(labels)} labels; MNIST has one "
+                             "label per 28x28 image: download it again")
+    return LabelledImages(images.unsqueeze(1).float() / 127.5 - 1, labels, CLASS_NAMES)
 
 
 class MNISTDataModule(LabelledImagesDataModule):
@@ -83,7 +110,7 @@ class MNISTDataModule(LabelledImagesDataModule):
             ("num_val", self.num_val, len(test.labels)),
         ):
             if wanted is not None and wanted > available:
-                raise ValueError(
+                raise ConfigError(
                     f"data.{key}={wanted}: MNIST under {self.root} has only {available} such "
                     f"images; use data.{key}<={available}"
                 )

@@ -46,6 +46,8 @@ import functools
 import json
 import multiprocessing
 import os
+import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -68,7 +70,9 @@ from visgrad.data.coco import (
     MANIFEST,
     SPLITS,
     VOCAB_FILE,
+    CaptionDataError,
     RowWriter,
+    _open_h5,
     features_file,
     h5_writer,
     urls_file,
@@ -79,7 +83,7 @@ from visgrad.data.coco import (
 from visgrad.data.shapes_features import PALETTE, RAW_DIM, Pca, extract_features
 from visgrad.data.shapes_scene import COLOURS, KINDS, SIZES, Grammar, Shape, apart, random_shape
 from visgrad.data.vocab import build_vocab, encode_captions
-from visgrad.errors import UserError
+from visgrad.errors import UserError, not_a_folder
 from visgrad.registry import Registry
 
 # 3: val images carry every caption form of the grammar; 4: generated in chunks (same images and captions),
@@ -557,6 +561,8 @@ def ensure_shapes(
             raise ValueError(f"ensure_shapes: {name} must be an integer >= {low}, got {value!r}")
     if not GRAMMARS.accepts(grammar):
         raise ValueError(f"ensure_shapes: grammar must be {GRAMMARS.allowed}, got {grammar!r}")
+    if not_a_folder(root):  # never replace a file of the user's with a dataset
+        raise ShapesFolderError(f"{not_a_folder(root)}; point data.root (or --root) at a new or empty folder")
     manifest = _manifest(num_train, num_val, seed, image_size, feature_dim, grammar)
     if _is_current(root, manifest):
         return root
@@ -568,7 +574,8 @@ def ensure_shapes(
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temp(root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-{os.getpid()}-", dir=root.parent))
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # with the mode the user's umask gives (mkdtemp's would be 0o700)
     try:
         _generate(tmp, num_train, num_val, seed, image_size, feature_dim, processes, grammar)
         if _is_current(root, manifest):  # another process finished the same dataset meanwhile
@@ -595,17 +602,19 @@ def ensure_shapes(
 
 def load_shapes_images(root: str | Path, split: str, rows: np.ndarray | None = None) -> ShapesImages:
     """The images, object masks and labels of one split (``"train"`` or ``"val"``) of a `shapes` folder:
-    all of them, or only those at the increasing indices ``rows``."""
-    path = Path(root).expanduser() / IMAGES_FILE
+    all of them, or only those at the increasing indices ``rows``. ``CaptionDataError`` naming the file if it
+    is missing, a folder, not readable, truncated or corrupt."""
+    root = Path(root).expanduser()
+    path = root / IMAGES_FILE
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not path.is_file():
-        raise FileNotFoundError(
+    if not path.exists():
+        raise CaptionDataError(
             f"missing file {path}; generate the dataset with "
-            f"`python -m visgrad.data.shapes --root {path.parent}` (or ensure_shapes)"
+            f"`python -m visgrad.data.shapes --root {shlex.quote(str(root))}` (or ensure_shapes)"
         )
     select = () if rows is None else np.asarray(rows)
-    with h5py.File(path, "r") as f:
+    with _open_h5(root, IMAGES_FILE) as f:
         return ShapesImages(
             f[f"{split}_images"][select],
             f[f"{split}_masks"][select].astype(bool),
@@ -616,7 +625,7 @@ def load_shapes_images(root: str | Path, split: str, rows: np.ndarray | None = N
 
 def load_shapes_objects(root: str | Path, split: str) -> np.ndarray:
     """Object annotations int16 (N, 3, 5): (kind, colour, size, cx, cy) left to right, -1 for no object."""
-    with h5py.File(Path(root).expanduser() / IMAGES_FILE, "r") as f:
+    with _open_h5(Path(root).expanduser(), IMAGES_FILE) as f:
         return f[f"{split}_objects"][()]
 
 

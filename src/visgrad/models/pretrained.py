@@ -17,7 +17,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights
 
-from visgrad.errors import CheckpointError, ConfigError, UserError
+from visgrad.errors import CheckpointError, ConfigError, UserError, load_failure, unreadable
 
 
 class WeightsNotFoundError(UserError, FileNotFoundError):
@@ -63,16 +63,27 @@ def _missing_weights_message(arch: str, weights: WeightsEnum, expected: Path, gi
     )
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """The state dict of tensors in ``path`` (``torch.load`` with ``weights_only=True``; a Lightning-style
+    ``{"state_dict": ...}`` is unwrapped). A missing file raises :class:`WeightsNotFoundError`; a folder,
+    an unreadable (permission denied), truncated or corrupt file, or one that holds something else a
+    ``CheckpointError`` naming ``what`` and the path."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder, not a file; give the .pth file")
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{what} not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or foreign files
-        reason = str(err).splitlines()[0][:160]
-        raise CheckpointError(f"cannot read weights file {path} as a PyTorch state dict ({reason})") from err
+    except OSError as err:  # permission denied, an I/O error: the file is there, not necessarily damaged
+        raise CheckpointError(f"{what}: {unreadable(path, err)}") from err
+    except Exception as err:  # noqa: BLE001 - torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"cannot read {what} {path} as a PyTorch state dict (truncated or corrupt: "
+                              f"{load_failure(err)})") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{what} {path} holds a {type(state).__name__}, not a state dict of tensors")
     return state
 
 
@@ -95,13 +106,14 @@ def load_torchvision_model(
     expected = cached_weights_path(entry)
     if weights_path is not None:
         path = Path(weights_path).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise WeightsNotFoundError(_missing_weights_message(arch, entry, expected, path))
         model = get_model(arch, weights=None, num_classes=len(class_names))
         try:
-            model.load_state_dict(_read_state_dict(path))
+            model.load_state_dict(read_state_dict(path))
         except RuntimeError as err:
-            raise CheckpointError(f"weights file {path} does not fit torchvision's {arch}: {err}") from err
+            detail = " ".join(line.strip() for line in str(err).splitlines()[1:2])[:300]
+            raise CheckpointError(f"weights file {path} does not fit torchvision's {arch}: {detail}") from err
     else:
         if not expected.is_file():
             raise WeightsNotFoundError(_missing_weights_message(arch, entry, expected, None))

@@ -30,7 +30,7 @@ import torch
 from fsspec.utils import get_protocol
 from lightning_fabric.plugins import TorchCheckpointIO
 
-from visgrad.errors import CheckpointError, DiskFullError, unreadable
+from visgrad.errors import CheckpointError, DiskFullError, load_failure, unreadable
 
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -123,10 +123,8 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     except OSError as error:  # permission denied, an I/O error: the file is there, not necessarily damaged
         raise CheckpointError(unreadable(path, error)) from None
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a truncated or random file
-        text = str(error).strip()  # its first sentence: torch adds a paragraph of guesses
-        cause = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(error).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {cause}); use "
-                              "another one") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: "
+                              f"{load_failure(error)}); use another one") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dictionary")
     return checkpoint

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, InstantiationException
 
 from visgrad.errors import UserError
 from visgrad.utils.checkpoint_io import disk_full_error
@@ -33,9 +33,10 @@ def full_error_requested() -> bool:
 
 
 def as_user_error(error: BaseException) -> UserError | None:
-    """``error`` itself if it is a ``UserError`` (also inside a ``ReportedError``), a ``DiskFullError`` if a
-    full disk caused it (naming the run folder when the error names no file), else None (a bug)."""
-    if isinstance(error, ReportedError) and isinstance(error.__cause__, UserError):
+    """``error`` itself if it is a ``UserError`` (also inside a ``ReportedError``, or raised by a constructor
+    that Hydra's ``instantiate`` called), a ``DiskFullError`` if a full disk caused it (naming the run folder
+    when the error names no file), else None (a bug)."""
+    if isinstance(error, ReportedError | InstantiationException) and isinstance(error.__cause__, UserError):
         return error.__cause__
     if isinstance(error, UserError):
         return error
