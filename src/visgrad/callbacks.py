@@ -75,8 +75,11 @@ class NonFiniteGuard(Callback):
         log.warning("skipped a training step (faults.nonfinite=skip, %d so far): %s: %s", self.skipped,
                     self._where(trainer), problem)
         if self.max_skipped is not None and self.skipped > self.max_skipped:
-            raise NonFiniteError(f"{self._message(trainer, problem)} This is skipped step {self.skipped}, "
-                                 f"more than faults.max_skipped={self.max_skipped}: the run is stopped.")
+            advice = (f"This is skipped step {self.skipped}, more than "
+                      f"faults.max_skipped={self.max_skipped}: the run is stopped. So many bad steps usually "
+                      "mean the training diverges (try a lower learning rate); to skip more, resume with a "
+                      "larger faults.max_skipped (null: no limit).")
+            raise NonFiniteError(self._message(trainer, problem, advice))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         if self.action == "skip":
@@ -91,12 +94,13 @@ class NonFiniteGuard(Callback):
     def _where(self, trainer: pl.Trainer) -> str:
         return f"global step {trainer.global_step} (epoch {trainer.current_epoch}, batch {self._batch_idx})"
 
-    def _message(self, trainer: pl.Trainer, problem: str) -> str:
+    def _message(self, trainer: pl.Trainer, problem: str,
+                 advice: str = "To skip such batches instead, run with faults.nonfinite=skip.") -> str:
         kept = [cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.best_model_path]
         checkpoints = ", ".join(dict.fromkeys(kept)) or "none written yet"
         return (f"non-finite value at {self._where(trainer)}: {problem}. Training stopped before the "
                 f"weights were updated; last good checkpoints: {checkpoints}; logs: {trainer.log_dir}. "
-                "To skip such batches instead, run with faults.nonfinite=skip.")
+                f"{advice}")
 
 
 def nonfinite_gradients(module: torch.nn.Module) -> str | None:

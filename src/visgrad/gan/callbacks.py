@@ -10,6 +10,10 @@ when fitting starts, then logs at every validation (same noise each time):
 - ``floor/*``: the untrained generator (the weights before the first step; computed before a resumed
   run loads its checkpoint, so the same value in every attempt).
 
+The judge must train on at least :data:`MIN_JUDGE_IMAGES` real images (``setup`` refuses fewer; ``train.py``
+checks the config before any work): a judge trained on a handful of images maps everything alike, and the
+Fréchet distances it gives come out small, looking excellent, while meaning nothing.
+
 ``GANSampleFigures`` adds a grid of samples of the module's fixed noise to TensorBoard after every
 training epoch (same noise: the grids show progress), and at the end of fitting writes ``samples.png`` and
 ``interpolation.png`` (rows of images along straight lines between two noise vectors) into the run folder.
@@ -24,9 +28,12 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from rich.console import Console
 
 from visgrad.data.labelled_images import LabelledImages
+from visgrad.errors import ConfigError
 from visgrad.gan.figures import interpolation_noise, sample_grid, save_png
 from visgrad.gan.losses import sample_noise
 from visgrad.gan.metrics import SCORES, SampleQuality
+
+MIN_JUDGE_IMAGES = 100  # 10 per digit class; the judge's features are 64-d
 
 
 class SampleQualityMetrics(pl.Callback):
@@ -46,6 +53,9 @@ class SampleQualityMetrics(pl.Callback):
     def __init__(
         self, num_samples: int | None = None, judge_epochs: int = 5, max_train: int = 10000, seed: int = 0
     ) -> None:
+        if isinstance(judge_epochs, bool) or not isinstance(judge_epochs, int) or judge_epochs < 1:
+            raise ValueError(f"judge_epochs={judge_epochs!r}: must be a positive integer (an untrained "
+                             "judge's distances mean nothing)")
         self.num_samples, self.judge_epochs, self.max_train, self.seed = (
             num_samples,
             judge_epochs,
@@ -62,6 +72,10 @@ class SampleQualityMetrics(pl.Callback):
         train = LabelledImages(
             train.images[: self.max_train], train.labels[: self.max_train], train.class_names
         )
+        if len(train.labels) < MIN_JUDGE_IMAGES:
+            raise ConfigError(f"the sample-quality judge would train on {len(train.labels)} images (the "
+                              f"training split, at most max_train={self.max_train}), too few for its "
+                              f"distances to mean anything: give it at least {MIN_JUDGE_IMAGES}")
         n = self.num_samples or len(val.labels)
         console = Console()
         with console.status(f"training the judge of sample quality on {len(train.labels)} real images"):

@@ -32,6 +32,7 @@ from visgrad.captioning.cells import CELLS
 from visgrad.classification import not_an_export
 from visgrad.data import digits
 from visgrad.errors import ConfigError
+from visgrad.gan.callbacks import MIN_JUDGE_IMAGES
 from visgrad.gan.losses import GAN_LOSSES
 from visgrad.gan.module import metric_names as gan_metric_names
 from visgrad.options import (
@@ -90,6 +91,7 @@ EXPORT = "visgrad.classification.ExportClassifier"
 GAN = "visgrad.gan.GANModule"
 GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
 SHAPES_IMAGES = "visgrad.data.shapes_images.ShapesImagesDataModule"
+SAMPLE_QUALITY = "visgrad.gan.callbacks.SampleQualityMetrics"
 # modules given factories: (what the module passes itself, {factory key: what the module builds it with})
 INJECTED = {
     GAN: (("image_shape",), {"generator": ("noise_dim", "image_shape"), "discriminator": ("image_shape",),
@@ -114,6 +116,7 @@ RULES: tuple[Rule, ...] = (
          CAPTION_DATA),
     Rule("data.seed", is_int, "an integer", 0, CAPTION_DATA),
     Rule("data.grid", optional(one_of("lite0", "pixels")), "null, lite0 or pixels", "lite0", CAPTION_DATA),
+    Rule("data.pca_features", one_of(True, False), "true or false", "true", CAPTION_DATA),
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
     Rule("data.shapes.image_size", lambda v: is_int(v) and v >= 32, "an integer >= 32", 64, CAPTION_DATA),
@@ -155,6 +158,12 @@ RULES: tuple[Rule, ...] = (
          GAN_DATA[1]),
     Rule("data.max_train", optional(lambda v: positive_int(v) and v <= 60000), "null (all) or an integer in "
          "[1, 60000]", "null", GAN_DATA[1]),
+    Rule("callbacks.sample_quality.judge_epochs", positive_int, "a positive integer (an untrained judge's "
+         "distances mean nothing)", 5, SAMPLE_QUALITY),
+    Rule("callbacks.sample_quality.num_samples", optional(positive_int), "null (as many as val images) or a "
+         "positive integer", "null", SAMPLE_QUALITY),
+    Rule("callbacks.sample_quality.max_train", positive_int, "a positive integer", 10000, SAMPLE_QUALITY),
+    Rule("callbacks.sample_quality.seed", is_int, "an integer", 0, SAMPLE_QUALITY),
     Rule("data.dataset.num_train", positive_int, "a positive integer", 4000, SHAPES_IMAGES),
     Rule("data.dataset.num_val", positive_int, "a positive integer", 500, SHAPES_IMAGES),
     Rule("data.dataset.image_size", lambda v: is_int(v) and v >= 32, "an integer >= 32", 64, SHAPES_IMAGES),
@@ -282,6 +291,7 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"trainer.gradient_clip_val={fmt(clip)}: GANs optimise manually (two optimisers), "
                         "which Lightning's gradient clipping does not support; use "
                         f"trainer.gradient_clip_val=null {fix}")
+    problems += _judge_problems(cfg, data)
     monitor, loss = _select(cfg, "monitor.metric"), OmegaConf.select(cfg, "model.loss")
     if monitor is not _ABSENT and GAN_LOSSES.accepts(loss):  # (a bad loss is reported by RULES)
         logged = gan_metric_names(GAN_LOSSES.get(loss)) + callback_metric_names(cfg)
@@ -289,6 +299,32 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
             problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(logged)}; e.g. "
                             f"monitor.metric=val/fd monitor.mode=min {fix}")
     return problems
+
+
+def _judge_problems(cfg: DictConfig, data: str | None) -> list[str]:
+    """The sample-quality judge (``callbacks.sample_quality``) must train on enough real images: on a few
+    (``data.num_val=1790`` leaves 7 digits) its Fréchet distances come out small, looking excellent, and
+    mean nothing."""
+    judge = OmegaConf.select(cfg, "callbacks.sample_quality")
+    if not isinstance(judge, DictConfig) or not is_target(judge.get(TARGET), SAMPLE_QUALITY):
+        return []
+    if data == GAN_DATA[0]:
+        num_val, key = _select(cfg, "data.num_val"), "data.num_val"
+        train = digits.NUM_IMAGES - num_val if is_int(num_val) else None
+    else:
+        train, key = _select(cfg, "data.max_train"), "data.max_train"
+    cap = _select(cfg, "callbacks.sample_quality.max_train")
+    needed = MIN_JUDGE_IMAGES
+    if not positive_int(train) or not positive_int(cap) or min(train, cap) >= needed:
+        return []  # (bad values on their own are reported by RULES)
+    if cap < train:
+        return [f"callbacks.sample_quality.max_train={cap}: the sample-quality judge would train on {cap} "
+                f"images, too few for its distances to mean anything (at least {needed}); e.g. "
+                "callbacks.sample_quality.max_train=10000"]
+    leaves = f"leaves {train} training images" if key == "data.num_val" else f"keeps {train} training images"
+    fix = "data.num_val=300" if key == "data.num_val" else "data.max_train=null"
+    return [f"{key}={_select(cfg, key)}: {leaves}, too few for the sample-quality judge (at least {needed}; "
+            f"on fewer its Fréchet distances look excellent and mean nothing); e.g. {fix}"]
 
 
 def callback_metric_names(cfg: DictConfig) -> list[str]:
