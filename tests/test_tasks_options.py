@@ -79,7 +79,8 @@ def test_task_configs_set_the_declared_defaults_except_presets(compose_cfg, clas
     (["task=class_viz", "task.robustness.scale=[0.9,0.5]", "task.param=bogus_param"],
      ["task.param='bogus_param': unknown class-visualization parameterisation 'bogus_param'; one of fourier, "
       "pixel, or the dotted path of a Parameterization in your own package (my_package.module.name)",
-      "task.robustness.scale=[0.9, 0.5]: the low fraction is above the high one; e.g. scale=[0.5,1.0]"]),
+      "task.robustness.scale=[0.9, 0.5]: the low fraction is above the high one; give [low, high], "
+      "e.g. [0.5,1.0]"]),
     (["task=fooling", "task.normalized_gradient.learning_rate=-1", "task.normalized_gradient.max_iter=0",
       "task.targets=[]"],
      ["task.targets=[]: must be null (a random other class per input), or one or a non-empty list of "

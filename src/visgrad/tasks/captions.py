@@ -28,6 +28,7 @@ from visgrad.captioning.metrics import METRIC_NAMES
 from visgrad.captioning.module import CaptioningModule
 from visgrad.errors import CheckpointError, ConfigError
 from visgrad.options import non_negative_int, one_of, option, positive_int
+from visgrad.tasks.figures import save_figure, save_text
 from visgrad.tasks.lifecycle import Task, TaskRun
 
 DEFAULT_STRATEGIES = {
@@ -117,17 +118,17 @@ def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
                   [[r.strategy.label, *(f"{r.metrics[n]:.3f}" for n in names), f"{r.mean_log_prob:.2f}",
                     f"{r.seconds:.1f}"] for r in results.values()])
     generated = {result.strategy.label: result.captions for result in results.values()}
-    run.add_file(run.output_dir / "captions.json").write_text(json.dumps(
-        {"ckpt_path": str(run.cfg.ckpt_path), "split": opts.split, "references": eval_set.references,
-         "generated": generated, "metrics": summary}, indent=1))
+    save_text(json.dumps({"ckpt_path": str(run.cfg.ckpt_path), "split": opts.split,
+                          "references": eval_set.references, "generated": generated, "metrics": summary},
+                         indent=1), run.add_file(run.output_dir / "captions.json"))
     samples = samples_markdown(eval_set.references, generated, opts.num_images)
     run.writer.add_text("captions/samples", samples, 0)
     if eval_set.images is None:
         run.note("figure", "none: the data has no images")
     else:
         figure = caption_grid(eval_set.images, eval_set.references, generated, limit=opts.num_images)
-        figure.savefig(run.add_file(run.output_dir / "captions.png"), dpi=120)
-        run.writer.add_figure("captions/samples", figure, 0)
+        run.writer.add_figure("captions/samples", figure, 0, close=False)
+        save_figure(figure, run.add_file(run.output_dir / "captions.png"), dpi=120, bbox_inches=None)
     return summary
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from rich.progress import Progress
 
 from visgrad.options import is_number, nested, option, pair_of, positive_int, registered
-from visgrad.tasks.figures import class_viz_figure, slug
+from visgrad.tasks.figures import class_viz_figure, save_image, slug
 from visgrad.tasks.inputs import CLASS_ALLOWED, class_option, class_spec
 from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.vision.class_viz import class_probability, crop_robustness
@@ -41,7 +41,7 @@ class RobustnessOptions:
     def problems(self) -> list[str]:
         low, high = self.scale
         return [] if low <= high else [f"scale=[{low}, {high}]: the low fraction is above the high one; "
-                                       "e.g. scale=[0.5,1.0]"]
+                                       "give [low, high], e.g. [0.5,1.0]"]
 
 
 @dataclass
@@ -107,7 +107,7 @@ def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
     run.add_figure(class_viz_figure(result.snapshots, probs, class_name, param.label), name)
     final = run.output_dir / f"{name}_final.png"
     pixels = (result.image[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    Image.fromarray(pixels).save(final)
+    save_image(Image.fromarray(pixels), final)
     run.add_file(final)
     run.note("target", f"{target} {class_name!r} ({param.label})")
     with torch.no_grad():

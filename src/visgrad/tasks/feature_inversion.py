@@ -17,7 +17,7 @@ from PIL import Image
 from visgrad.errors import ConfigError
 from visgrad.style.quality import reconstruction_scores
 from visgrad.tasks import style_transfer
-from visgrad.tasks.figures import save_image_row
+from visgrad.tasks.figures import save_image, save_image_row
 from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.tasks.style_synthesis import Setup, pixels, save_strip, synthesize
 
@@ -53,7 +53,7 @@ def run(run: TaskRun, setup: Setup) -> dict[str, float]:
             summary[f"{key}/layer_{layer}"] = value
             run.writer.add_scalar(f"{key}/layer_{layer}", value)
         image = setup.net.norm.deprocess(synth.result)
-        image.save(run.add_file(out_dir / f"layer_{layer}.png"))
+        save_image(image, run.add_file(out_dir / f"layer_{layer}.png"))
         save_strip(synth.snapshots, out_dir / f"snapshots_layer_{layer}.png")
         panels.append((image, f"layer {layer}: PSNR {psnr:.1f} dB, SSIM {ssim:.2f}"))
     summary.update(scores)  # the last layer's, under the plain keys

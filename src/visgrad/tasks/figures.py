@@ -1,5 +1,10 @@
 """Matplotlib figures (Agg) of the visualization tasks (each function returns a Figure), and how they and
-the other outputs are named and saved."""
+the other outputs are named and saved.
+
+Every output file is written through :func:`visgrad.utils.checkpoint_io.atomic_open` (``save_figure``,
+``save_image``, ``save_text``): it appears whole or not at all, so a full disk leaves no 0-byte or cut PNG,
+and is reported as a ``DiskFullError`` naming the file in the run folder.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from visgrad.images import IMAGENET, Normalization  # noqa: E402
+from visgrad.utils.checkpoint_io import atomic_open  # noqa: E402
 
 
 def slug(text: str) -> str:
@@ -24,11 +30,28 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+def save_figure(fig: Figure, path: Path, **savefig_kwargs) -> Path:
+    """Write ``fig`` as a PNG (whole or not at all) and close it; ``savefig_kwargs`` replace the defaults
+    (``dpi=100, bbox_inches="tight"``)."""
+    try:
+        with atomic_open(Path(path), "wb") as file:
+            fig.savefig(file, format="png", **{"dpi": 100, "bbox_inches": "tight", **savefig_kwargs})
+    finally:
+        plt.close(fig)
+    return path
+
+
+def save_image(image: Image.Image, path: Path) -> Path:
+    """Write a PIL image as a PNG, whole or not at all."""
+    with atomic_open(Path(path), "wb") as file:
+        image.save(file, format="PNG")
+    return path
+
+
+def save_text(text: str, path: Path) -> Path:
+    """Write a text file (UTF-8), whole or not at all."""
+    with atomic_open(Path(path), "w") as file:
+        file.write(text)
     return path
 
 
@@ -44,7 +67,7 @@ def save_image_row(panels: list[tuple[Image.Image, str]], path: Path, panel_size
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi, bbox_inches=None)
 
 
 def saliency_figure(

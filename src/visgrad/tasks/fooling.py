@@ -18,7 +18,7 @@ from visgrad.data.image_sets import InputBatch
 from visgrad.errors import ConfigError
 from visgrad.images import Normalization, load_image
 from visgrad.options import as_list, each, fmt, option, optional, positive_int, registered
-from visgrad.tasks.figures import fooling_figure, slug
+from visgrad.tasks.figures import fooling_figure, save_image, slug
 from visgrad.tasks.inputs import (
     CLASS_ALLOWED,
     IMAGES_ALLOWED,
@@ -78,7 +78,7 @@ def save_and_reload(foolings: torch.Tensor, names: list[str], folder: Path,
     paths, reloaded = [], []
     for image, name in zip(foolings, names, strict=True):
         path = folder / f"{name}.png"
-        norm.deprocess(image).save(path)
+        save_image(norm.deprocess(image), path)
         reloaded.append(norm.normalize(TF.to_tensor(load_image(path))))
         paths.append(path)
     return torch.stack(reloaded).to(foolings.device), paths

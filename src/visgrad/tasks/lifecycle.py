@@ -23,6 +23,7 @@ start); a failure in 5-7 ends the HParams session as failed and closes the write
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from visgrad.models.classifier import Classifier
 from visgrad.registry import Registry
-from visgrad.tasks.figures import save_figure
+from visgrad.tasks.figures import save_figure, save_text
 from visgrad.utils.hparams import end_session, run_hparams, start_session
 from visgrad.utils.sweep_summary import write_metrics
 
@@ -166,9 +167,7 @@ class TaskRun:
             return None
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
-        path = self.output_dir / f"{markdown}.md"
-        path.write_text("\n".join(lines) + "\n")
-        return self.add_file(path)
+        return self.add_file(save_text("\n".join(lines) + "\n", self.output_dir / f"{markdown}.md"))
 
     def finish(self, metrics: Mapping[str, float]) -> dict[str, float]:
         """Log the summary metrics that ``task.run`` has not logged itself (the HParams columns), end the
@@ -196,7 +195,8 @@ class TaskRun:
         self.console.print(table)
         for path in self.files:
             self.console.print(f"output: {path}", soft_wrap=True)
-        self.console.print(f"TensorBoard: tensorboard --logdir {self.output_dir}", soft_wrap=True)
+        self.console.print(f"TensorBoard: {shlex.join(['tensorboard', '--logdir', str(self.output_dir)])}",
+                           soft_wrap=True)
 
 
 def _asdict(options: Any) -> Any:

@@ -27,6 +27,7 @@ from visgrad.classification import not_an_export
 from visgrad.errors import CheckpointError, ConfigError
 from visgrad.models.classifier import Classifier
 from visgrad.models.shapes_cnn import load_shapes_cnn
+from visgrad.utils.commands import command
 from visgrad.utils.run_folder import release_run_folder
 
 
@@ -54,7 +55,7 @@ def load_shapes_classifier(
                      _override("callbacks.export_classifier.path", str(path)), *train_overrides]
         what = ("classifier.retrain=true: training the shapes classifier again" if retrain
                 else f"no shapes classifier at {path} yet: training it once")
-        console.print(f"{what}, as python train.py {' '.join(overrides)} (about a minute on a CPU)",
+        console.print(f"{what}, as {command(*overrides)} (about a minute on a CPU)",
                       soft_wrap=True)
         train_run(overrides, log_dir)
         if not path.is_file():

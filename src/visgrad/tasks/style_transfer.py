@@ -44,7 +44,7 @@ from visgrad.style.objective import (
 )
 from visgrad.style.quality import loss_ratios
 from visgrad.tasks.config import config_keys
-from visgrad.tasks.figures import save_image_row
+from visgrad.tasks.figures import save_image, save_image_row
 from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.tasks.style_synthesis import Setup, pixels, save_strip, synthesize
 
@@ -186,7 +186,7 @@ def run(run: TaskRun, setup: Setup) -> dict[str, float]:
     if opts.preserve_color == "luminance":
         image = with_content_colors(image, setup.content_img)
         snapshots = [(s, with_content_colors(im, setup.content_img)) for s, im in snapshots]
-    image.save(run.add_file(out_dir / "result.png"))
+    save_image(image, run.add_file(out_dir / "result.png"))
     save_strip(snapshots, run.add_file(out_dir / "snapshots.png"))
     blend = as_list(opts.style_blend) or [1.0] * len(setup.style_imgs)
     panels = [] if setup.content_img is None else [
