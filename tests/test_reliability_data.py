@@ -223,3 +223,24 @@ def test_a_gan_stopped_by_skip_mode_is_not_told_to_use_skip_mode() -> None:
     assert "skipped step 1, more than faults.max_skipped=0: the run is stopped" in message
     assert "resume with a larger faults.max_skipped" in message
     assert "faults.nonfinite=skip" not in message
+
+
+@pytest.mark.slow
+def test_a_misspelt_network_key_leaves_no_run_folder(tmp_path: Path) -> None:
+    """train.py +model.net.hiden_dim=512: one line naming the key (with the right one), and no folder (no
+    .hydra/, no train.log, no logs/ folders above the run)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "VISGRAD_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(root / "src")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run([sys.executable, str(root / "train.py"), "+model.net.hiden_dim=512",
+                             "print_config=false"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 1, result.stderr
+    assert ("Error: model.net.hiden_dim: not an argument of visgrad.captioning.CaptioningRNN; did you mean "
+            "model.net.hidden_dim?") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(tmp_path.iterdir()) == []
