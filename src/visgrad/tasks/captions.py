@@ -152,8 +152,8 @@ def _grounding(run: TaskRun, prepared: Prepared, results: dict, summary: dict[st
         n = min(opts.num_images, len(first.captions))
         maps = attention_maps(net, eval_set.features[:n], first.captions[:n], eval_set.word_to_idx)
         figure = attention_figure(eval_set.images[:n], first.captions[:n], maps, limit=n)
-        figure.savefig(run.add_file(run.output_dir / "attention.png"), dpi=120)
-        run.writer.add_figure("captions/attention", figure, 0)
+        run.writer.add_figure("captions/attention", figure, 0, close=False)
+        save_figure(figure, run.add_file(run.output_dir / "attention.png"), dpi=120, bbox_inches=None)
 
 
 HEADERS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "cider_d": "CIDEr-D",
