@@ -89,6 +89,7 @@ DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes it
 CLASSIFIER = "visgrad.classification.ClassifierModule"
 EXPORT = "visgrad.classification.ExportClassifier"
 GAN = "visgrad.gan.GANModule"
+DIFFUSION = "visgrad.diffusion.DiffusionModule"
 GAN_DATA = ("visgrad.data.digits.DigitsDataModule", "visgrad.data.mnist.MNISTDataModule")
 SHAPES_IMAGES = "visgrad.data.shapes_images.ShapesImagesDataModule"
 SAMPLE_QUALITY = "visgrad.gan.callbacks.SampleQualityMetrics"
@@ -96,6 +97,7 @@ SAMPLE_QUALITY = "visgrad.gan.callbacks.SampleQualityMetrics"
 INJECTED = {
     GAN: (("image_shape",), {"generator": ("noise_dim", "image_shape"), "discriminator": ("image_shape",),
                              "optimizer": ("params",)}),
+    DIFFUSION: (("image_shape",), {"net": ("image_shape", "num_classes"), "optimizer": ("params",)}),
     CLASSIFIER: (("class_names", "image_size"), {"net": ("num_classes",), "optimizer": ("params",),
                                                   "scheduler": ("optimizer",)}),
 }
@@ -147,6 +149,12 @@ RULES: tuple[Rule, ...] = (
     Rule("model.generator.hidden", positive_int, "a positive integer", 1024, GAN),
     Rule("model.discriminator.hidden", positive_int, "a positive integer", 256, GAN),
     Rule("model.num_fixed", lambda v: is_int(v) and v >= 2, "an integer >= 2", 64, GAN),
+    Rule("model.ema_decay", optional(lambda v: is_number(v) and 0 < v < 1), "null or a number in (0, 1)",
+         0.999, GAN),
+    Rule("model.ema_decay", lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)", 0.999, DIFFUSION),
+    Rule("model.cond_drop_prob", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", 0.1, DIFFUSION),
+    Rule("model.sampling_timesteps", optional(positive_int), "null (all steps) or a positive integer", 50,
+         DIFFUSION),
     Rule("model.net.width", positive_int, "a positive integer", 16, CLASSIFIER),
     Rule("model.scheduler_interval", one_of("epoch", "step"), "epoch or step", "step", CLASSIFIER),
     Rule("data.repeat", positive_int, "a positive integer", 1),
@@ -278,10 +286,10 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
     problems, fix = [], "(experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp sets it)"
     model, data = OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "data._target_")
     if model != GAN:
-        if data in GAN_DATA and model is not None:
+        if data in GAN_DATA and model not in (None, DIFFUSION):
             problems.append(f"data._target_={fmt(data)}: images for the GANs, which model {fmt(model)} "
                             "does not train on; pick a GAN with "
-                            "experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp")
+                            "experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp, or experiment=ddpm")
         return problems
     if data not in GAN_DATA:
         problems.append(f"data._target_={fmt(data)}: a GAN trains on labelled images; use data=digits or "
