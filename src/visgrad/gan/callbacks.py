@@ -1,10 +1,12 @@
-"""Lightning callbacks of GAN runs: sample quality as validation metrics, and sample figures.
+"""Lightning callbacks of GAN runs: sample quality as validation metrics (of any generative module),
+and sample figures.
 
 ``SampleQualityMetrics`` trains the judge of :mod:`visgrad.gan.metrics` on the datamodule's training images
-when fitting starts, then logs at every validation (same noise each time):
+when fitting starts, then logs at every validation the scores of ``pl_module.generate(n, seed)`` (a
+generative module's samples (n, C, S, S) in [-1, 1], drawn with ``seed``: the same draws each time):
 
-- ``val/confident``, ``val/entropy``, ``val/fd``: the generator's samples (``val/fd`` is the default
-  monitored metric of the GAN experiments, lower is better);
+- ``val/confident``, ``val/entropy``, ``val/fd``, ``val/precision``, ``val/recall``: the samples
+  (``val/fd`` is the default monitored metric of the generative experiments, lower is better);
 - ``ceiling/*``: the same metrics of as many held-out real images (the val split), the best a generator
   can hope for at this sample size;
 - ``floor/*``: the untrained generator (the weights before the first step; computed before a resumed
@@ -30,7 +32,6 @@ from rich.console import Console
 from visgrad.data.labelled_images import LabelledImages
 from visgrad.errors import ConfigError
 from visgrad.gan.figures import interpolation_noise, sample_grid, save_png
-from visgrad.gan.losses import sample_noise
 from visgrad.gan.metrics import SCORES, SampleQuality
 
 MIN_JUDGE_IMAGES = 100  # 10 per digit class; the judge's features are 64-d
@@ -80,9 +81,9 @@ class SampleQualityMetrics(pl.Callback):
         console = Console()
         with console.status(f"training the judge of sample quality on {len(train.labels)} real images"):
             self.quality = SampleQuality(train, epochs=self.judge_epochs, seed=self.seed)
-        self.noise = sample_noise(n, pl_module.hparams.noise_dim, seed=self.seed + 1)
+        self.n = n
         real = val.images[:n] if n <= len(val.labels) else val.images
-        ceiling, floor = self.quality.score(real), self.quality.score(pl_module.sample(self.noise))
+        ceiling, floor = self.quality.score(real), self.quality.score(pl_module.generate(n, self.seed + 1))
         self.reference = {
             **{f"ceiling/{k}": v for k, v in ceiling.items()},
             **{f"floor/{k}": v for k, v in floor.items()},
@@ -97,7 +98,7 @@ class SampleQualityMetrics(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         if trainer.sanity_checking or self.quality is None:
             return
-        scores = self.quality.score(pl_module.sample(self.noise))
+        scores = self.quality.score(pl_module.generate(self.n, self.seed + 1))
         pl_module.log_dict({**{f"val/{k}": v for k, v in scores.items()}, **self.reference})
 
 

@@ -1,9 +1,13 @@
-"""Sample quality of a GAN, judged by a small classifier trained on the same real images.
+"""Sample quality of a generator (GAN or diffusion), judged by a small classifier trained on the same
+real images.
 
 - ``confident``: the fraction of samples the judge classifies with probability >= 0.9 (recognisable
   images; the GAN analogue of the Inception Score's sharp predictions).
 - ``entropy``: the entropy of the histogram of predicted classes divided by its uniform maximum
   ``log K`` (1: every class equally often; 0: one class only, i.e. mode collapse).
+- ``precision`` and ``recall`` (Kynkäänniemi et al. 2019, k = 3): the fraction of samples that fall inside
+  the real images' feature manifold (the union of balls around each real feature reaching its k-th nearest
+  real neighbour: fidelity), and the fraction of real images inside the samples' manifold (coverage);
 - ``fd``: the Fréchet distance between Gaussians fitted to the judge's penultimate features of real
   and generated images, ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))`` (Heusel et al. 2017).
 
@@ -23,9 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from visgrad.data.labelled_images import LabelledImages
+from visgrad.images import Normalization
+from visgrad.models.classifier import Classifier
 
 CONFIDENCE = 0.9
-SCORES = ("confident", "entropy", "fd")  # the keys of SampleQuality.score
+NEIGHBOURS = 3  # k of precision and recall
+SCORES = ("confident", "entropy", "fd", "precision", "recall")  # the keys of SampleQuality.score
 
 
 class Judge(nn.Module):
@@ -36,6 +43,7 @@ class Judge(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, width: int = 64) -> None:
         super().__init__()
         channels, size = int(image_shape[0]), int(image_shape[1])
+        self.image_size = size
         self.body = nn.Sequential(
             nn.Conv2d(channels, 16, 3, padding=1),
             nn.ReLU(),
@@ -54,6 +62,26 @@ class Judge(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(images))
+
+
+class GreyJudge(nn.Module):
+    """The judge on RGB inputs in [-1, 1] (N, 3, S, S): their channel mean (N, 1, S, S) -> logits (N, K)."""
+
+    def __init__(self, judge: Judge) -> None:
+        super().__init__()
+        self.judge = judge
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.judge(images.mean(dim=1, keepdim=True))
+
+
+def judge_classifier(judge: Judge, class_names, name: str = "judge") -> Classifier:
+    """The judge as a :class:`~visgrad.models.classifier.Classifier` for the image-gradient tasks (attacks,
+    saliency): RGB pixels in [0, 1] normalised to [-1, 1] (mean = std = 0.5), averaged to grey; its
+    feature layer is the second convolution's ReLU (N, 32, S/2, S/2)."""
+    model = GreyJudge(judge).eval().requires_grad_(False)
+    grey = Normalization((0.5,) * 3, (0.5,) * 3)
+    return Classifier(name, model, list(class_names), judge.image_size, grey, judge.body[4])
 
 
 def train_judge(
@@ -121,16 +149,36 @@ def frechet_distance(
     return float(((mu1 - mu2) ** 2).sum() + sigma1.trace() + sigma2.trace() - 2 * cross)
 
 
+def knn_radii(features: torch.Tensor, k: int = NEIGHBOURS) -> torch.Tensor:
+    """Distance (N,) from each row of ``features`` (N, F) to its k-th nearest other row."""
+    distances = torch.cdist(features.double(), features.double())
+    return distances.kthvalue(k + 1, dim=1).values  # the 1st smallest is the row itself (0)
+
+
+def manifold_fraction(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
+    """Fraction of ``points`` (N, F) within ``radii[i]`` (M,) of some ``centres[i]`` (M, F)."""
+    inside = torch.cdist(points.double(), centres.double()) <= radii[None, :]
+    return float(inside.any(dim=1).double().mean())
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``fake`` (N, F) against ``real`` (M, F)
+    features: (fraction of fakes in the real manifold, fraction of reals in the fake manifold)."""
+    precision = manifold_fraction(fake, real, knn_radii(real, k))
+    return precision, manifold_fraction(real, fake, knn_radii(fake, k))
+
+
 class SampleQuality:
     """Scores image batches against ``reference`` real images with a judge trained on them.
 
-    ``score(images)`` returns ``{"confident", "entropy", "fd"}`` for images (N, C, S, S) in [-1, 1].
+    ``score(images)`` returns ``{"confident", "entropy", "fd", "precision", "recall"}`` for images
+    (N, C, S, S) in [-1, 1].
     """
 
     def __init__(self, reference: LabelledImages, judge: Judge | None = None, **train_kwargs) -> None:
         self.judge = judge if judge is not None else train_judge(reference, **train_kwargs)
-        _, features = judge_outputs(self.judge, reference.images)
-        self.mu, self.sigma = gaussian_stats(features)
+        _, self.features = judge_outputs(self.judge, reference.images)
+        self.mu, self.sigma = gaussian_stats(self.features)
 
     def accuracy(self, data: LabelledImages) -> float:
         """The judge's accuracy on labelled ``data``."""
@@ -140,8 +188,11 @@ class SampleQuality:
     def score(self, images: torch.Tensor) -> dict[str, float]:
         probs, features = judge_outputs(self.judge, images)
         mu, sigma = gaussian_stats(features)
+        precision, recall = precision_recall(self.features, features)
         return {
             "confident": confident_fraction(probs),
             "entropy": class_entropy(probs),
             "fd": frechet_distance(self.mu, self.sigma, mu.to(self.mu), sigma.to(self.sigma)),
+            "precision": precision,
+            "recall": recall,
         }

@@ -80,9 +80,13 @@ class DCGenerator(nn.Sequential):
 class DCDiscriminator(nn.Sequential):
     """The course's convolutional discriminator (no BatchNorm, so it also serves as WGAN-GP's critic):
     images (N, C, S, S) -> Conv(C, 32, 5) LeakyReLU(0.01) MaxPool 2 -> Conv(32, 64, 5) LeakyReLU(0.01)
-    MaxPool 2 -> flatten (64*4*4 at S=28) -> Linear LeakyReLU(0.01) -> Linear(., 1) -> scores (N, 1)."""
+    MaxPool 2 -> flatten (64*4*4 at S=28) -> Linear LeakyReLU(0.01) -> Linear(., 1) -> scores (N, 1).
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28)):
+    ``spectral_norm``: divide each layer's weight by its largest singular value (Miyato et al. 2018; one
+    power iteration per training forward pass, ``torch.nn.utils.parametrizations.spectral_norm``), which
+    makes the discriminator 1-Lipschitz per layer and keeps its gradients informative."""
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), spectral_norm: bool = False):
         channels, size, _ = _square(image_shape)
         final = ((size - 4) // 2 - 4) // 2
         if final < 1:
@@ -100,6 +104,10 @@ class DCDiscriminator(nn.Sequential):
             nn.LeakyReLU(0.01),
             nn.Linear(features, 1),
         )
+        if spectral_norm:
+            for layer in self:
+                if isinstance(layer, nn.Conv2d | nn.Linear):
+                    nn.utils.parametrizations.spectral_norm(layer)
 
 
 def _square(image_shape) -> tuple[int, int, int]:

@@ -32,6 +32,7 @@ import torch
 
 from visgrad.gan import losses
 from visgrad.gan.losses import GAN_LOSSES, GANLoss
+from visgrad.generative.ema import ema_copy
 from visgrad.registry import build, partial_config
 
 Factory = Callable[..., Any] | Mapping[str, Any]
@@ -59,6 +60,9 @@ class GANModule(pl.LightningModule):
     noise_dim: Z, the size of the uniform [-1, 1] noise.
     num_fixed: size of the fixed noise batch that figures and sample grids draw from.
     seed: seed of the training noise and of the fixed noise.
+    ema_decay: keep an exponential moving average of the generator's weights (:mod:`visgrad.generative.ema`)
+        with this decay, updated after every generator step, and sample with it (None: sample with the
+        trained generator itself, as the course does).
     image_shape: (C, H, W) of the data (from the datamodule's ``model_kwargs()``).
     """
 
@@ -73,6 +77,7 @@ class GANModule(pl.LightningModule):
         noise_dim: int = 96,
         num_fixed: int = 64,
         seed: int = 0,
+        ema_decay: float | None = None,
         image_shape: Sequence[int] = (1, 28, 28),
     ) -> None:
         super().__init__()
@@ -87,6 +92,7 @@ class GANModule(pl.LightningModule):
         self.generator = build(generator, noise_dim=noise_dim, image_shape=tuple(image_shape))
         self.discriminator = build(discriminator, image_shape=tuple(image_shape))
         self.register_buffer("fixed_noise", losses.sample_noise(num_fixed, noise_dim, seed=seed))
+        self.ema = ema_copy(self.generator, ema_decay) if ema_decay is not None else None
 
     @property
     def metric_names(self) -> list[str]:
@@ -99,13 +105,19 @@ class GANModule(pl.LightningModule):
 
     @torch.no_grad()
     def sample(self, noise: torch.Tensor) -> torch.Tensor:
-        """Images (N, C, H, W) of ``noise`` (N, Z) with the generator in eval mode (BatchNorm's running
-        statistics), on the CPU; the generator's mode is restored afterwards."""
-        was_training = self.generator.training
-        self.generator.eval()
-        images = self.generator(noise.to(self.device)).cpu()
-        self.generator.train(was_training)
+        """Images (N, C, H, W) of ``noise`` (N, Z) with the generator (its moving average with
+        ``ema_decay``) in eval mode (BatchNorm's running statistics), on the CPU; the mode is restored
+        afterwards."""
+        generator = self.ema.module if self.ema is not None else self.generator
+        was_training = generator.training
+        generator.eval()
+        images = generator(noise.to(self.device)).cpu()
+        generator.train(was_training)
         return images
+
+    def generate(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` samples (n, C, H, W) in [-1, 1] of noise drawn with ``seed`` (the sample-quality metrics)."""
+        return self.sample(losses.sample_noise(n, self.hparams.noise_dim, seed=seed))
 
     def configure_optimizers(self):
         return (
@@ -156,6 +168,8 @@ class GANModule(pl.LightningModule):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.generator)
             self.log(
                 "train/g_loss",
                 g_loss.detach(),
