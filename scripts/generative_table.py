@@ -1,0 +1,162 @@
+"""One judge, one table: every generative model of a sweep on the same judge (docs/generative.md).
+
+    python train.py -m experiment=gan_vanilla,gan_ls,gan_dc,gan_wgan_gp hydra.sweep.dir=logs/gan_sweep
+    python train.py experiment=ddpm hydra.run.dir=logs/ddpm_run
+    python scripts/generative_table.py --gan logs/gan_sweep --ddpm logs/ddpm_run --images docs/images
+
+Trains the judge of the runs' ``SampleQualityMetrics`` again (same data, seed and epochs: the same judge),
+loads each run's ``checkpoints/last.ckpt`` (the final epoch, whose ``val/*`` metrics.json holds), draws
+``--num-samples`` images (as many as val images, like the runs) and prints a Markdown table: confident
+fraction, class entropy, Fréchet distance, precision and recall (k = 3) and the sampling time per 1,000 images
+(wall clock, one process, the load average printed above the table), for each GAN, for the DDPM's
+ancestral sampler and DDIM at ``--ddim-steps`` steps (guidance scale 1), for DDIM 50 at the ``--cfg-scales``,
+then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json). With
+``--images``: ``generative_grids.png`` (the first 40 samples of each generator side by side), and the DDPM
+run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and ``ddpm_guidance.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from visgrad.data.digits import DigitsDataModule
+from visgrad.data.labelled_images import LabelledImages
+from visgrad.diffusion import DiffusionModule
+from visgrad.gan import GANModule
+from visgrad.gan.figures import sample_grid
+from visgrad.gan.metrics import SCORES, SampleQuality
+
+FORMATS = {"confident": ".3f", "entropy": ".3f", "fd": ".1f", "precision": ".3f", "recall": ".3f"}
+HEAD = (
+    "| samples | confident (>= 0.9) | class entropy / log 10 | Fréchet distance | precision | recall "
+    "| s / 1000 images |\n|---|---|---|---|---|---|---|"
+)
+SEED = 1  # the noise seed of the runs' metrics (SampleQualityMetrics: seed + 1)
+
+
+def judge(num_val: int, data_seed: int, max_train: int, epochs: int) -> tuple[SampleQuality, LabelledImages]:
+    data = DigitsDataModule(num_val=num_val, seed=data_seed)
+    data.setup("fit")
+    train = data.splits["train"]
+    train = LabelledImages(train.images[:max_train], train.labels[:max_train], train.class_names)
+    return SampleQuality(train, epochs=epochs, seed=0), data.splits["val"]
+
+
+def timed(generate, n: int) -> tuple[torch.Tensor, float]:
+    """The samples of ``generate(n)`` and the seconds per 1,000 images."""
+    start = time.perf_counter()
+    images = generate(n)
+    return images, (time.perf_counter() - start) * 1000 / n
+
+
+def row(name: str, scores: dict[str, float], seconds: float | None) -> str:
+    cells = [f"{scores[m]:{FORMATS[m]}}" for m in SCORES]
+    return f"| {name} | " + " | ".join(cells) + f" | {'' if seconds is None else f'{seconds:.1f}'} |"
+
+
+def gan_jobs(sweep: Path) -> dict[str, Path]:
+    jobs = {}
+    for metrics in sorted(sweep.glob("*/metrics.json")):
+        overrides = OmegaConf.load(metrics.parent / ".hydra" / "overrides.yaml")
+        variant = next(o.split("=", 1)[1] for o in overrides if o.startswith("experiment="))
+        jobs[variant] = metrics.parent
+    return jobs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--gan", type=Path, help="a train.py -m sweep folder of GAN runs")
+    parser.add_argument("--ddpm", type=Path, help="the run folder of experiment=ddpm")
+    parser.add_argument("--num-samples", type=int, default=300)
+    parser.add_argument("--ddim-steps", type=int, nargs="*", default=[10, 20, 50, 100])
+    parser.add_argument("--cfg-scales", type=float, nargs="*", default=[0.0, 2.0, 4.0])
+    parser.add_argument("--no-ancestral", action="store_true", help="skip the 1,000-step sampler (slow)")
+    parser.add_argument("--images", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    quality, val = judge(args.num_samples, 0, 10000, 5)
+    n = args.num_samples
+    print(
+        f"judge accuracy on the val digits: {quality.accuracy(val):.3f}; torch threads: "
+        f"{torch.get_num_threads()}; load average at start: {os.getloadavg()[0]:.1f}"
+    )
+    rows, grids, floors = [], {}, []
+
+    def add(name: str, generate) -> None:
+        images, seconds = timed(generate, n)
+        rows.append(row(name, quality.score(images), seconds))
+        grids[name] = images[:40]
+        print(rows[-1], flush=True)
+
+    for variant, job in (gan_jobs(args.gan) if args.gan else {}).items():
+        module = GANModule.load_from_checkpoint(job / "checkpoints" / "last.ckpt", map_location="cpu")
+        add(f"`experiment={variant}`", lambda k, m=module: m.generate(k, SEED))
+        metrics = json.loads((job / "metrics.json").read_text())
+        floors.append(
+            row(
+                f"untrained generator of {variant} (floor)",
+                {m: metrics.get(f"floor/{m}", float("nan")) for m in SCORES},
+                None,
+            )
+        )
+    if args.ddpm:
+        ddpm = DiffusionModule.load_from_checkpoint(
+            args.ddpm / "checkpoints" / "last.ckpt", map_location="cpu"
+        )
+        if not args.no_ancestral:
+            add("DDPM, ancestral (1000 steps)", lambda k: ddpm.generate(k, SEED, sampling_timesteps=None))
+        for steps in args.ddim_steps:
+            add(f"DDPM, DDIM {steps} steps", lambda k, s=steps: ddpm.generate(k, SEED, sampling_timesteps=s))
+        for scale in args.cfg_scales:
+            add(
+                f"DDPM, DDIM 50 steps, guidance {scale:g}",
+                lambda k, c=scale: ddpm.generate(k, SEED, sampling_timesteps=50, cfg_scale=c),
+            )
+        metrics = json.loads((args.ddpm / "metrics.json").read_text())
+        floors.append(
+            row("untrained DDPM (floor)", {m: metrics.get(f"floor/{m}", float("nan")) for m in SCORES}, None)
+        )
+    rows.append(row("real val images (ceiling)", quality.score(val.images[:n]), None))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}\n")
+    print(HEAD)
+    print("\n".join(rows + floors))
+    if args.images:
+        args.images.mkdir(parents=True, exist_ok=True)
+        panels = [sample_grid(images, 8, 1) for images in grids.values()]
+        figure(panels, list(grids), args.images / "generative_grids.png")
+        for name in ("chain", "guidance"):
+            if args.ddpm and (args.ddpm / f"{name}.png").is_file():
+                shutil.copyfile(args.ddpm / f"{name}.png", args.images / f"ddpm_{name}.png")
+
+
+def figure(panels: list[torch.Tensor], titles: list[str], path: Path) -> None:
+    """The sample grids side by side, 4 to a row, each titled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2 * rows + 0.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, panel, title in zip(axes.flat, panels, titles, strict=False):
+        ax.imshow(panel.permute(1, 2, 0).numpy())
+        ax.set_title(title.replace("`", ""), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
