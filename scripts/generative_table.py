@@ -62,6 +62,16 @@ def row(name: str, scores: dict[str, float], seconds: float | None) -> str:
     return f"| {name} | " + " | ".join(cells) + f" | {'' if seconds is None else f'{seconds:.1f}'} |"
 
 
+def floor_row(name: str, run: Path) -> list[str]:
+    """The run's ``floor/*`` (its untrained generator, from its metrics.json) as a row (none while the run
+    has not finished)."""
+    path = run / "metrics.json"
+    if not path.is_file():
+        return []
+    metrics = json.loads(path.read_text())
+    return [row(name, {m: metrics.get(f"floor/{m}", float("nan")) for m in SCORES}, None)]
+
+
 def gan_jobs(sweep: Path) -> dict[str, Path]:
     jobs = {}
     for metrics in sorted(sweep.glob("*/metrics.json")):
@@ -100,14 +110,7 @@ def main() -> None:
     for variant, job in (gan_jobs(args.gan) if args.gan else {}).items():
         module = GANModule.load_from_checkpoint(job / "checkpoints" / "last.ckpt", map_location="cpu")
         add(f"`experiment={variant}`", lambda k, m=module: m.generate(k, SEED))
-        metrics = json.loads((job / "metrics.json").read_text())
-        floors.append(
-            row(
-                f"untrained generator of {variant} (floor)",
-                {m: metrics.get(f"floor/{m}", float("nan")) for m in SCORES},
-                None,
-            )
-        )
+        floors += floor_row(f"untrained generator of {variant} (floor)", job)
     if args.ddpm:
         ddpm = DiffusionModule.load_from_checkpoint(
             args.ddpm / "checkpoints" / "last.ckpt", map_location="cpu"
@@ -121,10 +124,7 @@ def main() -> None:
                 f"DDPM, DDIM 50 steps, guidance {scale:g}",
                 lambda k, c=scale: ddpm.generate(k, SEED, sampling_timesteps=50, cfg_scale=c),
             )
-        metrics = json.loads((args.ddpm / "metrics.json").read_text())
-        floors.append(
-            row("untrained DDPM (floor)", {m: metrics.get(f"floor/{m}", float("nan")) for m in SCORES}, None)
-        )
+        floors += floor_row("untrained DDPM (floor)", args.ddpm)
     rows.append(row("real val images (ceiling)", quality.score(val.images[:n]), None))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}\n")
     print(HEAD)
