@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_train_captioning import tensorboard_tags
 
 import visgrad.ops as ops
 from visgrad.captioning import (
@@ -221,6 +222,7 @@ def test_train_lstm_attention_then_draw_per_word_maps(compose_cfg, shapes_root: 
                                 "model.num_samples=2", "trainer.max_epochs=1", "data.max_eval_images=20"])
     train(cfg)
     metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert "val/attention" in tensorboard_tags(Path(cfg.paths.output_dir) / "tensorboard")["images"]
     words = metrics["val/grounding/words"]  # object words of the greedy captions (few after one epoch)
     assert words == int(words) >= 0
     for key in ("val/grounding/mass", "val/grounding/pointing"):

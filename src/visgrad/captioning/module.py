@@ -12,7 +12,8 @@ and ``val/meteor`` (when Java is present); beam-search metrics too under ``val/b
 ``beam_metrics`` is set; for a network with ``attention`` on data with scene objects (`shapes`), the
 grounding score of the greedy captions, ``val/grounding/{mass,pointing}`` and their uniform baselines
 (``visgrad.captioning.grounding``). On rank zero, a Markdown table of sample captions (reference, greedy,
-beam) and, when the eval set has images, a matplotlib grid of images with their captions.
+beam) and, when the eval set has images, a matplotlib grid of images with their captions (and, for a
+network with ``attention``, ``val/attention``: each word's attention map).
 Under DDP (``trainer=ddp``) every process decodes its share of the eval set (images rank, rank + W, ...),
 the token ids are gathered, rank zero scores the whole set once and broadcasts the metrics, so every
 process logs the same values, equal to a single-process run's; ``train/loss`` and ``val/loss`` are
@@ -32,9 +33,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from visgrad.captioning.decoding import DecodingStrategy
-from visgrad.captioning.figures import caption_grid, samples_markdown
+from visgrad.captioning.figures import attention_figure, caption_grid, samples_markdown
 from visgrad.captioning.grounding import METRICS as GROUNDING_METRICS
-from visgrad.captioning.grounding import grounding
+from visgrad.captioning.grounding import attention_maps, grounding
 from visgrad.captioning.harness import decode_features, decode_sharded
 from visgrad.captioning.metrics import METRIC_NAMES, caption_metrics, java_available
 from visgrad.captioning.protocol import check_captioner
@@ -172,14 +173,18 @@ class CaptioningModule(pl.LightningModule):
         references = eval_set.references[:n]
         generated = {"greedy": greedy_captions[:n], self.beam.label: beam}
         table = samples_markdown(references, generated, limit=n)
-        figure = None
+        figures = {}
         if eval_set.images is not None:
-            figure = caption_grid(eval_set.images[:n], references, generated, limit=n)
+            figures["val/samples"] = caption_grid(eval_set.images[:n], references, generated, limit=n)
+        if eval_set.images is not None and hasattr(self.net, "attention"):
+            greedy = greedy_captions[:n]
+            maps = attention_maps(self.net, eval_set.features[:n], greedy, eval_set.word_to_idx)
+            figures["val/attention"] = attention_figure(eval_set.images[:n], greedy, maps, limit=n)
         for writer in writers:
             writer.add_text("val/samples", table, self.global_step)
-            if figure is not None:
-                writer.add_figure("val/samples", figure, self.global_step, close=False)
-        if figure is not None:
+            for tag, figure in figures.items():
+                writer.add_figure(tag, figure, self.global_step, close=False)
+        for figure in figures.values():
             plt.close(figure)
 
     def configure_optimizers(self):
