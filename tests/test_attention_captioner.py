@@ -242,7 +242,8 @@ def test_train_lstm_attention_then_draw_per_word_maps(compose_cfg, shapes_root: 
     (["data=shapes"], r"data.grid=null: model=lstm_attention attends over grid features; e.g. data=shapes_"),
     (["data=shapes_grid", "data.grid=pixels"], r"model.net.encoder_channels=null: with data.grid=pixels"),
     (["data=shapes_grid", "model.net.encoder_channels=8"], r"model.net.encoder_channels=8: data.grid=lite0"),
-    (["data=shapes_grid", "data.grid=bogus_grid"], r"data.grid='bogus_grid': must be null, lite0 or pixels"),
+    (["data=shapes_grid", "data.grid=bogus_grid"],
+     r"data.grid='bogus_grid': must be null, lite0, pixels or lite0_pooled"),
     (["model=transformer_spatial", "data=shapes_grid", "data.grid=pixels"],
      r"data.grid='pixels': model=transformer_spatial attends over grid features"),
 ])
@@ -250,3 +251,19 @@ def test_train_config_check_names_the_missing_grid(compose_cfg, overrides, messa
     model = [] if any(o.startswith("model=") for o in overrides) else ["model=lstm_attention"]
     with pytest.raises(ConfigError, match=message):
         validate_config(compose_cfg("train", [*model, *overrides]))
+
+
+@pytest.mark.slow
+def test_lite0_grid_folder_is_extracted_once_and_pooled_on_request(shapes_root: Path):
+    from visgrad.data.grid_features import ensure_lite0_grid, grid_folder, load_grid
+
+    folder = ensure_lite0_grid(shapes_root)
+    assert folder == grid_folder(shapes_root, "lite0") and not (shapes_root / folder.name).exists()
+    stamp = (folder / "val2014_grid.h5").stat().st_mtime_ns
+    grid = load_grid(shapes_root, "val", "lite0")
+    assert grid.shape == (60, 8, 8, 80) and grid.dtype == np.float16
+    assert (folder / "val2014_grid.h5").stat().st_mtime_ns == stamp  # current: not extracted again
+    pooled = load_grid(shapes_root, "val", "lite0_pooled")
+    np.testing.assert_allclose(pooled, grid.astype(np.float32).mean((1, 2)), rtol=1e-6)
+    dm = CaptionDataModule(shapes_root, grid="lite0_pooled")
+    assert dm.model_kwargs()["input_dim"] == 80

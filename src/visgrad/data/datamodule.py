@@ -175,7 +175,7 @@ class CaptionDataModule(pl.LightningDataModule):
         max_eval_images: default size limit of ``eval_set`` (the first that many images; None: all), so
             that caption metrics on COCO's 40k val images stay affordable.
         grid: grid features instead of vectors (``visgrad.data.grid_features.GRID_SOURCES``: ``"lite0"``,
-            ``"pixels"``), held in memory; None: the vector features.
+            ``"pixels"``, or ``"lite0_pooled"`` vectors), held in memory; None: the folder's vector features.
         images_dir: for ``grid`` on COCO, the folder of the downloaded images (None: paths in the folder).
     """
 

@@ -10,7 +10,9 @@ names its source, an entry of :data:`GRID_SOURCES`:
   (``{split}2014_grid.h5``, float16: the captions' metrics are unchanged, docs/attention.md), with a
   ``manifest.json`` that ties it to the data folder (it is extracted again when the data changes).
 - ``pixels``: the image itself, uint8 (N, S, S, 3), for a network that learns its own encoder with the
-  captioner (``AttentionLSTMCaptioner(encoder=...)``, e.g. ``visgrad.captioning.encoders.SmallCNN``).
+  captioner (``AttentionLSTMCaptioner(encoder_channels=...)``: ``visgrad.captioning.encoders.SmallCNN``).
+- ``lite0_pooled``: the ``lite0`` grid averaged over its cells, (N, 80): the same features without the
+  where, for the vector captioners (``model=lstm``), the control of the attention comparison.
 
 Images come from the folder: `shapes` stores them (``shapes_images.h5``); for COCO, the images listed in
 ``*_urls.txt`` must be on disk (paths relative to the folder, or ``images_dir/<file name of the URL>``),
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 
 from visgrad.data.coco import MANIFEST, SPLITS, CaptionDataError, urls_file
 
-GRID_SOURCES = ("lite0", "pixels")
+GRID_SOURCES = ("lite0", "pixels", "lite0_pooled")
 LITE0_SIZE = 128
 LITE0_BLOCK = 8  # features() index: the third block of the stride-16 stage, 80 channels
 GRID_FORMAT = 1
@@ -151,10 +153,12 @@ def _current(folder: Path, manifest: dict) -> bool:
 
 
 def load_grid(root: str | Path, split: str, source: str, images_dir: str | Path | None = None) -> np.ndarray:
-    """The ``source`` grid of a split, in memory: lite0 float16 (N, 8, 8, 80), pixels uint8 (N, S, S, 3)."""
+    """The ``source`` grid of a split, in memory: lite0 float16 (N, 8, 8, 80), pixels uint8 (N, S, S, 3),
+    lite0_pooled float32 (N, 80)."""
     if source not in GRID_SOURCES:
         raise ValueError(f"grid must be one of {GRID_SOURCES} or null, got {source!r}")
     if source == "pixels":
         return np.concatenate(list(split_images(root, split, images_dir)))
     with h5py.File(ensure_lite0_grid(root, images_dir) / grid_file(split), "r") as f:
-        return f["features"][()]
+        grid = f["features"][()]
+    return grid.astype(np.float32).mean((1, 2)) if source == "lite0_pooled" else grid

@@ -117,7 +117,8 @@ RULES: tuple[Rule, ...] = (
     Rule("data.dataset", one_of("shapes", "coco"), "one of shapes, coco", "shapes (or data=coco)",
          CAPTION_DATA),
     Rule("data.seed", is_int, "an integer", 0, CAPTION_DATA),
-    Rule("data.grid", optional(one_of("lite0", "pixels")), "null, lite0 or pixels", "lite0", CAPTION_DATA),
+    Rule("data.grid", optional(one_of("lite0", "pixels", "lite0_pooled")),
+         "null, lite0, pixels or lite0_pooled", "lite0", CAPTION_DATA),
     Rule("data.pca_features", one_of(True, False), "true or false", "true", CAPTION_DATA),
     Rule("data.shapes.num_train", positive_int, "a positive integer", 4000, CAPTION_DATA),
     Rule("data.shapes.num_val", positive_int, "a positive integer", 500, CAPTION_DATA),
@@ -414,7 +415,7 @@ def _grid_problems(cfg: DictConfig, spatial: bool) -> list[str]:
     with its own encoder (data.grid=pixels and model.net.encoder_channels)."""
     grid, encoder = OmegaConf.select(cfg, "data.grid"), OmegaConf.select(cfg, "model.net.encoder_channels")
     name = "transformer_spatial" if spatial else "lstm_attention"
-    if grid is None or (spatial and grid == "pixels"):
+    if grid in (None, "lite0_pooled") or (spatial and grid == "pixels"):
         return [f"data.grid={fmt(grid)}: model={name} attends over grid features; e.g. data=shapes_grid, "
                 "data=shapes_hard_grid or data.grid=lite0"]
     if spatial:
