@@ -5,11 +5,12 @@
     python scripts/attention_table.py logs/train/multiruns/<time 1> logs/train/multiruns/<time 2>
 
 Each argument is a run folder or a sweep folder (every job under it with a ``metrics.json``). For each run:
-its data and model choices, the final val BLEU-4, CIDEr-D, METEOR and grounding (attention mass on the
-named object and pointing accuracy, with the uniform-attention baseline in brackets; "-" for a network
-without attention maps), the parameter count (``checkpoints/last.ckpt``) and the seconds per epoch the run
-spent (median gap between consecutive ``train/loss_epoch`` events of its TensorBoard log: training plus
-validation, under whatever load the machine had). Prints a Markdown table, rows sorted by data then model.
+its data and model choices and its features (``data.grid``, or the folder's vectors), the final val
+BLEU-4, CIDEr-D, METEOR and grounding (attention mass on the named object and pointing accuracy, with the
+uniform-attention baseline in brackets; "-" for a network without attention maps), the parameter count
+(``checkpoints/last.ckpt``) and the seconds per epoch the run spent (median gap between consecutive
+``train/loss_epoch`` events of its TensorBoard log: training plus validation, under whatever load the
+machine had). Prints a Markdown table, rows sorted by data then model.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def epoch_seconds(run: Path) -> float:
 def row(run: Path) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     choices = OmegaConf.load(run / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    grid = OmegaConf.load(run / ".hydra" / "config.yaml").data.get("grid")
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     state = checkpoint["state_dict"]
-    return {"model": choices.model, "data": choices.data, "metrics": metrics,
+    return {"model": choices.model, "data": choices.data, "features": grid or "vectors", "metrics": metrics,
             "params": sum(v.numel() for k, v in state.items() if k.startswith("net.")),
             "epoch_s": epoch_seconds(run)}
 
@@ -70,15 +72,15 @@ def main(argv=None) -> None:
     rows = [row(run) for run in runs(p.parse_args(argv).folders)]
     order = {name: i for i, name in enumerate(MODELS)}
     rows.sort(key=lambda r: (r["data"].replace("_grid", ""), order.get(r["model"], len(order)), r["model"]))
-    print("| data | model | BLEU-4 | CIDEr-D | METEOR | grounding mass (uniform) | pointing (uniform) "
-          "| parameters | run's s / epoch |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("| data | model | features | BLEU-4 | CIDEr-D | METEOR | grounding mass (uniform) "
+          "| pointing (uniform) | parameters | run's s / epoch |")
+    print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
         m = r["metrics"]
         meteor = f"{m['val/meteor']:.3f}" if "val/meteor" in m else "n/a"
-        print(f"| `{r['data']}` | `{r['model']}` | {m['val/bleu4']:.3f} | {m['val/cider_d']:.2f} "
-              f"| {meteor} | {grounding(m, 'mass')} | {grounding(m, 'pointing')} | {r['params']:,} "
-              f"| {r['epoch_s']:.0f} |")
+        print(f"| `{r['data']}` | `{r['model']}` | {r['features']} | {m['val/bleu4']:.3f} "
+              f"| {m['val/cider_d']:.2f} | {meteor} | {grounding(m, 'mass')} | {grounding(m, 'pointing')} "
+              f"| {r['params']:,} | {r['epoch_s']:.0f} |")
 
 
 if __name__ == "__main__":
