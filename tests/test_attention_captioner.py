@@ -267,3 +267,24 @@ def test_lite0_grid_folder_is_extracted_once_and_pooled_on_request(shapes_root: 
     np.testing.assert_allclose(pooled, grid.astype(np.float32).mean((1, 2)), rtol=1e-6)
     dm = CaptionDataModule(shapes_root, grid="lite0_pooled")
     assert dm.model_kwargs()["input_dim"] == 80
+
+
+def test_coco_grid_images_come_from_disk_or_a_clear_error(tmp_path: Path):
+    """A COCO folder's grid reads the images its urls file lists from images_dir (nothing downloaded)."""
+    from PIL import Image
+
+    from visgrad.data import CaptionDataError
+    from visgrad.data.grid_features import split_images
+
+    root, images = tmp_path / "coco", tmp_path / "jpgs"
+    root.mkdir()
+    images.mkdir()
+    urls = [f"http://images.cocodataset.org/train2014/COCO_{i}.jpg" for i in range(3)]
+    (root / "train2014_urls.txt").write_text("\n".join(urls) + "\n")
+    for i in range(3):
+        Image.new("RGB", (40 + i, 30), (10 * i, 0, 0)).save(images / f"COCO_{i}.jpg")
+    (chunk,) = split_images(root, "train", images)
+    assert chunk.shape == (3, 224, 224, 3) and chunk.dtype == np.uint8
+    (images / "COCO_2.jpg").unlink()
+    with pytest.raises(CaptionDataError, match=r"COCO_2.jpg is not .*data.images_dir"):
+        list(split_images(root, "train", images))
