@@ -11,8 +11,8 @@ fraction, class entropy, Fréchet distance, precision and recall (k = 3) and the
 (wall clock, one process, the load average printed above the table), for each GAN, for the DDPM's
 ancestral sampler and DDIM at ``--ddim-steps`` steps (guidance scale 1), for DDIM 50 at the ``--cfg-scales``,
 then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json). With
-``--images``: ``generative_grids.png`` (the first 40 samples of each generator side by side), and the DDPM
-run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and ``ddpm_guidance.png``.
+``--images``: ``generative_grids.png`` (40 samples of each generator, spread over the draw, side by side), and
+the DDPM run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and ``ddpm_guidance.png``.
 """
 
 from __future__ import annotations
@@ -87,13 +87,14 @@ def main() -> None:
     )
     parser.add_argument("--gan", type=Path, help="a train.py -m sweep folder of GAN runs")
     parser.add_argument("--ddpm", type=Path, help="the run folder of experiment=ddpm")
-    parser.add_argument("--num-samples", type=int, default=300)
+    parser.add_argument("--num-samples", type=int, default=300, help="samples per row (<= --num-val)")
+    parser.add_argument("--num-val", type=int, default=300, help="the runs' data.num_val (the judge's split)")
     parser.add_argument("--ddim-steps", type=int, nargs="*", default=[10, 20, 50, 100])
     parser.add_argument("--cfg-scales", type=float, nargs="*", default=[0.0, 2.0, 4.0])
     parser.add_argument("--no-ancestral", action="store_true", help="skip the 1,000-step sampler (slow)")
     parser.add_argument("--images", type=Path, help="write the figures here")
     args = parser.parse_args()
-    quality, val = judge(args.num_samples, 0, 10000, 5)
+    quality, val = judge(args.num_val, 0, 10000, 5)
     n = args.num_samples
     print(
         f"judge accuracy on the val digits: {quality.accuracy(val):.3f}; torch threads: "
@@ -104,7 +105,7 @@ def main() -> None:
     def add(name: str, generate) -> None:
         images, seconds = timed(generate, n)
         rows.append(row(name, quality.score(images), seconds))
-        grids[name] = images[:40]
+        grids[name] = images[torch.linspace(0, n - 1, 40).long()]  # spread over the classes
         print(rows[-1], flush=True)
 
     for variant, job in (gan_jobs(args.gan) if args.gan else {}).items():
