@@ -288,3 +288,26 @@ def test_coco_grid_images_come_from_disk_or_a_clear_error(tmp_path: Path):
     (images / "COCO_2.jpg").unlink()
     with pytest.raises(CaptionDataError, match=r"COCO_2.jpg is not .*data.images_dir"):
         list(split_images(root, "train", images))
+
+
+def test_a_corrupt_grid_file_is_named_with_the_folder_to_remove(tmp_path: Path):
+    """A truncated or corrupt extracted grid is one line naming the file and the folder whose removal
+    re-extracts it (not an h5py traceback)."""
+    import json
+
+    from visgrad.data.coco import MANIFEST, CaptionDataError
+    from visgrad.data.grid_features import LITE0_SIZE, _manifest, grid_file, grid_folder, load_grid
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / MANIFEST).write_text(json.dumps({"kind": "test"}))
+    folder = grid_folder(root, "lite0")
+    folder.mkdir()
+    (folder / MANIFEST).write_text(json.dumps(_manifest(root, LITE0_SIZE), indent=1))
+    for split in ("train", "val"):
+        (folder / grid_file(split)).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    with pytest.raises(CaptionDataError) as info:
+        load_grid(root, "val", "lite0")
+    message = str(info.value)
+    assert str(folder / grid_file("val")) in message and f"remove the folder {folder}" in message
+    assert "\n" not in message

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from visgrad.data.coco import MANIFEST, SPLITS, CaptionDataError, urls_file
+from visgrad.data.coco import H5_ERRORS, MANIFEST, SPLITS, CaptionDataError, _open_h5, urls_file
+from visgrad.errors import unreadable
 
 GRID_SOURCES = ("lite0", "pixels", "lite0_pooled")
 LITE0_SIZE = 128
@@ -89,7 +90,7 @@ def split_images(root: str | Path, split: str, images_dir: str | Path | None = N
 
     root = Path(root)
     if (root / IMAGES_FILE).is_file():
-        with h5py.File(root / IMAGES_FILE, "r") as f:
+        with _open_h5(root, IMAGES_FILE) as f:
             images = f[f"{split}_images"]
             for start in range(0, len(images), CHUNK):
                 yield images[start : start + CHUNK]
@@ -159,6 +160,14 @@ def load_grid(root: str | Path, split: str, source: str, images_dir: str | Path 
         raise ValueError(f"grid must be one of {GRID_SOURCES} or null, got {source!r}")
     if source == "pixels":
         return np.concatenate(list(split_images(root, split, images_dir)))
-    with h5py.File(ensure_lite0_grid(root, images_dir) / grid_file(split), "r") as f:
-        grid = f["features"][()]
+    path = ensure_lite0_grid(root, images_dir) / grid_file(split)
+    try:
+        with h5py.File(path, "r") as f:
+            grid = f["features"][()]
+    except PermissionError as err:
+        raise CaptionDataError(unreadable(path, err)) from err
+    except H5_ERRORS as err:
+        raise CaptionDataError(
+            f"{path} is not a readable grid file ({' '.join(str(err).split())}); remove the folder "
+            f"{path.parent} and the next run extracts it again from {Path(root)}") from err
     return grid.astype(np.float32).mean((1, 2)) if source == "lite0_pooled" else grid
