@@ -23,10 +23,11 @@ class ShapesCNN(nn.Module):
     """A stride-2 conv block, then three conv blocks (the first two after 2x2 max-pooling), global
     max-pooling over positions and a linear layer; conv blocks are 3x3 conv, BatchNorm, ReLU.
 
-    (N, 3, S, S) normalised images -> (N, num_classes) logits. Features are at S/8 before pooling.
+    (N, in_channels, S, S) normalised images -> (N, num_classes) logits. Features are at S/8 before pooling;
+    :meth:`embed` gives the pooled features (N, 4 width) the linear layer reads.
     """
 
-    def __init__(self, num_classes: int, width: int = 16):
+    def __init__(self, num_classes: int, width: int = 16, in_channels: int = 3):
         super().__init__()
 
         def block(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
@@ -34,15 +35,20 @@ class ShapesCNN(nn.Module):
             return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
         self.features = nn.Sequential(
-            *block(3, width, stride=2), nn.MaxPool2d(2),
+            *block(in_channels, width, stride=2), nn.MaxPool2d(2),
             *block(width, 2 * width), nn.MaxPool2d(2),
             *block(2 * width, 4 * width),
             *block(4 * width, 4 * width),
         )
         self.classifier = nn.Linear(4 * width, num_classes)
+        self.embed_dim = 4 * width
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features (N, 4 width)."""
+        return self.features(x).amax(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).amax(dim=(2, 3)))
+        return self.classifier(self.embed(x))
 
 
 def load_shapes_cnn(path: str | Path) -> Classifier:

@@ -20,7 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 from visgrad.errors import ConfigError
 from visgrad.options import fmt
 from visgrad.registry import Registry
-from visgrad.tasks import captions, class_viz, feature_inversion, fooling, saliency, style_transfer, texture
+from visgrad.tasks import (
+    captions,
+    class_viz,
+    feature_inversion,
+    fooling,
+    linear_probe,
+    saliency,
+    style_transfer,
+    texture,
+)
 from visgrad.tasks.config import load_classifier, read_options
 from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.utils import print_config_tree, resolve_device
@@ -28,6 +37,7 @@ from visgrad.utils import print_config_tree, resolve_device
 TASKS: Registry[Task] = Registry("task", Task)
 for _module in (saliency, fooling, class_viz, style_transfer, texture, feature_inversion, captions):
     TASKS.add(_module.TASK)
+TASKS.add(linear_probe.TASK)
 
 __all__ = ["TASKS", "Task", "TaskRun", "run_task"]
 

@@ -31,6 +31,7 @@ import torch
 from visgrad.models.classifier import Classifier
 from visgrad.options import non_negative_number, one_of, option, positive_int
 from visgrad.registry import Registry
+from visgrad.vision import attention_rollout as _rollout
 from visgrad.vision.saliency import (
     IG_BASELINES,
     compute_saliency_maps,
@@ -100,6 +101,8 @@ ATTRIBUTIONS.add(Attribution("vanilla", "vanilla", vanilla))
 ATTRIBUTIONS.add(Attribution("smoothgrad", "SmoothGrad", smoothgrad, SmoothGradOptions))
 ATTRIBUTIONS.add(Attribution("integrated_gradients", "Integrated Gradients", integrated_gradients,
                              IntegratedGradientsOptions))
+ATTRIBUTIONS.add(Attribution("attention_rollout", "attention rollout", _rollout.attention_rollout,
+                             _rollout.AttentionRolloutOptions))
 
 
 def attribution_maps(method: Attribution | str, X: torch.Tensor, y: torch.Tensor, classifier: Classifier,
