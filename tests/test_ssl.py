@@ -151,12 +151,26 @@ def test_probes_score_separable_features_perfectly_and_noise_at_chance() -> None
     assert noise[1.0].mean < 0.4
 
 
-def test_projections_are_two_dimensional() -> None:
-    features = torch.randn(40, 6)
-    assert projection_2d(features, "pca").shape == (40, 2)
-    assert projection_2d(features, "tsne").shape == (40, 2)
+def test_pca_projection_is_the_first_two_principal_components() -> None:
+    torch.manual_seed(0)
+    features = torch.randn(40, 6, dtype=torch.float64) * torch.tensor([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])
+    points = projection_2d(features, "pca")
+    centred = (features - features.mean(0)).numpy()
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    expected = centred @ eigenvectors[:, ::-1][:, :2]
+    assert points.shape == (40, 2) and rel_error(np.abs(points), np.abs(expected)) < 1e-10
     with pytest.raises(ValueError, match="projection must be one of"):
         projection_2d(features, "bogus_projection")
+
+
+@pytest.mark.slow
+def test_tsne_projection_keeps_clusters_apart() -> None:
+    torch.manual_seed(0)
+    labels = torch.arange(2).repeat(30)
+    features = torch.randn(60, 6) + 8 * labels[:, None]
+    points = torch.from_numpy(projection_2d(features, "tsne"))
+    assert points.shape == (60, 2)
+    assert knn_predict(points, points, labels, 2, k=5).eq(labels).all()
 
 
 def test_digit_classes_give_the_classifier_its_names_and_size() -> None:

@@ -110,10 +110,15 @@ def test_encoder_layer_attention_weights_are_what_the_op_applies() -> None:
 def test_vit_gradients_match_numerical_ones(pool: str, positions: str) -> None:
     """The whole ViT (hand-written attention backward included) passes gradcheck in float64."""
     torch.manual_seed(0)
-    net = ViT(3, img_size=8, patch_size=4, in_channels=2, embed_dim=8, num_layers=2, num_heads=2,
+    net = ViT(3, img_size=8, patch_size=4, in_channels=1, embed_dim=8, num_layers=2, num_heads=2,
               dim_feedforward=8, dropout=0.0, pool=pool, positions=positions).double()
-    x = torch.randn(2, 2, 8, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda inp: net(inp), (x,), eps=1e-6, atol=1e-6)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    # fast mode: the Jacobian against random directions (the op's own full gradcheck is in test_attention.py)
+    assert torch.autograd.gradcheck(lambda inp: net(inp), (x,), eps=1e-6, atol=1e-6, fast_mode=True)
+    weight = net.layers[0].self_attn.query.weight
+    assert torch.autograd.gradcheck(lambda w: torch.func.functional_call(
+        net, {"layers.0.self_attn.query.weight": w}, (x.detach(),)), (weight.detach().requires_grad_(),),
+        eps=1e-6, atol=1e-6, fast_mode=True)
     assert net(x).shape == (2, 3) and net.embed(x).shape == (2, 8) and net.embed_dim == 8
 
 

@@ -21,7 +21,7 @@ QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.accel
          "callbacks.feature_monitor.projection=pca"]
 
 
-@pytest.mark.parametrize("experiment", ["vit_digits", "simclr_digits"])
+@pytest.mark.parametrize("experiment", ["vit_digits", pytest.param("simclr_digits", marks=pytest.mark.slow)])
 def test_experiments_train_export_and_monitor_knn(compose_cfg, tmp_path: Path, experiment: str) -> None:
     export = tmp_path / "encoder.pt"
     cfg = compose_cfg("train", [f"experiment={experiment}", *QUICK,

@@ -125,7 +125,7 @@ class FeatureMonitor(pl.Callback):
     metric_names = ("val/knn_acc",)
 
     def __init__(self, k: int = 20, knn_temperature: float = 0.07, bank_size: int = 5000,
-                 projection: str | None = "tsne", projector: bool = True) -> None:
+                 projection: str | None = "pca", projector: bool = True) -> None:
         if projection is not None and projection not in PROJECTIONS:
             raise ValueError(f"projection must be one of {', '.join(PROJECTIONS)} or None, "
                              f"got {projection!r}")

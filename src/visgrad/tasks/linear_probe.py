@@ -61,7 +61,7 @@ class LinearProbeOptions:
     fractions: list = option([0.01, 0.1, 1.0], each(_fraction), "a list of label fractions in (0, 1]")
     repeats: int = option(5, positive_int, "a positive integer")
     weight_decay: float = option(1e-3, non_negative_number, "a number >= 0")
-    projection: str = option("tsne", one_of(*PROJECTIONS), f"one of {', '.join(PROJECTIONS)}")
+    projection: str = option("pca", one_of(*PROJECTIONS), f"one of {', '.join(PROJECTIONS)}")
     log_dir: str = option("logs", lambda v: isinstance(v, str) and bool(v), "a folder")
 
 
