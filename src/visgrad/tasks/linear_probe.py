@@ -22,7 +22,7 @@ from torch import nn
 
 from visgrad.classification import load_export, not_an_export
 from visgrad.errors import ConfigError
-from visgrad.options import boolean, each, non_negative_number, one_of, option, positive_int
+from visgrad.options import boolean, each, non_negative_number, one_of, option, optional, positive_int
 from visgrad.registry import TARGET, build
 from visgrad.ssl.monitor import PROJECTIONS, embed_loader, features_figure, projection_2d, split_loader
 from visgrad.ssl.probe import probe_scores
@@ -52,9 +52,10 @@ class LinearProbeOptions:
     """``task=linear_probe``."""
 
     encoders: dict = option(
-        {"simclr": {"checkpoint": "data/encoders/simclr_digits.pt", "experiment": "simclr_digits"},
-         "supervised": {"checkpoint": "data/classifiers/cnn_digits.pt", "experiment": "cnn_digits"}},
-        _encoders, f"a mapping name -> {{checkpoint: FILE, experiment: NAME}} (names other than {RANDOM})")
+        {"simclr": {"checkpoint": "encoders/simclr_digits.pt", "experiment": "simclr_digits"},
+         "supervised": {"checkpoint": "classifiers/cnn_digits.pt", "experiment": "cnn_digits"}},
+        _encoders, "a mapping name -> {checkpoint: FILE (relative: under paths.data_dir), experiment: NAME} "
+                   f"(names other than {RANDOM})")
     random_init: bool = option(True, boolean, "true or false")
     data: dict = option({TARGET: "visgrad.data.image_classes.DigitClassesDataModule"}, _data,
                         "a datamodule config with a _target_ (the data the encoders were trained on)")
@@ -62,7 +63,8 @@ class LinearProbeOptions:
     repeats: int = option(5, positive_int, "a positive integer")
     weight_decay: float = option(1e-3, non_negative_number, "a number >= 0")
     projection: str = option("pca", one_of(*PROJECTIONS), f"one of {', '.join(PROJECTIONS)}")
-    log_dir: str = option("logs", lambda v: isinstance(v, str) and bool(v), "a folder")
+    log_dir: str | None = option(None, optional(lambda v: isinstance(v, str) and bool(v)),
+                                 "null (paths.log_dir) or a folder")
 
 
 @dataclass
@@ -74,8 +76,9 @@ class Prepared:
     class_names: list[str]
 
 
-def _ensure_encoder(name: str, spec: Mapping[str, str], log_dir: str, console) -> tuple[nn.Module, dict]:
-    path = Path(spec["checkpoint"]).expanduser()
+def _ensure_encoder(name: str, spec: Mapping[str, str], data_dir: str, log_dir: str,
+                    console) -> tuple[nn.Module, dict]:
+    path = Path(data_dir) / Path(spec["checkpoint"]).expanduser()  # an absolute checkpoint stays as it is
     foreign = not_an_export(path)
     if foreign:
         raise ConfigError(f"task.encoders.{name}.checkpoint={path} is {foreign}; point it at an exported "
@@ -107,7 +110,8 @@ def prepare(run: TaskRun) -> Prepared:
     class_names, size = list(kwargs["class_names"]), int(kwargs["image_size"])
     encoders, first = {}, None
     for name, spec in opts.encoders.items():
-        net, meta = _ensure_encoder(name, spec, opts.log_dir, run.console)
+        net, meta = _ensure_encoder(name, spec, run.cfg.paths.data_dir, opts.log_dir or run.cfg.paths.log_dir,
+                                    run.console)
         if list(meta["class_names"]) != class_names or int(meta["image_size"]) != size:
             raise ConfigError(f"task.encoders.{name}.checkpoint={spec['checkpoint']} was trained on other "
                               f"data ({len(meta['class_names'])} classes, {meta['image_size']}-pixel images) "
