@@ -54,7 +54,8 @@ def test_task_hparams_are_its_options(compose_cfg) -> None:
         "task": "saliency", "classifier": "shapes", "seed": 231, "methods": "['smoothgrad']",
         "images": "null", "num_images": 200, "num_show": 7, "target": "null", "smoothgrad.num_samples": 12,
         "smoothgrad.noise_level": 0.15, "integrated_gradients.steps": 12,
-        "integrated_gradients.baseline": "blur", "metrics.steps": 12, "metrics.patch": 8,
+        "integrated_gradients.baseline": "blur", "attention_rollout.head_fusion": "mean", "metrics.steps": 12,
+        "metrics.patch": 8,
         "metrics.deletion_fill": "blur", "metrics.blur": 5.0, "device": "cpu"}
     assert run_hparams(cfg, **cfg.hparams) == expected  # read from the config node
     task = TASKS.get("saliency")  # what the task's run records: its parsed options
