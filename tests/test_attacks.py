@@ -1,5 +1,5 @@
-"""The attacks of ``visgrad.vision.attacks.ATTACKS`` where the answer is known: on a linear two-class model the
-smallest perturbation that flips the class is known in closed form (L-inf: margin / ||w_0 - w_1||_1, L2:
+"""The attacks of ``visgrad.vision.attacks.ATTACKS`` where the answer is known: on a linear two-class model
+the smallest perturbation that flips the class is known in closed form (L-inf: margin / ||w_0 - w_1||_1, L2:
 margin / ||w_0 - w_1||_2), so an attack must fail below it and FGSM, PGD and C&W must succeed just above it;
 budgets hold in pixel units, images stay valid, the 8-bit round trip is the one ``task=fooling`` saves."""
 
@@ -76,11 +76,13 @@ def test_the_course_method_fools_untargeted_no_closer_than_the_closed_form(linea
 
 def _toy() -> tuple[Classifier, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 8 * 8, 4)).eval()
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(6 * 8 * 8, 4)).eval()
     pixels = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     pixels[0] = 0.0  # pixels at the ends of the range: the attacks must keep them valid
     pixels[1] = 1.0
-    return Classifier("toy", model, list("abcd"), 8, IMAGENET), IMAGENET.normalize(pixels), torch.arange(5) % 4
+    classifier = Classifier("toy", model, list("abcd"), 8, IMAGENET)
+    return classifier, IMAGENET.normalize(pixels), torch.arange(5) % 4
 
 
 BUDGETED = {
@@ -111,8 +113,8 @@ def test_budgets_hold_in_pixel_units_and_images_stay_valid(name: str, targeted: 
 
 def test_carlini_wagner_keeps_valid_images_and_reports_the_closest_success() -> None:
     classifier, X, y = _toy()
-    adversarial, result = ATTACKS.get("carlini_wagner").fn(X, y, classifier, targeted=False, c=10.0, kappa=0.0,
-                                                           steps=30, lr=0.05, search_steps=2)
+    adversarial, result = ATTACKS.get("carlini_wagner").fn(X, y, classifier, targeted=False, c=10.0,
+                                                           kappa=0.0, steps=30, lr=0.05, search_steps=2)
     pixels = IMAGENET.unnormalize(adversarial)
     assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
     assert result.success.any()

@@ -96,6 +96,7 @@ def carlini_wagner(X: torch.Tensor, y: torch.Tensor, classifier: Classifier, *, 
     """Carlini-Wagner L2 (the protocol of :mod:`visgrad.vision.attacks`)."""
 
     def attack(logits, pixels, labels, report):
-        return carlini_wagner_pixels(logits, pixels, labels, c, kappa, steps, lr, search_steps, targeted, report)
+        return carlini_wagner_pixels(logits, pixels, labels, c, kappa, steps, lr, search_steps, targeted,
+                                     report)
 
     return attack_in_pixels(attack, X, y, classifier.model, classifier.norm, targeted, on_step)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from visgrad.models.classifier import Classifier
-from visgrad.options import boolean, optional, option, positive_int, positive_number
+from visgrad.options import boolean, option, optional, positive_int, positive_number
 from visgrad.vision.fooling import FoolingResult, LogitsFn, attack_in_pixels
 
 EPS_FOR_DIVISION = 1e-10  # torchattacks' guard of the L2 step's division by the gradient norm
