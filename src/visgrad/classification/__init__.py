@@ -13,4 +13,5 @@ from visgrad.classification.adversarial import AdversarialClassifierModule
 from visgrad.classification.export import ExportClassifier, load_export, not_an_export, save_export
 from visgrad.classification.module import ClassifierModule
 
-__all__ = ["AdversarialClassifierModule", "ClassifierModule", "ExportClassifier", "load_export", "not_an_export", "save_export"]
+__all__ = ["AdversarialClassifierModule", "ClassifierModule", "ExportClassifier", "load_export",
+           "not_an_export", "save_export"]

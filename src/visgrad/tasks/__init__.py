@@ -26,6 +26,7 @@ from visgrad.tasks import (
     feature_inversion,
     fooling,
     linear_probe,
+    robustness,
     saliency,
     style_transfer,
     texture,
@@ -38,6 +39,7 @@ TASKS: Registry[Task] = Registry("task", Task)
 for _module in (saliency, fooling, class_viz, style_transfer, texture, feature_inversion, captions):
     TASKS.add(_module.TASK)
 TASKS.add(linear_probe.TASK)
+TASKS.add(robustness.TASK)
 
 __all__ = ["TASKS", "Task", "TaskRun", "run_task"]
 
