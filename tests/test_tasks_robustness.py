@@ -81,8 +81,8 @@ def test_adversarial_training_trains_on_pgd_images_within_the_budget(compose_cfg
 def test_robustness_end_to_end_on_a_digits_classifier_trained_on_first_use(compose_cfg, digits_checkpoint,
                                                                          tmp_path) -> None:
     cfg = compose_cfg("visualize", [
-        "task=robustness", "device=cpu", "~task.classifiers.shapes", "~task.classifiers.efficientnet_lite0",
-        "~task.num_images.shapes", "~task.num_images.efficientnet_lite0", "task.num_images.digits=24",
+        "task=robustness", "device=cpu", "~task.classifiers.shapes",
+        "task.classifiers.efficientnet_lite0=null", "task.num_images.digits=24",
         "task.attacks=[fgsm,pgd,carlini_wagner]", "task.eps.linf=[0,8,64]", "task.eps.l2=[0,64,2000]",
         "task.pgd.steps=2", "task.carlini_wagner.steps=20", "task.carlini_wagner.lr=0.1",
         "task.batch_size=16",
@@ -118,7 +118,8 @@ def test_robustness_end_to_end_on_a_digits_classifier_trained_on_first_use(compo
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["task.attacks=[pgd,pgd]"], r"^task.attacks=\['pgd','pgd'\]: pgd more than once"),
-    (["+task.num_images.bogus_classifier=3"], r"^task.num_images: bogus_classifier not in task.classifiers"),
+    (["task.classifiers.digits=null", "task.classifiers.shapes=null",
+      "task.classifiers.efficientnet_lite0=null"], r"^task.classifiers=.*: must be a mapping name -> "),
     (["task.attacks=[bogus_attack]"], r"task.attacks=\['bogus_attack'\]: unknown attack 'bogus_attack'"),
     (["task.eps.linf=[-1]"], r"task.eps.linf=\[-1\]: must be a list of numbers >= 0"),
 ])

@@ -46,8 +46,10 @@ NUM_IMAGES = {"digits": 200, "shapes": 200, "efficientnet_lite0": 7}
 
 
 def _classifier_nodes(value) -> bool:
-    return isinstance(value, dict) and bool(value) and all(
-        isinstance(node, dict) and "_target_" in node for node in value.values())
+    """A mapping name -> classifier config (a ``_target_`` and its arguments) or null (left out), not all
+    null."""
+    return isinstance(value, dict) and any(node is not None for node in value.values()) and all(
+        node is None or (isinstance(node, dict) and "_target_" in node) for node in value.values())
 
 
 def _counts(value) -> bool:
@@ -69,8 +71,8 @@ class RobustnessOptions:
 
     attacks: list[str] | str = option(["fgsm", "pgd", "pgd_l2", "carlini_wagner"], each(registered(ATTACKS)),
                                       f"one attack or a list of them: {ATTACKS.allowed}")
-    classifiers: dict = option({}, _classifier_nodes,
-                               "a non-empty mapping name -> classifier config (a _target_ and its arguments)")
+    classifiers: dict = option({}, _classifier_nodes, "a mapping name -> classifier config (a _target_ and "
+                               "its arguments) or null (left out), with at least one classifier")
     num_images: dict = option(NUM_IMAGES, _counts,
                               "a mapping classifier name -> null (all) or a positive integer")
     batch_size: int = option(64, positive_int, "a positive integer")
@@ -100,20 +102,18 @@ def classifier_inputs(classifier: Classifier, node: dict, cfg: DictConfig, limit
 
 
 def prepare(run: TaskRun) -> Prepared:
-    """Resolve the attacks (no name twice), check ``task.num_images`` names classifiers, then load each
-    classifier (training a missing digits or shapes classifier once) and its inputs."""
+    """Resolve the attacks (no name twice), then load each classifier (training a missing digits or shapes
+    classifier once) and its inputs; ``task.num_images`` of a classifier left out is ignored."""
     opts = run.options
     attacks = [ATTACKS.get(name) for name in as_list(opts.attacks)]
     names = [attack.name for attack in attacks]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError(f"task.attacks={fmt(opts.attacks)}: {', '.join(twice)} more than once")
-    unknown = sorted(set(opts.num_images) - set(opts.classifiers))
-    if unknown:
-        raise ConfigError(f"task.num_images: {', '.join(unknown)} not in task.classifiers "
-                          f"({', '.join(opts.classifiers)})")
     classifiers, inputs, labels = {}, {}, {}
     for key, node in opts.classifiers.items():
+        if node is None:
+            continue
         classifier = load_classifier(DictConfig(node), run.device)
         batch = classifier_inputs(classifier, node, run.cfg, opts.num_images.get(key))
         batch.images = batch.images.to(run.device)
