@@ -58,4 +58,4 @@ def load_shapes_cnn(path: str | Path) -> Classifier:
     """
     net, meta = load_export(Path(path))
     return Classifier(name="shapes", model=net, class_names=list(meta["class_names"]),
-                      image_size=int(meta["image_size"]))
+                      image_size=int(meta["image_size"]), feature_layer=net.features)

@@ -52,7 +52,9 @@ def read_options(task: Task, values: Mapping[str, Any]) -> tuple[Any, dict[str, 
             except (ConfigError, ImportError) as err:  # the registry says why (unknown name, bad plugin path)
                 names.append(f"task.{key}={fmt(value)}: {err}")
                 values.pop(key, None)  # reported here, with the reason, rather than by the dataclass check
-        nodes = [entry for entry in registry if entry.name in values and entry not in chosen]
+        # a registered entry's node, unless a chosen entry of that name (a plugin's) reads it
+        taken = {entry.name for entry in chosen}
+        nodes = [entry for entry in registry if entry.name in values and entry.name not in taken]
         for entry in chosen + nodes:
             options_type = getattr(entry, "options", None)
             if entry.name in fields:

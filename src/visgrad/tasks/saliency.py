@@ -1,6 +1,7 @@
 """``python visualize.py task=saliency``: saliency maps of the classifier's evidence by the attribution
 methods of ``task.methods`` (:data:`~visgrad.vision.attribution.ATTRIBUTIONS`: vanilla, SmoothGrad,
-Integrated Gradients, or the dotted path of your own), as one figure, in TensorBoard and measured: the
+Integrated Gradients, Input x Gradient, Guided Backprop, Grad-CAM, Guided Grad-CAM, occlusion, RISE, or the
+dotted path of your own), as one figure, in TensorBoard and measured: the
 deletion and insertion metrics of RISE for every method against a random pixel order and, when object
 masks are known (`shapes`), the pointing game and the saliency mass inside the objects
 (:func:`~visgrad.vision.saliency_metrics.score_maps`).
@@ -29,7 +30,7 @@ from visgrad.tasks.inputs import (
     predict,
 )
 from visgrad.tasks.lifecycle import Task, TaskRun
-from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps
+from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps, method_problems
 from visgrad.vision.saliency_metrics import RANDOM, ScoringOptions, score_maps
 
 RANDOM_LABEL = "random order"
@@ -61,7 +62,8 @@ class Prepared:
 
 
 def prepare(run: TaskRun) -> Prepared:
-    """Resolve the methods (no name twice), check the patch size and ``task.target``, load the inputs and
+    """Resolve the methods (no name twice), check the patch size, what each method needs of the classifier
+    (:func:`~visgrad.vision.attribution.method_problems`) and ``task.target``, load the inputs and
     choose the class to explain for each (``task.target``, else the true label, else the prediction)."""
     opts, classifier = run.options, run.classifier
     methods = [ATTRIBUTIONS.get(name) for name in as_list(opts.methods)]
@@ -73,6 +75,10 @@ def prepare(run: TaskRun) -> Prepared:
     if opts.metrics.patch > classifier.image_size:
         raise ConfigError(f"task.metrics.patch={opts.metrics.patch}: larger than the {classifier.image_size}-"
                           f"pixel inputs of {classifier.name}; use at most {classifier.image_size}")
+    problems = [line for m in methods
+                for line in method_problems(m, classifier, run.options_of(m), f"task.{m.name}")]
+    if problems:
+        raise ConfigError("\n".join(problems))
     target = None if opts.target is None else class_option(classifier, opts.target, "task.target")
     batch = load_images(run, opts.images, opts.num_images)
     predicted = predict(classifier, batch.images)
