@@ -28,6 +28,7 @@ from visgrad.tasks import (
     linear_probe,
     robustness,
     saliency,
+    sanity_checks,
     style_transfer,
     texture,
 )
@@ -40,6 +41,7 @@ for _module in (saliency, fooling, class_viz, style_transfer, texture, feature_i
     TASKS.add(_module.TASK)
 TASKS.add(linear_probe.TASK)
 TASKS.add(robustness.TASK)
+TASKS.add(sanity_checks.TASK)
 
 __all__ = ["TASKS", "Task", "TaskRun", "run_task"]
 
