@@ -95,8 +95,8 @@ def test_task_configs_set_the_declared_defaults_except_presets(compose_cfg, clas
     (["task=saliency", "task.num_images=0", "task.integrated_gradients.steps=0", "task.methods=bogus_method",
       "task.metrics.deletion_fill=white"],
      ["task.methods='bogus_method': unknown attribution method 'bogus_method'; one of vanilla, smoothgrad, "
-      "integrated_gradients, attention_rollout, or the dotted path of an Attribution in your own package "
-      "(my_package.module.name)",
+      "integrated_gradients, attention_rollout, input_x_gradient, guided_backprop, gradcam, guided_gradcam, "
+      "occlusion, rise, or the dotted path of an Attribution in your own package (my_package.module.name)",
       "task.num_images=0: must be null (all) or a positive integer; e.g. task.num_images=200",
       "task.metrics.deletion_fill='white': must be one of blur, black; "
       "e.g. task.metrics.deletion_fill='blur'",

@@ -62,8 +62,7 @@ class SanityOptions:
     """``task=sanity_checks``; each method's own options are under ``task.<method name>``."""
 
     methods: list[str] | str = option(
-        ["vanilla", "input_x_gradient", "integrated_gradients", "guided_backprop", "gradcam",
-         "guided_gradcam"],
+        ["vanilla", "input_x_gradient", "guided_backprop", "gradcam", "guided_gradcam"],
         each(registered(ATTRIBUTIONS)), f"one attribution method or a list of them: {ATTRIBUTIONS.allowed}")
     images: str | list[str] | None = option(None, optional(image_spec), IMAGES_ALLOWED)
     num_images: int | None = option(3, optional(positive_int), "null (all) or a positive integer")
