@@ -20,6 +20,15 @@ from visgrad.tasks import run_task
 from visgrad.vision import sanity
 
 
+def read_scalars(folder: Path) -> dict[str, list[float]]:
+    """The scalars of the TensorBoard event files in ``folder``, by tag, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 def test_spearman_equals_scipy_with_ties_and_constant_maps_correlate_zero():
     generator = torch.Generator().manual_seed(0)
     a = torch.randint(0, 5, (3, 6, 7), generator=generator).double()  # many ties
@@ -85,11 +94,15 @@ def test_sanity_checks_end_to_end_on_shapes(compose_cfg, shapes_root, tiny_class
     value = run_task(cfg)
     out = Path(cfg.paths.output_dir)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert value == pytest.approx(metrics["sanity/vanilla/spearman_abs"])
+    assert value == pytest.approx(metrics["sanity/vanilla/cascade_spearman_abs"])
     assert metrics["sanity/num_steps"] == 3 and metrics["sanity/threshold"] == 0.5
+    curves = read_scalars(out / "tensorboard")
     for method in ("vanilla", "guided_backprop", "gradcam"):
-        assert -1 <= metrics[f"sanity/{method}/spearman_abs"] <= 1
-        assert metrics[f"sanity/{method}/passed"] == float(metrics[f"sanity/{method}/spearman_abs"] < 0.5)
+        steps = curves[f"sanity/{method}/cascading/spearman_abs"]
+        assert len(steps) == 3 and len(curves[f"sanity/{method}/independent/hog"]) == 3
+        assert metrics[f"sanity/{method}/cascade_spearman_abs"] == pytest.approx(np.mean(steps))
+        assert metrics[f"sanity/{method}/spearman_abs"] == pytest.approx(steps[-1])  # all blocks random
+        assert metrics[f"sanity/{method}/passed"] == float(np.mean(steps) < 0.5)
     table = (out / "sanity_table.md").read_text()
     assert "| Guided Backprop |" in table and ("pass" in table or "FAIL" in table)
     assert (out / "sanity_cascade.png").stat().st_size > 1000 and (out / "sanity_curves.png").exists()
