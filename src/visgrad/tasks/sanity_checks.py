@@ -172,7 +172,7 @@ def run(run: TaskRun, prepared: Prepared) -> dict[str, float]:
         rows.append([method.label, f"{cascade:.3f}", *(f"{final[m]:.3f}" for m in MEASURES),
                      "pass" if passed else "FAIL"])
 
-    columns = ["trained"] + [f"up to {step_label(group)}" for group in groups]
+    columns = ["trained"] + [f"random down to {group[-1].name}" for group in groups]
     image = classifier.norm.to_uint8(X[:1].cpu()).numpy()[0]
     title = f"{batch.names[0]}: {classifier.class_names[int(prepared.classes[0])]}"
     run.add_figure(sanity_cascade_figure(image, shown, columns, title), "sanity_cascade")
