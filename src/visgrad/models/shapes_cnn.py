@@ -54,8 +54,10 @@ class ShapesCNN(nn.Module):
 def load_shapes_cnn(path: str | Path) -> Classifier:
     """The exported classifier file ``path`` as a frozen :class:`Classifier` named ``shapes`` in eval mode.
 
-    ``CheckpointError`` naming the file if it is not an export or cannot be loaded.
+    The export may hold any image network (a ShapesCNN, or the ViT of ``classifier=vit_shapes``); its
+    ``features`` module, if it has one, is the feature layer (Grad-CAM). ``CheckpointError`` naming the file
+    if it is not an export or cannot be loaded.
     """
     net, meta = load_export(Path(path))
     return Classifier(name="shapes", model=net, class_names=list(meta["class_names"]),
-                      image_size=int(meta["image_size"]), feature_layer=net.features)
+                      image_size=int(meta["image_size"]), feature_layer=getattr(net, "features", None))
