@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -43,29 +43,43 @@ def load_shapes_classifier(
     """The exported classifier ``checkpoint``; trained first (see the module docstring) if it is missing
     or ``retrain``. ``data_root`` and ``dataset`` are the `shapes` images it trains on."""
     path = Path(checkpoint).expanduser()
+    overrides = [_override("data.root", data_root),
+                 *(_override(f"++data.dataset.{key}", value) for key, value in dataset.items()),
+                 _override("callbacks.export_classifier.path", str(path)), *train_overrides]
+    return load_or_train_export(path, "shapes", load_shapes_cnn, experiment, overrides, log_dir, retrain,
+                                example="data/classifiers/shapes_cnn.pt", duration="about a minute")
+
+
+def load_or_train_export(path: Path, name: str, load: Callable[[Path], Classifier], experiment: str,
+                         overrides: Sequence[str], log_dir: str, retrain: bool, example: str | None = None,
+                         duration: str | None = None) -> Classifier:
+    """``load(path)``: the exported ``name`` classifier at ``path``, trained first as ``python train.py
+    experiment=<experiment> <overrides>`` (which must export to ``path``) if the file is missing or
+    ``retrain``. A file that is not an
+    export is refused before any training (never overwritten); ``example`` is a file name for that advice,
+    ``duration`` how long training takes, for the message."""
     foreign = not_an_export(path)
     if foreign:  # before training: never replace a file that is not an export
+        suggestion = f" (e.g. classifier.checkpoint={example})" if example else ""
         raise ConfigError(f"classifier.checkpoint={path} is {foreign}; it is never overwritten. Point "
-                          "classifier.checkpoint at an exported shapes classifier, or at a new file to train "
-                          "one there (e.g. classifier.checkpoint=data/classifiers/shapes_cnn.pt)")
+                          f"classifier.checkpoint at an exported {name} classifier, or at a new file to "
+                          f"train one there{suggestion}")
     console = Console()
     if retrain or not path.is_file():
-        overrides = [f"experiment={experiment}", _override("data.root", data_root),
-                     *(_override(f"++data.dataset.{key}", value) for key, value in dataset.items()),
-                     _override("callbacks.export_classifier.path", str(path)), *train_overrides]
-        what = ("classifier.retrain=true: training the shapes classifier again" if retrain
-                else f"no shapes classifier at {path} yet: training it once")
-        console.print(f"{what}, as {command(*overrides)} (about a minute on a CPU)",
-                      soft_wrap=True)
+        overrides = [f"experiment={experiment}", *overrides]
+        what = (f"classifier.retrain=true: training the {name} classifier again" if retrain
+                else f"no {name} classifier at {path} yet: training it once")
+        when = f" ({duration} on a CPU)" if duration else ""
+        console.print(f"{what}, as {command(*overrides)}{when}", soft_wrap=True)
         train_run(overrides, log_dir)
         if not path.is_file():
             raise ConfigError(f"classifier.experiment={experiment} wrote no classifier to {path}: the "
                               "experiment must export it (callbacks.export_classifier.path)")
     else:
-        console.print(f"using the shapes classifier {path} (classifier.retrain=true retrains it)",
+        console.print(f"using the {name} classifier {path} (classifier.retrain=true retrains it)",
                       soft_wrap=True)
     try:
-        return load_shapes_cnn(path)
+        return load(path)
     except CheckpointError as err:
         raise CheckpointError(f"{err}; pass classifier.retrain=true to train it again (the file is "
                               "replaced)") from err
