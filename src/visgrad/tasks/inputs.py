@@ -11,8 +11,9 @@ import torch
 from visgrad.data.image_sets import InputBatch, load_inputs
 from visgrad.errors import ConfigError
 from visgrad.models.classifier import Classifier
-from visgrad.options import fmt, is_int
+from visgrad.options import as_list, fmt, is_int
 from visgrad.tasks.lifecycle import TaskRun
+from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, method_problems
 
 IMAGES_ALLOWED = ("null (the shapes validation images for classifier=shapes, the sample photos for ImageNet "
                   "classifiers), shapes, samples, an image file, a folder, a list of them, or an .npz "
@@ -66,3 +67,20 @@ def explained_classes(target: int | None, labels: torch.Tensor | None,
     if target is not None:
         return torch.full_like(predicted, target)
     return labels if labels is not None else predicted
+
+
+def attribution_methods(run: TaskRun) -> list[Attribution]:
+    """The entries of ``task.methods`` (names or dotted paths), each named once, after checking what each
+    needs of the run's classifier (:func:`~visgrad.vision.attribution.method_problems`): one ConfigError, a
+    line per problem, before any work."""
+    methods = [ATTRIBUTIONS.get(name) for name in as_list(run.options.methods)]
+    names = [method.name for method in methods]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"task.methods={fmt(run.options.methods)}: {', '.join(twice)} more than once "
+                          "(metric keys and options are per method name)")
+    problems = [line for m in methods
+                for line in method_problems(m, run.classifier, run.options_of(m), f"task.{m.name}")]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return methods

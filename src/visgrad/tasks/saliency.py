@@ -17,11 +17,12 @@ from rich.progress import Progress
 
 from visgrad.data.image_sets import InputBatch
 from visgrad.errors import ConfigError
-from visgrad.options import as_list, each, fmt, nested, option, optional, positive_int, registered
+from visgrad.options import each, nested, option, optional, positive_int, registered
 from visgrad.tasks.figures import saliency_curves_figure, saliency_figure
 from visgrad.tasks.inputs import (
     CLASS_ALLOWED,
     IMAGES_ALLOWED,
+    attribution_methods,
     class_option,
     class_spec,
     explained_classes,
@@ -30,7 +31,7 @@ from visgrad.tasks.inputs import (
     predict,
 )
 from visgrad.tasks.lifecycle import Task, TaskRun
-from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps, method_problems
+from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps
 from visgrad.vision.saliency_metrics import RANDOM, ScoringOptions, score_maps
 
 RANDOM_LABEL = "random order"
@@ -66,19 +67,10 @@ def prepare(run: TaskRun) -> Prepared:
     (:func:`~visgrad.vision.attribution.method_problems`) and ``task.target``, load the inputs and
     choose the class to explain for each (``task.target``, else the true label, else the prediction)."""
     opts, classifier = run.options, run.classifier
-    methods = [ATTRIBUTIONS.get(name) for name in as_list(opts.methods)]
-    names = [method.name for method in methods]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ConfigError(f"task.methods={fmt(opts.methods)}: {', '.join(twice)} more than once (metric keys "
-                          "and options are per method name)")
     if opts.metrics.patch > classifier.image_size:
         raise ConfigError(f"task.metrics.patch={opts.metrics.patch}: larger than the {classifier.image_size}-"
                           f"pixel inputs of {classifier.name}; use at most {classifier.image_size}")
-    problems = [line for m in methods
-                for line in method_problems(m, classifier, run.options_of(m), f"task.{m.name}")]
-    if problems:
-        raise ConfigError("\n".join(problems))
+    methods = attribution_methods(run)
     target = None if opts.target is None else class_option(classifier, opts.target, "task.target")
     batch = load_images(run, opts.images, opts.num_images)
     predicted = predict(classifier, batch.images)

@@ -30,20 +30,18 @@ from visgrad.data.image_sets import InputBatch
 from visgrad.errors import ConfigError
 from visgrad.models.classifier import Classifier
 from visgrad.options import (
-    as_list,
     boolean,
     each,
-    fmt,
     option,
     optional,
     positive_int,
     probability,
     registered,
 )
-from visgrad.tasks.inputs import IMAGES_ALLOWED, image_spec, load_images, predict
+from visgrad.tasks.inputs import IMAGES_ALLOWED, attribution_methods, image_spec, load_images, predict
 from visgrad.tasks.lifecycle import Task, TaskRun
 from visgrad.tasks.sanity_figures import sanity_cascade_figure, sanity_curves_figure
-from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps, method_problems
+from visgrad.vision.attribution import ATTRIBUTIONS, Attribution, attribution_maps
 from visgrad.vision.sanity import (
     MEASURES,
     Block,
@@ -86,16 +84,7 @@ class Prepared:
 def prepare(run: TaskRun) -> Prepared:
     """Resolve the methods (no name twice) and check what each needs of the classifier; load the inputs."""
     opts, classifier = run.options, run.classifier
-    methods = [ATTRIBUTIONS.get(name) for name in as_list(opts.methods)]
-    names = [method.name for method in methods]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ConfigError(f"task.methods={fmt(opts.methods)}: {', '.join(twice)} more than once (metric keys "
-                          "and options are per method name)")
-    problems = [line for m in methods
-                for line in method_problems(m, classifier, run.options_of(m), f"task.{m.name}")]
-    if problems:
-        raise ConfigError("\n".join(problems))
+    methods = attribution_methods(run)
     blocks = randomization_blocks(classifier.model)
     if not blocks:
         raise ConfigError(f"classifier {classifier.name}: no block with parameters to randomise")
