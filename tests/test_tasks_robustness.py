@@ -128,3 +128,17 @@ def test_robustness_refuses_bad_options_before_any_work(compose_cfg, overrides, 
     with pytest.raises(ConfigError, match=message):
         run_task(cfg)
     assert not Path(cfg.paths.output_dir).exists() or not any(Path(cfg.paths.output_dir).iterdir())
+
+
+def test_robustness_names_the_classifiers_own_keys_when_it_refuses_a_file(compose_cfg, tmp_path) -> None:
+    """A digits checkpoint that is not an export: refused before any training, naming
+    task.classifiers.digits.checkpoint (not the classifier=... key of the single-classifier tasks)."""
+    foreign = tmp_path / "notes.pt"
+    foreign.write_bytes(b"not a checkpoint")
+    overrides = _digits_node(compose_cfg, foreign, tmp_path / "logs")
+    cfg = compose_cfg("visualize", ["task=robustness", *overrides])
+    with pytest.raises(ConfigError, match=r"^task.classifiers.digits.checkpoint=.*notes.pt is .* never "
+                                          r"overwritten. Point task.classifiers.digits.checkpoint at "):
+        run_task(cfg)
+    assert foreign.read_bytes() == b"not a checkpoint" and not (tmp_path / "logs").exists()
+    assert not Path(cfg.paths.output_dir).exists()

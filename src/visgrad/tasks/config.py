@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LIFECYCLE_KEYS = ("name", "optimized_metric")  # keys of cfg.task that the lifecycle reads, not the task
+# The config key of the classifier being built by load_classifier ("classifier", "task.classifiers.digits"),
+# for loaders whose messages name its keys (e.g. "<key>.retrain=true retrains it").
+CLASSIFIER_KEY: ContextVar[str] = ContextVar("classifier_key", default="classifier")
 
 
 def read_options(task: Task, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -94,18 +98,22 @@ def config_keys(**keys: str) -> Iterator[None]:
         raise error_type(message) from err
 
 
-def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu") -> Classifier:
-    """Build the ``cfg.classifier`` node (``_target_`` and its arguments, without Hydra, so that the loader's
-    own errors reach the user) and move the model to ``device``; errors name ``classifier.*`` keys."""
+def load_classifier(cfg: DictConfig, device: torch.device | str = "cpu",
+                    key: str = "classifier") -> Classifier:
+    """Build the classifier node ``cfg`` found at config key ``key`` (``_target_`` and its arguments, without
+    Hydra, so that the loader's own errors reach the user) and move the model to ``device``; errors (and the
+    loader's messages, through :data:`CLASSIFIER_KEY`) name ``<key>.*`` keys."""
     config = OmegaConf.to_container(cfg, resolve=True)
     if "_target_" not in config:
-        raise ConfigError(f"the classifier config has no _target_ (a function returning a Classifier): "
-                          f"{config}")
+        raise ConfigError(f"{key} has no _target_ (a function returning a Classifier): {config}")
+    token = CLASSIFIER_KEY.set(key)
     try:
-        with config_keys(**{key: f"classifier.{key}" for key in config if key != "_target_"}):
+        with config_keys(**{name: f"{key}.{name}" for name in config if name != "_target_"}):
             classifier: Classifier = build(config)
     except WeightsNotFoundError as err:
         raise WeightsNotFoundError(f"{err}\nOr run offline: classifier=efficientnet_lite0 (its weights ship "
                                    "in a Python package) or classifier=shapes (trained here)") from err
+    finally:
+        CLASSIFIER_KEY.reset(token)
     return classifier.to(device)
 

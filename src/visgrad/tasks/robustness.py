@@ -114,7 +114,7 @@ def prepare(run: TaskRun) -> Prepared:
     for key, node in opts.classifiers.items():
         if node is None:
             continue
-        classifier = load_classifier(DictConfig(node), run.device)
+        classifier = load_classifier(DictConfig(node), run.device, key=f"task.classifiers.{key}")
         batch = classifier_inputs(classifier, node, run.cfg, opts.num_images.get(key))
         batch.images = batch.images.to(run.device)
         classifiers[key], inputs[key] = classifier, batch

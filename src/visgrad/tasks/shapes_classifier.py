@@ -27,6 +27,7 @@ from visgrad.classification import not_an_export
 from visgrad.errors import CheckpointError, ConfigError
 from visgrad.models.classifier import Classifier
 from visgrad.models.shapes_cnn import load_shapes_cnn
+from visgrad.tasks.config import CLASSIFIER_KEY
 from visgrad.utils.commands import command
 from visgrad.utils.run_folder import release_run_folder
 
@@ -58,30 +59,31 @@ def load_or_train_export(path: Path, name: str, load: Callable[[Path], Classifie
     ``retrain``. A file that is not an
     export is refused before any training (never overwritten); ``example`` is a file name for that advice,
     ``duration`` how long training takes, for the message."""
+    key = CLASSIFIER_KEY.get()
     foreign = not_an_export(path)
     if foreign:  # before training: never replace a file that is not an export
-        suggestion = f" (e.g. classifier.checkpoint={example})" if example else ""
-        raise ConfigError(f"classifier.checkpoint={path} is {foreign}; it is never overwritten. Point "
-                          f"classifier.checkpoint at an exported {name} classifier, or at a new file to "
+        suggestion = f" (e.g. {key}.checkpoint={example})" if example else ""
+        raise ConfigError(f"{key}.checkpoint={path} is {foreign}; it is never overwritten. Point "
+                          f"{key}.checkpoint at an exported {name} classifier, or at a new file to "
                           f"train one there{suggestion}")
     console = Console()
     if retrain or not path.is_file():
         overrides = [f"experiment={experiment}", *overrides]
-        what = (f"classifier.retrain=true: training the {name} classifier again" if retrain
+        what = (f"{key}.retrain=true: training the {name} classifier again" if retrain
                 else f"no {name} classifier at {path} yet: training it once")
         when = f" ({duration} on a CPU)" if duration else ""
         console.print(f"{what}, as {command(*overrides)}{when}", soft_wrap=True)
         train_run(overrides, log_dir)
         if not path.is_file():
-            raise ConfigError(f"classifier.experiment={experiment} wrote no classifier to {path}: the "
+            raise ConfigError(f"{key}.experiment={experiment} wrote no classifier to {path}: the "
                               "experiment must export it (callbacks.export_classifier.path)")
     else:
-        console.print(f"using the {name} classifier {path} (classifier.retrain=true retrains it)",
+        console.print(f"using the {name} classifier {path} ({key}.retrain=true retrains it)",
                       soft_wrap=True)
     try:
         return load(path)
     except CheckpointError as err:
-        raise CheckpointError(f"{err}; pass classifier.retrain=true to train it again (the file is "
+        raise CheckpointError(f"{err}; pass {key}.retrain=true to train it again (the file is "
                               "replaced)") from err
 
 
