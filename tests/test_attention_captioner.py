@@ -239,13 +239,23 @@ def test_train_lstm_attention_then_draw_per_word_maps(compose_cfg, shapes_root: 
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["data=shapes"], r"data.grid=null: model=lstm_attention attends over grid features; e.g. data=shapes_"),
-    (["data=shapes_grid", "data.grid=pixels"], r"model.net.encoder_channels=null: with data.grid=pixels"),
-    (["data=shapes_grid", "model.net.encoder_channels=8"], r"model.net.encoder_channels=8: data.grid=lite0"),
+    (["data=shapes"], r"^data.grid=null gives vectors \(N, D\), but model.net \(AttentionLSTMCaptioner, as "
+                      r"configured\) reads a grid \(N, h, w, C\); e.g. data.grid=lite0 \(data=shapes_grid"),
+    (["data=shapes_grid", "data.grid=pixels"], r"data.grid='pixels' gives images .* reads a grid .*; e.g. "
+                                               r"data.grid=lite0"),
+    (["data=shapes_grid", "model.net.encoder_channels=8"], r"data.grid='lite0' gives a grid .* reads images "
+                                                           r"\(N, S, S, 3\); e.g. data.grid=pixels$"),
     (["data=shapes_grid", "data.grid=bogus_grid"],
      r"data.grid='bogus_grid': must be null, lite0, pixels or lite0_pooled"),
     (["model=transformer_spatial", "data=shapes_grid", "data.grid=pixels"],
-     r"data.grid='pixels': model=transformer_spatial attends over grid features"),
+     r"data.grid='pixels' gives images .* model.net \(SpatialCaptioningTransformer, as configured\) reads a "
+     r"grid"),
+    # the vector captioners on a grid: refused before any data work, not a shape error in the first step
+    (["model=lstm", "data=shapes_grid"], r"^data.grid='lite0' gives a grid \(N, h, w, C\), but model.net "
+                                         r"\(CaptioningRNN, as configured\) reads vectors \(N, D\); e.g. "
+                                         r"data.grid=null \(or data.grid=lite0_pooled\)$"),
+    (["model=transformer", "data.grid=pixels"], r"gives images .* \(CaptioningTransformer, as configured\) "
+                                                r"reads vectors"),
 ])
 def test_train_config_check_names_the_missing_grid(compose_cfg, overrides, message):
     model = [] if any(o.startswith("model=") for o in overrides) else ["model=lstm_attention"]

@@ -91,6 +91,11 @@ class AttentionLSTMCaptioner(CaptionerBase):
     def input_dim(self) -> int:
         return self._input_dim
 
+    @classmethod
+    def feature_kind(cls, encoder_channels: int | None = None, **arguments: object) -> str:
+        """Images (N, S, S, C) with ``encoder_channels``, else a grid (N, h, w, C)."""
+        return "grid" if encoder_channels is None else "images"
+
     def _check_features(self, features: Tensor) -> None:
         if features.dim() < 3 or features.shape[-1] != self.input_dim:
             what = "images (N, S, S, C)" if self.encoder is not None else "a grid (N, *grid, C)"

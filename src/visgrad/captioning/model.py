@@ -54,6 +54,11 @@ class CaptionerBase(nn.Module):
         self.start_idx = word_to_idx["<START>"]
         self.end_idx = word_to_idx["<END>"]
 
+    @classmethod
+    def feature_kind(cls, **arguments: object) -> str:
+        """The features this network reads when built with ``arguments``: vectors (N, D)."""
+        return "vectors"
+
     def _check_features(self, features: Tensor) -> None:
         if features.dim() != 2 or features.shape[1] != self.input_dim:
             raise ValueError(

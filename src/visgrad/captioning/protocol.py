@@ -25,6 +25,12 @@ network that attends over a grid may also define ``attention(features, words (N,
 weights of the step that reads each word (each sums to 1 over the grid cells); the grounding score
 (``visgrad.captioning.grounding``) and the per-word figures read it. A network without it is scored and
 drawn without them.
+
+Which features a network reads, ``"vectors"``, ``"grid"`` or ``"images"`` (what ``data.grid`` gives:
+:data:`visgrad.data.grid_features.FEATURE_KINDS`), it may say with a classmethod
+``feature_kind(**arguments) -> str`` of the arguments in its config (``CaptionerBase``: vectors); train.py's
+config check then refuses data of another kind before any data work, naming both. Without it, nothing is
+checked before training.
 """
 
 from __future__ import annotations

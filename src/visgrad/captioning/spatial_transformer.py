@@ -43,6 +43,11 @@ class SpatialCaptioningTransformer(CaptioningTransformer):
     by 4 and by ``num_heads``).
     """
 
+    @classmethod
+    def feature_kind(cls, **arguments: object) -> str:
+        """A grid (N, h, w, C)."""
+        return "grid"
+
     def _check_features(self, features: Tensor) -> None:
         if features.dim() != 4 or features.shape[-1] != self.input_dim:
             raise ValueError(f"features must be a grid (N, h, w, C) with C = input_dim = {self.input_dim}, "

@@ -37,6 +37,8 @@ from visgrad.data.coco import H5_ERRORS, MANIFEST, SPLITS, CaptionDataError, _op
 from visgrad.errors import unreadable
 
 GRID_SOURCES = ("lite0", "pixels", "lite0_pooled")
+# what each data.grid gives a captioner (its feature_kind, visgrad.captioning.protocol): None is the vectors
+FEATURE_KINDS = {None: "vectors", "lite0_pooled": "vectors", "lite0": "grid", "pixels": "images"}
 LITE0_SIZE = 128
 LITE0_BLOCK = 8  # features() index: the third block of the stride-16 stage, 80 channels
 GRID_FORMAT = 1

@@ -31,6 +31,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from visgrad.captioning.cells import CELLS
 from visgrad.classification import not_an_export
 from visgrad.data import digits
+from visgrad.data.grid_features import FEATURE_KINDS
 from visgrad.errors import ConfigError
 from visgrad.gan.callbacks import MIN_JUDGE_IMAGES
 from visgrad.gan.losses import GAN_LOSSES
@@ -83,8 +84,6 @@ CAPTION_DATA = "visgrad.data.CaptionDataModule"
 CAPTIONER = "visgrad.captioning.CaptioningModule"
 RNN_NET = "visgrad.captioning.CaptioningRNN"
 TRANSFORMER_NET = "visgrad.captioning.CaptioningTransformer"
-SPATIAL_NET = "visgrad.captioning.SpatialCaptioningTransformer"
-ATTENTION_NET = "visgrad.captioning.AttentionLSTMCaptioner"
 DATA_ARGUMENTS = ("word_to_idx", "input_dim")  # what CaptioningModule passes its net, from the datamodule
 CLASSIFIER = "visgrad.classification.ClassifierModule"
 EXPORT = "visgrad.classification.ExportClassifier"
@@ -405,28 +404,33 @@ def _captioner_problems(cfg: DictConfig) -> list[str]:
                         "model.net._partial_=true")
     if is_target(net.get(TARGET), TRANSFORMER_NET):
         problems += _transformer_problems(cfg)
-    if is_target(net.get(TARGET), ATTENTION_NET) or is_target(net.get(TARGET), SPATIAL_NET):
-        problems += _grid_problems(cfg, is_target(net.get(TARGET), SPATIAL_NET))
-    return problems
+    return problems + _feature_kind_problems(cfg, net)
 
 
-def _grid_problems(cfg: DictConfig, spatial: bool) -> list[str]:
-    """The attention captioners read a grid: grid features (data.grid=lite0), or, for Show-Attend-Tell, images
-    with its own encoder (data.grid=pixels and model.net.encoder_channels)."""
-    grid, encoder = OmegaConf.select(cfg, "data.grid"), OmegaConf.select(cfg, "model.net.encoder_channels")
-    name = "transformer_spatial" if spatial else "lstm_attention"
-    if grid in (None, "lite0_pooled") or (spatial and grid == "pixels"):
-        return [f"data.grid={fmt(grid)}: model={name} attends over grid features; e.g. data=shapes_grid, "
-                "data=shapes_hard_grid or data.grid=lite0"]
-    if spatial:
+# what to set for a network that reads each kind of features (visgrad.data.grid_features.FEATURE_KINDS)
+FEATURES_FOR = {"vectors": "data.grid=null (or data.grid=lite0_pooled)",
+                "grid": "data.grid=lite0 (data=shapes_grid or data=shapes_hard_grid)",
+                "images": "data.grid=pixels"}
+SHAPES_OF = {"vectors": "vectors (N, D)", "grid": "a grid (N, h, w, C)", "images": "images (N, S, S, 3)"}
+
+
+def _feature_kind_problems(cfg: DictConfig, net: DictConfig) -> list[str]:
+    """The features ``data.grid`` gives must be the kind the net reads (its ``feature_kind`` classmethod of
+    its config's arguments, ``visgrad.captioning.protocol``); a net without it is not checked."""
+    grid = OmegaConf.select(cfg, "data.grid")
+    try:
+        kind_of = getattr(locate(net[TARGET]), "feature_kind", None)
+    except (RegistryError, ImportError):
+        return []  # reported with the target
+    if kind_of is None or grid not in FEATURE_KINDS:  # a bad data.grid is reported by RULES
         return []
-    if grid == "pixels" and encoder is None:
-        return ["model.net.encoder_channels=null: with data.grid=pixels the network makes its grid from the "
-                "images with a learned encoder; e.g. model.net.encoder_channels=64 (or data.grid=lite0)"]
-    if grid == "lite0" and encoder is not None:
-        return [f"model.net.encoder_channels={encoder}: data.grid=lite0 already gives a grid; e.g. "
-                "model.net.encoder_channels=null (or data.grid=pixels to learn the encoder)"]
-    return []
+    arguments = {key: value for key, value in net.items() if key not in (TARGET, "_partial_")}
+    needed, given = kind_of(**arguments), FEATURE_KINDS[grid]
+    if needed == given:
+        return []
+    name = net[TARGET].rsplit(".", 1)[-1]
+    return [f"data.grid={fmt(grid)} gives {SHAPES_OF[given]}, but model.net ({name}, as configured) reads "
+            f"{SHAPES_OF[needed]}; e.g. {FEATURES_FOR[needed]}"]
 
 
 def _transformer_problems(cfg: DictConfig) -> list[str]:
