@@ -4,14 +4,19 @@
     python train.py experiment=ddpm hydra.run.dir=logs/ddpm_run
     python scripts/generative_table.py --gan logs/gan_sweep --ddpm logs/ddpm_run --images docs/images
 
+``--gan`` takes sweep folders and single run folders (``train.py experiment=gan_X hydra.run.dir=...``).
+
 Trains the judge of the runs' ``SampleQualityMetrics`` again (same data, seed and epochs: the same judge),
 loads each run's ``checkpoints/last.ckpt`` (the final epoch, whose ``val/*`` metrics.json holds), draws
 ``--num-samples`` images (as many as val images, like the runs) and prints a Markdown table: confident
-fraction, class entropy, Fréchet distance, precision and recall (k = 3) and the sampling time per 1,000 images
+fraction, class entropy, Fréchet distance, precision and recall (k = 3), the collapsed fraction and the sampling
+time per 1,000 images
 (wall clock, one process, the load average printed above the table), for each GAN, for the DDPM's
 ancestral sampler and DDIM at ``--ddim-steps`` steps (guidance scale 1), for DDIM 50 at the ``--cfg-scales``,
-then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json). With
-``--images``: ``generative_grids.png`` (40 samples of each generator, spread over the draw, side by side), and
+then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json); for
+each GAN also how many of the 64 samples of its grid (``samples.png``, the fixed noise) are collapsed. With
+``--images``: ``generative_grids.png`` (40 samples of each GAN and of DDIM 50, spread over the draw, side by
+side), and
 the DDPM run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and ``ddpm_guidance.png``.
 """
 
@@ -34,10 +39,11 @@ from visgrad.gan import GANModule
 from visgrad.gan.figures import sample_grid
 from visgrad.gan.metrics import SCORES, SampleQuality
 
-FORMATS = {"confident": ".3f", "entropy": ".3f", "fd": ".1f", "precision": ".3f", "recall": ".3f"}
+FORMATS = {"confident": ".3f", "entropy": ".3f", "fd": ".1f", "precision": ".3f", "recall": ".3f",
+           "collapsed": ".3f"}
 HEAD = (
     "| samples | confident (>= 0.9) | class entropy / log 10 | Fréchet distance | precision | recall "
-    "| s / 1000 images |\n|---|---|---|---|---|---|---|"
+    "| collapsed | s / 1000 images |\n|---|---|---|---|---|---|---|---|"
 )
 SEED = 1  # the noise seed of the runs' metrics (SampleQualityMetrics: seed + 1)
 
@@ -72,9 +78,11 @@ def floor_row(name: str, run: Path) -> list[str]:
     return [row(name, {m: metrics.get(f"floor/{m}", float("nan")) for m in SCORES}, None)]
 
 
-def gan_jobs(sweep: Path) -> dict[str, Path]:
+def gan_jobs(folders: list[Path]) -> dict[str, Path]:
+    """``{experiment: run folder}`` of the finished runs in ``folders`` (sweep or run folders)."""
     jobs = {}
-    for metrics in sorted(sweep.glob("*/metrics.json")):
+    found = [folder / "metrics.json" for folder in folders if (folder / "metrics.json").is_file()]
+    for metrics in found + sorted(m for folder in folders for m in folder.glob("*/metrics.json")):
         overrides = OmegaConf.load(metrics.parent / ".hydra" / "overrides.yaml")
         variant = next(o.split("=", 1)[1] for o in overrides if o.startswith("experiment="))
         jobs[variant] = metrics.parent
@@ -85,7 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--gan", type=Path, help="a train.py -m sweep folder of GAN runs")
+    parser.add_argument("--gan", type=Path, nargs="*", default=[],
+                        help="train.py -m sweep folders of GAN runs, or GAN run folders")
     parser.add_argument("--ddpm", type=Path, help="the run folder of experiment=ddpm")
     parser.add_argument("--num-samples", type=int, default=300, help="samples per row (<= --num-val)")
     parser.add_argument("--num-val", type=int, default=300, help="the runs' data.num_val (the judge's split)")
@@ -100,17 +109,20 @@ def main() -> None:
         f"judge accuracy on the val digits: {quality.accuracy(val):.3f}; torch threads: "
         f"{torch.get_num_threads()}; load average at start: {os.getloadavg()[0]:.1f}"
     )
-    rows, grids, floors = [], {}, []
+    rows, grids, floors, notes = [], {}, [], []
 
-    def add(name: str, generate) -> None:
+    def add(name: str, generate, grid: bool = False) -> None:
         images, seconds = timed(generate, n)
         rows.append(row(name, quality.score(images), seconds))
-        grids[name] = images[torch.linspace(0, n - 1, 40).long()]  # spread over the classes
+        if grid:
+            grids[name] = images[torch.linspace(0, n - 1, 40).long()]  # spread over the classes
         print(rows[-1], flush=True)
 
-    for variant, job in (gan_jobs(args.gan) if args.gan else {}).items():
+    for variant, job in gan_jobs(args.gan).items():
         module = GANModule.load_from_checkpoint(job / "checkpoints" / "last.ckpt", map_location="cpu")
-        add(f"`experiment={variant}`", lambda k, m=module: m.generate(k, SEED))
+        add(f"`experiment={variant}`", lambda k, m=module: m.generate(k, SEED), grid=True)
+        fixed = quality.score(module.sample(module.fixed_noise))["collapsed"] * len(module.fixed_noise)
+        notes.append(f"{variant}: {fixed:.0f} of the {len(module.fixed_noise)} samples of samples.png collapsed")
         floors += floor_row(f"untrained generator of {variant} (floor)", job)
     if args.ddpm:
         ddpm = DiffusionModule.load_from_checkpoint(
@@ -119,7 +131,8 @@ def main() -> None:
         if not args.no_ancestral:
             add("DDPM, ancestral (1000 steps)", lambda k: ddpm.generate(k, SEED, sampling_timesteps=None))
         for steps in args.ddim_steps:
-            add(f"DDPM, DDIM {steps} steps", lambda k, s=steps: ddpm.generate(k, SEED, sampling_timesteps=s))
+            add(f"DDPM, DDIM {steps} steps", lambda k, s=steps: ddpm.generate(k, SEED, sampling_timesteps=s),
+                grid=steps == 50)
         for scale in args.cfg_scales:
             add(
                 f"DDPM, DDIM 50 steps, guidance {scale:g}",
@@ -130,6 +143,7 @@ def main() -> None:
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}\n")
     print(HEAD)
     print("\n".join(rows + floors))
+    print("\n".join(["", *notes]))
     if args.images:
         args.images.mkdir(parents=True, exist_ok=True)
         panels = [sample_grid(images, 8, 1) for images in grids.values()]

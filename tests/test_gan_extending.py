@@ -111,7 +111,7 @@ def test_preflight_takes_losses_metrics_and_sizes_from_their_declarations(compos
     ])) == [
         "model.lr: not an argument of visgrad.gan.GANModule; did you mean model.optimizer.lr? it takes "
         "generator, discriminator, loss, optimizer, n_critic, gp_weight, noise_dim, num_fixed, seed, "
-        "ema_decay",
+        "ema_decay, augment, r1_weight",
         "model.generator.hiden: not an argument of visgrad.gan.models.FCGenerator; did you mean "
         "model.generator.hidden? it takes hidden",
         "model.discriminator._partial_=false: must be true (the module builds it with image_shape); e.g. "

@@ -308,12 +308,17 @@ def test_preflight_names_each_bad_gan_key(compose_cfg) -> None:
             "data.num_val=1797",
             "data.image_size=30",
             "model.optimizer.lr=-1",
+            "model.augment=[translation,bogus_augment]",
+            "model.r1_weight=-1",
         ],
     )
     with pytest.raises(ConfigError) as error:
         validate_config(cfg)
     lines = str(error.value).splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 8
+    assert any(line.startswith("model.augment=['translation', 'bogus_augment']: must be a list of color, "
+                               "translation, cutout") for line in lines), lines
+    assert "model.r1_weight=-1: must be a number >= 0 (0: no R1 penalty); e.g. model.r1_weight=1.0" in lines
     assert f"model.loss='bogus_loss': must be {GAN_LOSSES.allowed}; e.g. model.loss=vanilla" in lines
     assert any(line.startswith("model.optimizer.betas=[0.5]: must be two numbers in [0, 1)")
                for line in lines)

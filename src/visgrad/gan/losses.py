@@ -99,6 +99,16 @@ def gradient_penalty(
     return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def r1_penalty(scores_real: torch.Tensor, real: torch.Tensor, weight: float) -> torch.Tensor:
+    """Mescheder et al.'s (2018) R1 penalty ``weight / 2 * E[||grad_x D(x)||^2]`` on real images.
+
+    Inputs: ``scores_real`` (N, 1), D's outputs on ``real`` (N, C, H, W), which must require grad (the
+    penalty differentiates the former by the latter, keeping the graph so that it trains D). Returns a scalar.
+    """
+    (grad,) = torch.autograd.grad(scores_real.sum(), real, create_graph=True)
+    return weight / 2 * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """A kind of GAN: its two losses on the discriminator's raw outputs D(x), D(G(z)) (N, 1).

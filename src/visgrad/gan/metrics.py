@@ -8,6 +8,10 @@ real images.
 - ``precision`` and ``recall`` (Kynkäänniemi et al. 2019, k = 3): the fraction of samples that fall inside
   the real images' feature manifold (the union of balls around each real feature reaching its k-th nearest
   real neighbour: fidelity), and the fraction of real images inside the samples' manifold (coverage);
+- ``collapsed``: the fraction of samples far outside the real images' features: farther from every real
+  feature than the largest of the real features' k-th-nearest-neighbour radii (the widest ball of the
+  precision manifold, put around every real feature). On the digits no held-out real image is (0 of 300),
+  while a generator's white blobs and broken strokes are: "no collapsed samples" is ``collapsed == 0``;
 - ``fd``: the Fréchet distance between Gaussians fitted to the judge's penultimate features of real
   and generated images, ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))`` (Heusel et al. 2017).
 
@@ -32,7 +36,7 @@ from visgrad.models.classifier import Classifier
 
 CONFIDENCE = 0.9
 NEIGHBOURS = 3  # k of precision and recall
-SCORES = ("confident", "entropy", "fd", "precision", "recall")  # the keys of SampleQuality.score
+SCORES = ("confident", "entropy", "fd", "precision", "recall", "collapsed")  # the keys of SampleQuality.score
 
 
 class Judge(nn.Module):
@@ -168,10 +172,16 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS
     return precision, manifold_fraction(real, fake, knn_radii(fake, k))
 
 
+def collapsed_fraction(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS) -> float:
+    """Fraction of ``fake`` (N, F) farther from every row of ``real`` (M, F) than ``max(knn_radii(real, k))``."""
+    nearest = torch.cdist(fake.double(), real.double()).min(dim=1).values
+    return float((nearest > knn_radii(real, k).max()).double().mean())
+
+
 class SampleQuality:
     """Scores image batches against ``reference`` real images with a judge trained on them.
 
-    ``score(images)`` returns ``{"confident", "entropy", "fd", "precision", "recall"}`` for images
+    ``score(images)`` returns ``{"confident", "entropy", "fd", "precision", "recall", "collapsed"}`` for images
     (N, C, S, S) in [-1, 1].
     """
 
@@ -195,4 +205,5 @@ class SampleQuality:
             "fd": frechet_distance(self.mu, self.sigma, mu.to(self.mu), sigma.to(self.sigma)),
             "precision": precision,
             "recall": recall,
+            "collapsed": collapsed_fraction(self.features, features),
         }

@@ -16,8 +16,13 @@ seeded by ``(seed, epoch, batch)``, so a run resumed from a checkpoint draws wha
 
 Logged (:attr:`GANModule.metric_names`): ``train/d_loss``, ``train/g_loss``, ``train/d_real`` and
 ``train/d_fake`` (the mean of D(x) and D(G(z)) as the loss shows them: probabilities for ``vanilla``, raw
-scores for ``ls`` and ``wgan_gp``), ``train/gp`` (losses with the gradient penalty), and the same on the val
-images as ``val/*`` (without the generator loss and the penalty).
+scores for ``ls`` and ``wgan_gp``), ``train/gp`` (losses with the gradient penalty), ``train/r1`` (with
+``r1_weight``), and the same on the val images as ``val/*`` (without the generator loss and the penalties).
+
+Two options for small data, beyond the course: ``augment`` shows the discriminator every image, real and
+generated, in its step and in the generator's, through DiffAugment's random differentiable transforms
+(:mod:`visgrad.gan.augment`); ``r1_weight`` adds Mescheder et al.'s (2018) R1 penalty
+``r1_weight / 2 * E ||grad_x D(x)||^2`` on the real images to the discriminator's loss.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import pytorch_lightning as pl
 import torch
 
 from visgrad.gan import losses
+from visgrad.gan.augment import AUGMENTS, diff_augment
 from visgrad.gan.losses import GAN_LOSSES, GANLoss
 from visgrad.generative.ema import ema_copy
 from visgrad.registry import build, partial_config
@@ -39,9 +45,10 @@ Factory = Callable[..., Any] | Mapping[str, Any]
 COURSE_ADAM = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.999))
 
 
-def metric_names(loss: GANLoss) -> list[str]:
+def metric_names(loss: GANLoss, r1_weight: float = 0.0) -> list[str]:
     """What a :class:`GANModule` with ``loss`` logs (``train/*`` also as ``*_step`` and ``*_epoch``)."""
-    train = ["d_loss", "g_loss", "d_real", "d_fake", *(["gp"] if loss.gradient_penalty else [])]
+    train = ["d_loss", "g_loss", "d_real", "d_fake", *(["gp"] if loss.gradient_penalty else []),
+             *(["r1"] if r1_weight else [])]
     names = [f"train/{name}{suffix}" for name in train for suffix in ("", "_step", "_epoch")]
     return names + ["val/d_loss", "val/d_real", "val/d_fake"]
 
@@ -63,6 +70,10 @@ class GANModule(pl.LightningModule):
     ema_decay: keep an exponential moving average of the generator's weights (:mod:`visgrad.generative.ema`)
         with this decay, updated after every generator step, and sample with it (None: sample with the
         trained generator itself, as the course does).
+    augment: DiffAugment's transforms of the discriminator's inputs, names in
+        :data:`~visgrad.gan.augment.AUGMENTS` (``color``, ``translation``, ``cutout``) applied in this
+        order; empty: none (the course).
+    r1_weight: gamma of the R1 penalty on real images (0: none).
     image_shape: (C, H, W) of the data (from the datamodule's ``model_kwargs()``).
     """
 
@@ -78,11 +89,19 @@ class GANModule(pl.LightningModule):
         num_fixed: int = 64,
         seed: int = 0,
         ema_decay: float | None = None,
+        augment: Sequence[str] = (),
+        r1_weight: float = 0.0,
         image_shape: Sequence[int] = (1, 28, 28),
     ) -> None:
         super().__init__()
         self.loss = GAN_LOSSES.get(loss)
+        unknown = [name for name in augment if name not in AUGMENTS]
+        if unknown:
+            raise ValueError(f"augment={list(augment)}: unknown {unknown}; known: {', '.join(AUGMENTS)}")
+        if r1_weight < 0:
+            raise ValueError(f"r1_weight={r1_weight}: must be >= 0")
         image_shape = [int(s) for s in image_shape]  # plain ints in the checkpoint (not a Hydra ListConfig)
+        augment = [str(name) for name in augment]
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
         self.hparams.update(generator=partial_config(generator), discriminator=partial_config(discriminator),
                             loss=loss if isinstance(loss, str) else self.loss.name,
@@ -97,7 +116,7 @@ class GANModule(pl.LightningModule):
     @property
     def metric_names(self) -> list[str]:
         """Every metric this module logs: what ``monitor.metric`` can name (checked before training)."""
-        return metric_names(self.loss)
+        return metric_names(self.loss, self.hparams.r1_weight)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise (N, Z) -> images (N, C, H, W) in [-1, 1]."""
@@ -133,16 +152,28 @@ class GANModule(pl.LightningModule):
     def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
         return losses.sample_noise(n, self.hparams.noise_dim, generator=rng, device=self.device)
 
+    def _augment(self, images: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        """``images`` as the discriminator sees them: through ``augment``'s transforms (drawn with ``rng``)."""
+        return diff_augment(images, self.hparams.augment, rng)
+
     def _d_loss(
         self, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
         """The discriminator's loss on ``real`` and (detached) ``fake`` images, and D(x), D(G(z)) means as
-        the loss shows them. A gradient penalty (drawn with ``rng``) is added unless ``rng`` is None."""
+        the loss shows them. With ``rng`` (training): the inputs are augmented and the gradient penalty and
+        R1 are added; without (validation): neither."""
+        if rng is not None:
+            real, fake = self._augment(real, rng), self._augment(fake.detach(), rng)
+        if rng is not None and self.hparams.r1_weight:
+            real = real.detach().requires_grad_(True)
         scores_real, scores_fake = self.discriminator(real), self.discriminator(fake.detach())
         out = {"d_loss": self.loss.discriminator(scores_real, scores_fake)}
         if self.loss.gradient_penalty and rng is not None:
             out["gp"] = losses.gradient_penalty(self.discriminator, real, fake, self.hparams.gp_weight, rng)
             out["d_loss"] = out["d_loss"] + out["gp"]
+        if rng is not None and self.hparams.r1_weight:
+            out["r1"] = losses.r1_penalty(scores_real, real, self.hparams.r1_weight)
+            out["d_loss"] = out["d_loss"] + out["r1"]
         if self.loss.shown is not None:
             scores_real, scores_fake = self.loss.shown(scores_real), self.loss.shown(scores_fake)
         out["d_real"], out["d_fake"] = scores_real.detach().mean(), scores_fake.detach().mean()
@@ -164,7 +195,8 @@ class GANModule(pl.LightningModule):
             batch_size=real.shape[0],
         )
         if (batch_idx + 1) % self.hparams.n_critic == 0:
-            g_loss = self.loss.generator(self.discriminator(self.generator(self._noise(real.shape[0], rng))))
+            fake = self._augment(self.generator(self._noise(real.shape[0], rng)), rng)
+            g_loss = self.loss.generator(self.discriminator(fake))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()

@@ -19,7 +19,7 @@ checks of every kind of model (captioner, GAN, classifier), so that one call rep
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from visgrad.classification import not_an_export
 from visgrad.data import digits
 from visgrad.data.grid_features import FEATURE_KINDS
 from visgrad.errors import ConfigError
+from visgrad.gan.augment import AUGMENTS
 from visgrad.gan.callbacks import MIN_JUDGE_IMAGES
 from visgrad.gan.losses import GAN_LOSSES
 from visgrad.gan.module import metric_names as gan_metric_names
@@ -151,6 +152,10 @@ RULES: tuple[Rule, ...] = (
     Rule("model.num_fixed", lambda v: is_int(v) and v >= 2, "an integer >= 2", 64, GAN),
     Rule("model.ema_decay", optional(lambda v: is_number(v) and 0 < v < 1), "null or a number in (0, 1)",
          0.999, GAN),
+    Rule("model.augment", lambda v: isinstance(v, Sequence) and not isinstance(v, str)
+         and all(a in AUGMENTS for a in v),
+         f"a list of {', '.join(AUGMENTS)} (or [])", "[translation,cutout]", GAN),
+    Rule("model.r1_weight", non_negative_number, "a number >= 0 (0: no R1 penalty)", 1.0, GAN),
     Rule("model.ema_decay", lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)", 0.999, DIFFUSION),
     Rule("model.cond_drop_prob", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", 0.1, DIFFUSION),
     Rule("model.sampling_timesteps", optional(positive_int), "null (all steps) or a positive integer", 50,
@@ -302,7 +307,8 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
     problems += _judge_problems(cfg, data)
     monitor, loss = _select(cfg, "monitor.metric"), OmegaConf.select(cfg, "model.loss")
     if monitor is not _ABSENT and GAN_LOSSES.accepts(loss):  # (a bad loss is reported by RULES)
-        logged = gan_metric_names(GAN_LOSSES.get(loss)) + callback_metric_names(cfg)
+        r1 = OmegaConf.select(cfg, "model.r1_weight")
+        logged = gan_metric_names(GAN_LOSSES.get(loss), r1 if is_number(r1) else 0) + callback_metric_names(cfg)
         if monitor not in logged:
             problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(logged)}; e.g. "
                             f"monitor.metric=val/fd monitor.mode=min {fix}")
