@@ -9,8 +9,8 @@
 Trains the judge of the runs' ``SampleQualityMetrics`` again (same data, seed and epochs: the same judge),
 loads each run's ``checkpoints/last.ckpt`` (the final epoch, whose ``val/*`` metrics.json holds), draws
 ``--num-samples`` images (as many as val images, like the runs) and prints a Markdown table: confident
-fraction, class entropy, Fréchet distance, precision and recall (k = 3), the collapsed fraction and the sampling
-time per 1,000 images
+fraction, class entropy, Fréchet distance, precision and recall (k = 3), the collapsed fraction and the
+sampling time per 1,000 images
 (wall clock, one process, the load average printed above the table), for each GAN, for the DDPM's
 ancestral sampler and DDIM at ``--ddim-steps`` steps (guidance scale 1), for DDIM 50 at the ``--cfg-scales``,
 then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json); for
@@ -122,7 +122,8 @@ def main() -> None:
         module = GANModule.load_from_checkpoint(job / "checkpoints" / "last.ckpt", map_location="cpu")
         add(f"`experiment={variant}`", lambda k, m=module: m.generate(k, SEED), grid=True)
         fixed = quality.score(module.sample(module.fixed_noise))["collapsed"] * len(module.fixed_noise)
-        notes.append(f"{variant}: {fixed:.0f} of the {len(module.fixed_noise)} samples of samples.png collapsed")
+        notes.append(f"{variant}: {fixed:.0f} of the {len(module.fixed_noise)} samples of samples.png "
+                     "collapsed")
         floors += floor_row(f"untrained generator of {variant} (floor)", job)
     if args.ddpm:
         ddpm = DiffusionModule.load_from_checkpoint(

@@ -112,8 +112,9 @@ def test_the_discriminator_sees_real_and_generated_images_only_through_the_augme
     # without augmentation the same module feeds D the images themselves
     torch.manual_seed(0)
     plain = GANModule(FCGenerator, RecordingDiscriminator, image_shape=[1, 28, 28])
-    pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False).fit(plain, datamodule=data)
+    pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False,
+               enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(plain, datamodule=data)
     assert len(plain.discriminator.seen) == 3
     for batch in plain.discriminator.seen:
         assert ((batch == 0).flatten(1).sum(dim=1) < 7 * 7).all()

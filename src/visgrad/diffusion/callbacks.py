@@ -19,16 +19,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from rich.console import Console
 
-from visgrad.gan.figures import sample_grid, save_png
-
-
-def _add_image(trainer: pl.Trainer, tag: str, grid: torch.Tensor) -> None:
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+from visgrad.gan.figures import log_image, sample_grid, save_png
 
 
 def chain_snapshots(chain: torch.Tensor, steps: int) -> torch.Tensor:
@@ -70,7 +63,7 @@ class DiffusionSampleFigures(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.every == 0 or epoch == trainer.max_epochs:
-            _add_image(trainer, "samples/fixed", self._fixed_grid(pl_module))
+            log_image(trainer, "samples/fixed", self._fixed_grid(pl_module))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
         if not trainer.is_global_zero or trainer.fast_dev_run:
@@ -87,6 +80,6 @@ class DiffusionSampleFigures(pl.Callback):
             figures["guidance"] = sample_grid(torch.cat(rows), classes, self.scale)
         paths = []
         for name, grid in figures.items():
-            _add_image(trainer, f"samples/{name}", grid)
+            log_image(trainer, f"samples/{name}", grid)
             paths.append(save_png(grid, self.output_dir / f"{name}.png"))
         Console().print("\n".join(f"{p.stem}: {p}" for p in paths), soft_wrap=True)

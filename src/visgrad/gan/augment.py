@@ -40,7 +40,9 @@ def color(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
     return (x - mean) * (_uniform(x.shape[0], generator, x) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, generator: torch.Generator | None = None, ratio: float = 0.125) -> torch.Tensor:
+def translation(
+    x: torch.Tensor, generator: torch.Generator | None = None, ratio: float = 0.125
+) -> torch.Tensor:
     """Shift each image by integers in [-s, s] rows and columns, s = round(ratio * size); 0 fills."""
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
@@ -62,7 +64,8 @@ def cutout(x: torch.Tensor, generator: torch.Generator | None = None, ratio: flo
     cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator).to(x.device)
     rows = torch.arange(h, device=x.device)[None, :, None]
     cols = torch.arange(w, device=x.device)[None, None, :]
-    inside = (rows >= cy - ch // 2) & (rows < cy - ch // 2 + ch) & (cols >= cx - cw // 2) & (cols < cx - cw // 2 + cw)
+    top, left = cy - ch // 2, cx - cw // 2
+    inside = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
     return x * (~inside).unsqueeze(1).to(x)
 
 

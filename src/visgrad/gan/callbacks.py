@@ -26,12 +26,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import TensorBoardLogger
 from rich.console import Console
 
 from visgrad.data.labelled_images import LabelledImages
 from visgrad.errors import ConfigError
-from visgrad.gan.figures import interpolation_noise, sample_grid, save_png
+from visgrad.gan.figures import interpolation_noise, log_image, sample_grid, save_png
 from visgrad.gan.metrics import SCORES, SampleQuality
 
 MIN_JUDGE_IMAGES = 100  # 10 per digit class; the judge's features are 64-d
@@ -123,9 +122,7 @@ class GANSampleFigures(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         grid = sample_grid(pl_module.sample(pl_module.fixed_noise), self.nrow)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples/fixed_noise", grid, global_step=trainer.global_step)
+        log_image(trainer, "samples/fixed_noise", grid)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
         if not trainer.is_global_zero or trainer.fast_dev_run:

@@ -1,11 +1,14 @@
-"""GAN figures: a grid of samples and interpolation strips between noise vectors."""
+"""Figures of generative models (GANs and diffusion): a grid of samples, interpolation strips between noise
+vectors, and writing a grid to a PNG or to TensorBoard."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
 
@@ -31,3 +34,10 @@ def save_png(grid: torch.Tensor, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, path)
     return path
+
+
+def log_image(trainer: pl.Trainer, tag: str, grid: torch.Tensor) -> None:
+    """Add a (3, H, W) grid in [0, 1] to the run's TensorBoard loggers under ``tag`` at the global step."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, grid, global_step=trainer.global_step)

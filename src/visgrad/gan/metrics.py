@@ -173,7 +173,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS
 
 
 def collapsed_fraction(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS) -> float:
-    """Fraction of ``fake`` (N, F) farther from every row of ``real`` (M, F) than ``max(knn_radii(real, k))``."""
+    """Fraction of ``fake`` (N, F) farther from every row of ``real`` (M, F) than
+    ``max(knn_radii(real, k))``."""
     nearest = torch.cdist(fake.double(), real.double()).min(dim=1).values
     return float((nearest > knn_radii(real, k).max()).double().mean())
 
@@ -181,8 +182,8 @@ def collapsed_fraction(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOU
 class SampleQuality:
     """Scores image batches against ``reference`` real images with a judge trained on them.
 
-    ``score(images)`` returns ``{"confident", "entropy", "fd", "precision", "recall", "collapsed"}`` for images
-    (N, C, S, S) in [-1, 1].
+    ``score(images)`` returns ``{"confident", "entropy", "fd", "precision", "recall", "collapsed"}`` for
+    images (N, C, S, S) in [-1, 1].
     """
 
     def __init__(self, reference: LabelledImages, judge: Judge | None = None, **train_kwargs) -> None:

@@ -153,7 +153,7 @@ class GANModule(pl.LightningModule):
         return losses.sample_noise(n, self.hparams.noise_dim, generator=rng, device=self.device)
 
     def _augment(self, images: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
-        """``images`` as the discriminator sees them: through ``augment``'s transforms (drawn with ``rng``)."""
+        """``images`` as the discriminator sees them: through ``augment``'s transforms (from ``rng``)."""
         return diff_augment(images, self.hparams.augment, rng)
 
     def _d_loss(

@@ -308,7 +308,8 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
     monitor, loss = _select(cfg, "monitor.metric"), OmegaConf.select(cfg, "model.loss")
     if monitor is not _ABSENT and GAN_LOSSES.accepts(loss):  # (a bad loss is reported by RULES)
         r1 = OmegaConf.select(cfg, "model.r1_weight")
-        logged = gan_metric_names(GAN_LOSSES.get(loss), r1 if is_number(r1) else 0) + callback_metric_names(cfg)
+        logged = gan_metric_names(GAN_LOSSES.get(loss), r1 if is_number(r1) else 0)
+        logged += callback_metric_names(cfg)
         if monitor not in logged:
             problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(logged)}; e.g. "
                             f"monitor.metric=val/fd monitor.mode=min {fix}")
