@@ -284,6 +284,11 @@ def test_quality_of_real_digits_is_near_the_ceiling_and_noise_near_the_floor(dig
     for floor in (noise, blank):
         assert floor["fd"] > 15 * real["fd"] and floor["entropy"] < 0.5
     assert blank["confident"] == 0.0 or blank["entropy"] == 0.0  # one class at most: no coverage
+    # collapsed: no held-out real digit, but most noise images and white blobs
+    rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    blobs = torch.stack([torch.where((rows - 14) ** 2 + (cols - 14) ** 2 <= r * r, 1.0, -1.0)
+                         for r in (5, 6, 7, 8, 9, 10)]).unsqueeze(1)
+    assert real["collapsed"] == 0.0 and noise["collapsed"] > 0.5 and quality.score(blobs)["collapsed"] == 1.0
 
 
 def test_figures_shapes() -> None:

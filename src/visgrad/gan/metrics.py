@@ -9,9 +9,10 @@ real images.
   the real images' feature manifold (the union of balls around each real feature reaching its k-th nearest
   real neighbour: fidelity), and the fraction of real images inside the samples' manifold (coverage);
 - ``collapsed``: the fraction of samples far outside the real images' features: farther from every real
-  feature than the largest of the real features' k-th-nearest-neighbour radii (the widest ball of the
-  precision manifold, put around every real feature). On the digits no held-out real image is (0 of 300),
-  while a generator's white blobs and broken strokes are: "no collapsed samples" is ``collapsed == 0``;
+  feature than 99% of the real features are from their k-th nearest real neighbour (the 0.99 quantile of
+  the radii of the precision manifold, put around every real feature). On the digits no held-out real
+  image is (0 of 300), while white blobs and uniform noise are: "no collapsed samples" is
+  ``collapsed == 0``;
 - ``fd``: the Fréchet distance between Gaussians fitted to the judge's penultimate features of real
   and generated images, ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))`` (Heusel et al. 2017).
 
@@ -36,6 +37,7 @@ from visgrad.models.classifier import Classifier
 
 CONFIDENCE = 0.9
 NEIGHBOURS = 3  # k of precision and recall
+COLLAPSE_QUANTILE = 0.99  # of the real k-NN radii: the distance beyond which a sample counts as collapsed
 SCORES = ("confident", "entropy", "fd", "precision", "recall", "collapsed")  # the keys of SampleQuality.score
 
 
@@ -172,11 +174,13 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS
     return precision, manifold_fraction(real, fake, knn_radii(fake, k))
 
 
-def collapsed_fraction(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS) -> float:
-    """Fraction of ``fake`` (N, F) farther from every row of ``real`` (M, F) than
-    ``max(knn_radii(real, k))``."""
+def collapsed_fraction(
+    real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS, quantile: float = COLLAPSE_QUANTILE
+) -> float:
+    """Fraction of ``fake`` (N, F) farther from every row of ``real`` (M, F) than the ``quantile`` of
+    ``knn_radii(real, k)`` (linear interpolation, as ``numpy.quantile``)."""
     nearest = torch.cdist(fake.double(), real.double()).min(dim=1).values
-    return float((nearest > knn_radii(real, k).max()).double().mean())
+    return float((nearest > knn_radii(real, k).quantile(quantile)).double().mean())
 
 
 class SampleQuality:
