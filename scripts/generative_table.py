@@ -15,9 +15,9 @@ sampling time per 1,000 images
 ancestral sampler and DDIM at ``--ddim-steps`` steps (guidance scale 1), for DDIM 50 at the ``--cfg-scales``,
 then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json); for
 each GAN also how many of the 64 samples of its grid (``samples.png``, the fixed noise) are collapsed. With
-``--images``: ``generative_grids.png`` (40 samples of each GAN and of DDIM 50, spread over the draw, side by
-side), and
-the DDPM run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and ``ddpm_guidance.png``.
+``--images``: ``gan_and_ddpm_samples.png`` (40 samples of each GAN and of DDIM 50, spread over the draw,
+side by side), and the DDPM run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and
+``ddpm_guidance.png``.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def main() -> None:
     if args.images:
         args.images.mkdir(parents=True, exist_ok=True)
         panels = [sample_grid(images, 8, 1) for images in grids.values()]
-        figure(panels, list(grids), args.images / "generative_grids.png")
+        figure(panels, list(grids), args.images / "gan_and_ddpm_samples.png")
         for name in ("chain", "guidance"):
             if args.ddpm and (args.ddpm / f"{name}.png").is_file():
                 shutil.copyfile(args.ddpm / f"{name}.png", args.images / f"ddpm_{name}.png")
