@@ -9,7 +9,7 @@ import torch
 
 from visgrad.models.classifier import Classifier
 from visgrad.models.shapes_cnn import ShapesCNN
-from visgrad.models.vit import PatchEmbedding, TransformerEncoderLayer, ViT
+from visgrad.models.vit import ConvStem, PatchEmbedding, TransformerEncoderLayer, ViT
 from visgrad.reference import rel_error
 from visgrad.vision.attention_rollout import attention_rollout, rollout
 from visgrad.vision.attribution import ATTRIBUTIONS, attribution_maps
@@ -134,6 +134,50 @@ def test_vit_tokens_and_attention_maps() -> None:
         ViT(10, pool="bogus_pool")
     with pytest.raises(ValueError, match="positions must be one of learned, sinusoidal"):
         ViT(10, positions="bogus_positions")
+
+
+def test_conv_stem_gives_the_patch_embeddings_token_grid() -> None:
+    """log2(P) stride-2 conv blocks and a 1x1 projection: token k is the stem's output at (k // G, k % G)."""
+    torch.manual_seed(0)
+    stem = ConvStem(img_size=16, patch_size=4, in_channels=3, embed_dim=6, width=5).eval()
+    assert [m.stride for m in stem.convs if isinstance(m, torch.nn.Conv2d)] == [(2, 2), (2, 2)]
+    assert [m.out_channels for m in stem.convs if isinstance(m, torch.nn.Conv2d)] == [5, 10]
+    x = torch.randn(2, 3, 16, 16)
+    tokens = stem(x)
+    assert tokens.shape == (2, 16, 6) and stem.num_patches == 16
+    grid = stem.proj(stem.convs(x))  # (2, 6, 4, 4)
+    torch.testing.assert_close(tokens[:, 1 * 4 + 2], grid[:, :, 1, 2])
+    # a pixel only moves the tokens whose receptive field holds it: the top-left one, not the bottom-right
+    moved = x.clone()
+    moved[:, :, 0, 0] += 10
+    change = (stem(moved) - tokens).abs().sum(dim=(0, 2))
+    assert change[0] > 0 and change[-1] == 0
+    # every token's receptive field is centred on its patch: token (1, 2) on pixel (5.5, 9.5)
+    ones = ConvStem(img_size=16, patch_size=4, in_channels=1, embed_dim=1, width=1).eval()
+    for param in ones.parameters():
+        torch.nn.init.ones_(param)
+    image = torch.ones(1, 1, 16, 16, requires_grad=True)
+    ones(image)[0, 1 * 4 + 2].sum().backward()
+    rows, cols = image.grad[0, 0].nonzero(as_tuple=True)
+    assert (rows.min() + rows.max()) / 2 == 5.5 and (cols.min() + cols.max()) / 2 == 9.5
+    with pytest.raises(ValueError, match="power of two.*got 6"):
+        ConvStem(24, 6)
+    with pytest.raises(ValueError, match=r"expects images \(N, 3, 16, 16\)"):
+        stem(torch.zeros(1, 1, 16, 16))
+
+
+def test_vit_with_a_conv_stem_passes_gradcheck_and_rolls_out() -> None:
+    torch.manual_seed(0)
+    net = ViT(3, img_size=8, patch_size=4, in_channels=1, embed_dim=8, num_layers=1, num_heads=2,
+              dim_feedforward=8, dropout=0.0, stem="conv", stem_width=2).double().eval()
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda inp: net(inp), (x,), eps=1e-6, atol=1e-6, fast_mode=True)
+    assert isinstance(net.patch_embed, ConvStem) and net.grid_size == 2
+    maps = attribution_maps("attention_rollout", x.detach(), torch.zeros(2, dtype=torch.long),
+                            Classifier("vit", net, ["a", "b", "c"], 8))
+    assert maps.shape == (2, 8, 8)
+    with pytest.raises(ValueError, match="stem must be one of patch, conv"):
+        ViT(10, stem="bogus_stem")
 
 
 def test_vit_is_about_the_size_of_the_digits_cnn() -> None:

@@ -24,6 +24,7 @@ from visgrad.captioning.transformer import MultiHeadAttention, PositionalEncodin
 
 POOLS = ("cls", "mean")
 POSITIONS = ("learned", "sinusoidal")
+STEMS = ("patch", "conv")
 
 
 class PatchEmbedding(nn.Module):
@@ -51,6 +52,42 @@ class PatchEmbedding(nn.Module):
         P, G = self.patch_size, self.img_size // self.patch_size
         patches = x.reshape(N, C, G, P, G, P).permute(0, 2, 4, 3, 5, 1).reshape(N, G * G, self.patch_dim)
         return self.proj(patches)
+
+
+class ConvStem(nn.Module):
+    """A convolutional stem in place of the patch embedding (Xiao et al., 2021, "Early convolutions help
+    transformers see better"): (N, C, S, S) -> (N, (S/P)^2, E), the same tokens' grid as ``PatchEmbedding``.
+
+    log2(P) blocks of 4x4 stride-2 convolution (padding 1), BatchNorm and ReLU (``width`` channels, doubled at
+    every block after the first), then a 1x1 convolution to E; the (S/P) x (S/P) outputs are the tokens in
+    row-major order. P must be a power of two. The even kernel centres each token's receptive field on its
+    patch (Xiao et al.'s 3x3 kernels would centre it on the patch's top-left pixel, and shift attention
+    rollout's maps by (P - 1) / 2 pixels).
+    """
+
+    def __init__(self, img_size: int, patch_size: int, in_channels: int = 3, embed_dim: int = 128,
+                 width: int = 16) -> None:
+        super().__init__()
+        if patch_size < 2 or patch_size & (patch_size - 1) or img_size % patch_size:
+            raise ValueError(f"a conv stem needs a patch_size that is a power of two (2, 4, 8, ...) and "
+                             f"divides img_size ({img_size}), got {patch_size}")
+        self.img_size, self.patch_size = img_size, patch_size
+        self.in_channels, self.embed_dim = in_channels, embed_dim
+        self.num_patches = (img_size // patch_size) ** 2
+        blocks, channels = [], in_channels
+        for i in range(patch_size.bit_length() - 1):
+            out = width * 2 ** i
+            blocks += [nn.Conv2d(channels, out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(out),
+                       nn.ReLU(inplace=True)]
+            channels = out
+        self.convs = nn.Sequential(*blocks)
+        self.proj = nn.Conv2d(channels, embed_dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != (self.in_channels, self.img_size, self.img_size):
+            raise ValueError(f"ConvStem expects images (N, {self.in_channels}, {self.img_size}, "
+                             f"{self.img_size}), got {tuple(x.shape)}")
+        return self.proj(self.convs(x)).flatten(2).transpose(1, 2)
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -93,6 +130,8 @@ class ViT(nn.Module):
         pool: ``"cls"`` (a learned class token; its final state is the image's feature) or ``"mean"`` (the
             mean of the patch tokens, as the course's classifier).
         positions: ``"learned"`` (a parameter (1, L, E), normal(0, 0.02)) or ``"sinusoidal"`` (fixed).
+        stem: ``"patch"`` (the course's ``PatchEmbedding``) or ``"conv"`` (a :class:`ConvStem` of
+            ``stem_width`` channels with the same P: the same tokens, from convolutions).
 
     Submodules: ``patch_embed``, ``layers`` (``TransformerEncoderLayer``), ``norm``, ``head``; parameters
     ``cls_token`` (1, 1, E) with ``pool="cls"``, ``pos_embed`` (1, L, E) with learned positions. Weights:
@@ -101,14 +140,20 @@ class ViT(nn.Module):
 
     def __init__(self, num_classes: int, img_size: int = 32, patch_size: int = 4, in_channels: int = 3,
                  embed_dim: int = 64, num_layers: int = 2, num_heads: int = 4, dim_feedforward: int = 128,
-                 dropout: float = 0.1, pool: str = "cls", positions: str = "learned") -> None:
+                 dropout: float = 0.1, pool: str = "cls", positions: str = "learned", stem: str = "patch",
+                 stem_width: int = 16) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}")
         self.pool, self.embed_dim = pool, embed_dim
-        self.patch_embed = PatchEmbedding(img_size, patch_size, in_channels, embed_dim)
+        if stem == "patch":
+            self.patch_embed = PatchEmbedding(img_size, patch_size, in_channels, embed_dim)
+        else:
+            self.patch_embed = ConvStem(img_size, patch_size, in_channels, embed_dim, stem_width)
         tokens = self.patch_embed.num_patches + (pool == "cls")
         if pool == "cls":
             self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
