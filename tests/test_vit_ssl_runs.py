@@ -12,7 +12,7 @@ import torch
 from visgrad.classification import load_export, save_export
 from visgrad.errors import ConfigError
 from visgrad.models.shapes_cnn import ShapesCNN
-from visgrad.models.vit import ViT
+from visgrad.models.vit import ConvStem, ViT
 from visgrad.tasks import run_task
 from visgrad.training import train
 
@@ -36,6 +36,18 @@ def test_experiments_train_export_and_monitor_knn(compose_cfg, tmp_path: Path, e
     assert meta["class_names"] == [str(d) for d in range(10)] and meta["image_size"] == 28
     assert net.embed(torch.zeros(2, 1, 28, 28)).shape == (2, 64)
     assert isinstance(net, ViT if experiment == "vit_digits" else ShapesCNN)
+
+
+def test_vit_shapes_trains_a_vit_with_a_conv_stem(compose_cfg, shapes_root: Path, tmp_path: Path) -> None:
+    export = tmp_path / "vit_shapes.pt"
+    cfg = compose_cfg("train", ["experiment=vit_shapes", f"data.root={shapes_root}", "data.dataset.num_train=200",
+                                "data.dataset.num_val=60", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                                "trainer.accelerator=cpu", "callbacks.rich_progress_bar=null",
+                                f"callbacks.export_classifier.path={export}"])
+    train(cfg)
+    net, meta = load_export(export)
+    assert isinstance(net, ViT) and isinstance(net.patch_embed, ConvStem) and net.grid_size == 8
+    assert meta["image_size"] == 64 and net(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
 
 
 CNN_CONFIG = {"_target_": "visgrad.models.shapes_cnn.ShapesCNN", "width": 4, "in_channels": 1,
