@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from visgrad.data.image_classes import DigitClassesDataModule
+from visgrad.data.digits_images import DigitsImagesDataModule
 from visgrad.registry import build
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    data = DigitClassesDataModule()
+    data = DigitsImagesDataModule(channels=1)
     data.setup("fit")
     images, labels = data.splits["train"].images, data.splits["train"].labels
     nets = {name: network(file) for name, file in NETS.items()}

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from visgrad.data.image_classes import CIFAR10DataError, CIFAR10DataModule, DigitClassesDataModule
+from visgrad.data.digits_images import DigitsImagesDataModule
+from visgrad.data.image_classes import CIFAR10DataError, CIFAR10DataModule
+from visgrad.errors import ConfigError
 from visgrad.models.shapes_cnn import ShapesCNN
 from visgrad.reference import rel_error
 from visgrad.ssl import (
@@ -173,11 +175,20 @@ def test_tsne_projection_keeps_clusters_apart() -> None:
     assert knn_predict(points, points, labels, 2, k=5).eq(labels).all()
 
 
-def test_digit_classes_give_the_classifier_its_names_and_size() -> None:
-    module = DigitClassesDataModule(num_val=100)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_digits_images_give_the_classifier_its_names_size_and_channels(channels: int) -> None:
+    module = DigitsImagesDataModule(channels=channels, num_val=100)
     module.setup("fit")
     assert module.model_kwargs() == {"class_names": [str(d) for d in range(10)], "image_size": 28}
     assert module.splits["train"].images.shape == (1697, 1, 28, 28)
+    grey = module.splits["val"].images[:4]
+    images, labels = module.on_after_batch_transfer((grey, module.splits["val"].labels[:4]), 0)
+    assert images.shape == (4, channels, 28, 28) and (images == grey).all() and labels.shape == (4,)
+
+
+def test_digits_images_refuse_other_channel_counts() -> None:
+    with pytest.raises(ConfigError, match=r"data.channels=2: must be 1 \(grey\) or 3 \(RGB\)"):
+        DigitsImagesDataModule(channels=2)
 
 
 def _fake_cifar(root: Path, per_batch: int = 4) -> None:
@@ -211,5 +222,5 @@ def test_cifar10_reads_torchvisions_format(tmp_path: Path) -> None:
 
 def test_missing_cifar10_says_what_is_missing_and_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(CIFAR10DataError, match=r"no CIFAR-10 in torchvision's format \(missing data_batch_1.*"
-                                                 r"download=True.*data=digit_classes"):
+                                                 r"download=True.*data=digits_grey"):
         CIFAR10DataModule(str(tmp_path)).prepare_data()

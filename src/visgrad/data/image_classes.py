@@ -1,13 +1,11 @@
-"""Labelled image sets as image-classification data for ``train.py`` (ViT, the same-size CNN, SimCLR and
-the linear probe): ``model_kwargs()`` gives the classifier's ``class_names`` and ``image_size``.
+"""CIFAR-10 as image-classification data for ``train.py`` (the ViT, SimCLR and the linear probe, when it is
+present; the offline default is the digits, :class:`visgrad.data.digits_images.DigitsImagesDataModule`).
 
-- :class:`DigitClassesDataModule`: scikit-learn's real handwritten digits (:mod:`visgrad.data.digits`),
-  (N, 1, 28, 28) in [-1, 1], 10 classes: the offline default (nothing downloads).
-- :class:`CIFAR10DataModule`: CIFAR-10 in torchvision's on-disk format (``ROOT/cifar-10-batches-py``, the
-  python pickles that ``torchvision.datasets.CIFAR10(ROOT, download=True)`` writes), (N, 3, 32, 32) in
-  [-1, 1]; read directly (no checksum pass), so nothing downloads and a clear error says what is missing.
-
-Batches are ``(images, labels)`` as :class:`~visgrad.data.labelled_images.LabelledImagesDataModule`'s.
+:class:`CIFAR10DataModule` reads CIFAR-10 in torchvision's on-disk format (``ROOT/cifar-10-batches-py``, the
+python pickles that ``torchvision.datasets.CIFAR10(ROOT, download=True)`` writes), (N, 3, 32, 32) in
+[-1, 1]; read directly (no checksum pass), so nothing downloads and a clear error says what is missing.
+Batches are ``(images, labels)`` as :class:`~visgrad.data.labelled_images.LabelledImagesDataModule`'s;
+``model_kwargs()`` gives the classifier's ``class_names`` and ``image_size``.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visgrad.data.digits import DigitsDataModule
 from visgrad.data.labelled_images import LabelledImages, LabelledImagesDataModule
 from visgrad.errors import UserError
 
@@ -37,11 +34,6 @@ class _ClassesMixin:
         return {"class_names": list(train.class_names), "image_size": int(train.images.shape[-1])}
 
 
-class DigitClassesDataModule(_ClassesMixin, DigitsDataModule):
-    """The upsampled scikit-learn digits (1,497 train / 300 val by default) for classifiers; arguments as
-    :class:`~visgrad.data.digits.DigitsDataModule`."""
-
-
 class CIFAR10DataError(UserError, FileNotFoundError):
     """CIFAR-10 is not where ``data.root`` says."""
 
@@ -55,7 +47,7 @@ def check_cifar10(root: str | Path) -> Path:
         raise CIFAR10DataError(
             f"data.root={root}: no CIFAR-10 in torchvision's format (missing {', '.join(missing)} in {folder}"
             '). On a machine with a network run python -c "import torchvision; torchvision.datasets.CIFAR10('
-            "'PATH', download=True)\" and pass data.root=PATH; or use the offline digits: data=digit_classes")
+            "'PATH', download=True)\" and pass data.root=PATH; or use the offline digits: data=digits_grey")
     return folder
 
 

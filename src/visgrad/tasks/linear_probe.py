@@ -57,7 +57,7 @@ class LinearProbeOptions:
         _encoders, "a mapping name -> {checkpoint: FILE (relative: under paths.data_dir), experiment: NAME} "
                    f"(names other than {RANDOM})")
     random_init: bool = option(True, boolean, "true or false")
-    data: dict = option({TARGET: "visgrad.data.image_classes.DigitClassesDataModule"}, _data,
+    data: dict = option({TARGET: "visgrad.data.digits_images.DigitsImagesDataModule", "channels": 1}, _data,
                         "a datamodule config with a _target_ (the data the encoders were trained on)")
     fractions: list = option([0.01, 0.1, 1.0], each(_fraction), "a list of label fractions in (0, 1]")
     repeats: int = option(5, positive_int, "a positive integer")
