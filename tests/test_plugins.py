@@ -70,19 +70,19 @@ def test_a_cell_of_your_own_trains_and_decodes(user_project: Path, shapes_root: 
 def test_an_attribution_method_of_your_own_is_scored(user_project: Path, tmp_path: Path) -> None:
     run = tmp_path / "saliency"
     result = app(user_project, "visualize.py", "task=saliency",
-                 "task.methods=[vanilla,my_plugins.gradcam.GRADCAM]", "+task.gradcam.upsample=nearest",
+                 "task.methods=[vanilla,my_plugins.gradcam.GRADCAM]", "+task.my_gradcam.upsample=nearest",
                  "task.num_images=2", "task.num_show=2", "task.metrics.steps=4", run_dir=run)
     assert result.returncode == 0, result.stderr[-3000:]
     scores = metrics(run)
-    for method in ("vanilla", "gradcam", "random"):
+    for method in ("vanilla", "my_gradcam", "random"):
         assert 0 <= scores[f"saliency/{method}/deletion_auc"] <= 1
         assert 0 <= scores[f"saliency/{method}/insertion_auc"] <= 1
     assert (run / "saliency.png").is_file()
 
     refused = app(user_project, "visualize.py", "task=saliency", "task.methods=[my_plugins.gradcam.GRADCAM]",
-                  "+task.gradcam.upsample=cubic", run_dir=tmp_path / "refused")
+                  "+task.my_gradcam.upsample=cubic", run_dir=tmp_path / "refused")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "task.gradcam.upsample='cubic': must be bilinear or nearest" in refused.stderr  # its own options
+    assert "task.my_gradcam.upsample='cubic': must be bilinear or nearest" in refused.stderr  # its own options
     assert not (tmp_path / "refused").exists()
 
 

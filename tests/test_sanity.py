@@ -125,7 +125,7 @@ def test_saliency_task_with_the_new_methods_on_shapes(compose_cfg, shapes_root, 
     cfg = compose_cfg("visualize", vis_overrides(
         shapes_root, tiny_classifier, "task=saliency", "task.num_images=6", "task.num_show=2",
         "task.methods=[gradcam,rise,occlusion,guided_backprop,guided_gradcam,input_x_gradient]",
-        "+task.rise.num_masks=40", "+task.occlusion.patch=16", "+task.occlusion.stride=16",
+        "task.rise.num_masks=40", "task.occlusion.patch=16", "task.occlusion.stride=16",
         "task.metrics.steps=4",
         "task.optimized_metric=saliency/gradcam/pointing_game"))
     run_task(cfg)
@@ -135,6 +135,6 @@ def test_saliency_task_with_the_new_methods_on_shapes(compose_cfg, shapes_root, 
             assert f"saliency/{method}/{key}" in metrics
         assert 0 <= metrics[f"saliency/{method}/pointing_game"] <= 1
     cfg = compose_cfg("visualize", vis_overrides(shapes_root, tiny_classifier, "task=saliency",
-                                                 "task.methods=[occlusion]", "+task.occlusion.patch=65"))
+                                                 "task.methods=[occlusion]", "task.occlusion.patch=65"))
     with pytest.raises(ConfigError, match=r"^task.occlusion.patch=65: larger than the 64-pixel inputs"):
         run_task(cfg)

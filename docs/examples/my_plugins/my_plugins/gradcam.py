@@ -13,7 +13,7 @@ from visgrad.vision.attribution import Attribution
 
 @dataclass
 class GradCAMOptions:
-    """``task.gradcam``: how the (h, w) map is upsampled to the image."""
+    """``task.my_gradcam``: how the (h, w) map is upsampled to the image."""
 
     upsample: str = option("bilinear", one_of("bilinear", "nearest"), "bilinear or nearest")
 
@@ -33,4 +33,4 @@ def gradcam(X, y, classifier, *, generator=None, upsample="bilinear"):
     return F.interpolate(cam, size=X.shape[-2:], mode=upsample)[:, 0]
 
 
-GRADCAM = Attribution(name="gradcam", label="Grad-CAM", fn=gradcam, options=GradCAMOptions)
+GRADCAM = Attribution(name="my_gradcam", label="my Grad-CAM", fn=gradcam, options=GradCAMOptions)
