@@ -5,6 +5,7 @@ classifier, and ``task=saliency`` with the methods beyond CS231n's."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,8 @@ def test_sanity_checks_end_to_end_on_shapes(compose_cfg, shapes_root, tiny_class
         assert metrics[f"sanity/{method}/passed"] == float(np.mean(steps) < 0.5)
     table = (out / "sanity_table.md").read_text()
     assert "| Guided Backprop |" in table and ("pass" in table or "FAIL" in table)
+    assert "Spearman \\|map\\|" in table  # a "|" inside a cell is escaped: every line has the same columns
+    assert len({len(re.split(r"(?<!\\)\|", line)) for line in table.splitlines()}) == 1
     assert (out / "sanity_cascade.png").stat().st_size > 1000 and (out / "sanity_curves.png").exists()
 
 

@@ -165,8 +165,9 @@ class TaskRun:
         self._tables.append(table)
         if markdown is None:
             return None
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        escaped = [[cell.replace("|", "\\|") for cell in line] for line in [headers, *rows]]  # "|map|"
+        lines = ["| " + " | ".join(escaped[0]) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in escaped[1:]]
         return self.add_file(save_text("\n".join(lines) + "\n", self.output_dir / f"{markdown}.md"))
 
     def finish(self, metrics: Mapping[str, float]) -> dict[str, float]:
