@@ -9,14 +9,18 @@ checks they are equal):
 - ``guided_gradcam``: ours / Captum ``GuidedGradCam`` on the same twin;
 - ``input_x_gradient``: ours / Captum ``InputXGradient``;
 - ``occlusion``: ours (all windows of all images in batches of 64) / Captum ``Occlusion`` with
-  ``perturbations_per_eval=64``; patch 56, stride 28 (49 windows);
+  ``perturbations_per_eval=64``; patch 56, stride 56 (16 windows, ``OCCLUSION``);
 - ``rise``: ours with batches of 64 masks / ours with one masked image per forward (Captum has no RISE:
-  the ratio is what batching gives); 128 masks.
+  the ratio is what batching gives); 32 masks (``RISE_MASKS``).
+
+The occlusion and RISE settings are smaller than the task's defaults (169 windows, 500 masks) to keep the
+run short: their cost is linear in the windows / masks, so the ratios hold. The default run (6 methods,
+batch 1 and 8, 1 warm-up + 3 rounds) takes about 3 minutes alone on 2 cores.
 
 Each round times every contender of a pair once in a rotating order; medians and the ratio ours / baseline
 in the same run. The BatchNorm-folded Lite0 with its packaged weights, eval mode, frozen.
 
-    python benchmarks/bench_attribution.py                 # batch 1 and 8, 2 threads
+    python benchmarks/bench_attribution.py                 # batch 1 and 8, 2 threads, about 3 minutes
     python benchmarks/bench_attribution.py --batch 1 --repeats 5 --methods gradcam occlusion
 """
 
@@ -47,15 +51,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from captum_lite0 import CaptumLite0  # noqa: E402
 
 METHODS = ("gradcam", "guided_backprop", "guided_gradcam", "input_x_gradient", "occlusion", "rise")
+OCCLUSION = (56, 56)  # patch, stride: 4 x 4 windows on 224 px
+RISE_MASKS = 32
 
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n")[3],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds per method and batch")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds per method and batch")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     return p.parse_args(argv)
 
@@ -64,6 +71,7 @@ def pairs(classifier, twin) -> dict[str, tuple]:
     """``{method: (ours(X, y), baseline(X, y))}``."""
     model, layer = classifier.model, classifier.feature_layer
     size = classifier.image_size
+    patch, stride = OCCLUSION
 
     def captum_gradcam(X, y):
         coarse = LayerGradCam(model, layer).attribute(X, target=y, relu_attributions=True)
@@ -71,11 +79,11 @@ def pairs(classifier, twin) -> dict[str, tuple]:
 
     def captum_occlusion(X, y):
         return Occlusion(lambda x: model(x).softmax(dim=1)).attribute(
-            X, target=y, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28), baselines=0.0,
+            X, target=y, sliding_window_shapes=(3, patch, patch), strides=(3, stride, stride), baselines=0.0,
             perturbations_per_eval=64)
 
     def rise(batch_size):
-        return lambda X, y: perturbation.rise_saliency(X, y, model, 128, batch_size=batch_size,
+        return lambda X, y: perturbation.rise_saliency(X, y, model, RISE_MASKS, batch_size=batch_size,
                                                        generator=torch.Generator().manual_seed(0),
                                                        norm=classifier.norm)
 
@@ -88,7 +96,7 @@ def pairs(classifier, twin) -> dict[str, tuple]:
                                X.clone(), target=y, interpolate_mode="bilinear")),
         "input_x_gradient": (lambda X, y: input_x_gradient_saliency(X, y, model),
                              lambda X, y: InputXGradient(model).attribute(X.clone(), target=y)),
-        "occlusion": (lambda X, y: perturbation.occlusion_saliency(X, y, model, 56, 28, "mean",
+        "occlusion": (lambda X, y: perturbation.occlusion_saliency(X, y, model, patch, stride, "mean",
                                                                    norm=classifier.norm),
                       captum_occlusion),
         "rise": (rise(64), rise(1)),
