@@ -83,8 +83,9 @@ def table(saliency: dict, sanity: dict, shapes: dict, methods: list[str]) -> str
     from visgrad.vision.attribution import ATTRIBUTIONS
 
     images = saliency["saliency/num_images"]
-    lines = [f"| method | deletion AUC ↓ | insertion AUC ↑ | s / image | Spearman \\|map\\| over the cascade | "
-             f"sanity (< {sanity['sanity/threshold']}) | pointing game (shapes) ↑ |",
+    lines = [f"| method | deletion AUC ↓ | insertion AUC ↑ | s / image | "
+             f"Spearman \\|map\\| over the cascade | sanity (< {sanity['sanity/threshold']}) | "
+             "pointing game (shapes) ↑ |",
              "|---|--:|--:|--:|--:|:-:|--:|"]
     for name in methods:
         passed = "pass" if sanity[f"sanity/{name}/passed"] else "FAIL"

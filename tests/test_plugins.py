@@ -82,7 +82,7 @@ def test_an_attribution_method_of_your_own_is_scored(user_project: Path, tmp_pat
     refused = app(user_project, "visualize.py", "task=saliency", "task.methods=[my_plugins.gradcam.GRADCAM]",
                   "+task.my_gradcam.upsample=cubic", run_dir=tmp_path / "refused")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "task.my_gradcam.upsample='cubic': must be bilinear or nearest" in refused.stderr  # its own options
+    assert "task.my_gradcam.upsample='cubic': must be bilinear or nearest" in refused.stderr  # its options
     assert not (tmp_path / "refused").exists()
 
 
