@@ -22,11 +22,15 @@ QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.accel
 
 
 @pytest.mark.parametrize("experiment", ["vit_digits", pytest.param("simclr_digits", marks=pytest.mark.slow)])
-def test_experiments_train_export_and_monitor_knn(compose_cfg, tmp_path: Path, experiment: str) -> None:
+def test_experiments_train_export_and_monitor_knn(compose_cfg, tmp_path: Path, experiment: str,
+                                                  capsys: pytest.CaptureFixture) -> None:
     export = tmp_path / "encoder.pt"
     cfg = compose_cfg("train", [f"experiment={experiment}", *QUICK,
                                 f"callbacks.export_classifier.path={export}"])
     train(cfg)
+    # a classifier's export line gives its val/acc; SimCLR's encoder has none (not a made-up 0.000)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("exported the network"))
+    assert ("(val/acc " in line) == (experiment == "vit_digits")
     out = Path(cfg.paths.output_dir)
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["val/knn_acc"] <= 1.0

@@ -120,4 +120,5 @@ class ExportClassifier(pl.Callback):
         hp = pl_module.hparams
         path = save_export(self.path, pl_module.net, pl_module.net_config, hp.class_names, hp.image_size,
                            None if acc is None else float(acc))
-        Console().print(f"exported the classifier (val/acc {float(acc or 0):.3f}) to {path}", soft_wrap=True)
+        score = "" if acc is None else f" (val/acc {float(acc):.3f})"  # an encoder (SimCLR) has no val/acc
+        Console().print(f"exported the network{score} to {path}", soft_wrap=True)
