@@ -356,3 +356,13 @@ def test_checkpoint_that_does_not_fit_the_model_is_refused(compose_cfg, tmp_path
                                           r"fixed_noise, generator.* and \d+ more\); pass a checkpoint"):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_a_constructor_refusing_its_argument_names_the_config_key(compose_cfg) -> None:
+    """A ValueError of a network's constructor (the library's error about an argument, here one no config
+    rule knows) is a ConfigError naming the key and value: a user error, so it is one line and the refused
+    run leaves no folder (RunFolderGuard, tested above through the app)."""
+    cfg = compose_cfg("train", ["experiment=vit_digits", "model.net.stem=bogus_stem", "print_config=false"])
+    with pytest.raises(ConfigError, match=r"^model.net.stem='bogus_stem': stem must be one of patch, conv, "
+                                          r"got 'bogus_stem'$"):
+        train(cfg)

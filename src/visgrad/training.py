@@ -50,21 +50,50 @@ log = logging.getLogger(__name__)
 _ABSENT = object()
 
 
-def _instantiate_group(group: DictConfig | None, extra: dict[type, dict] | None = None) -> list:
-    """Instantiate every ``_target_`` entry of a callbacks/logger group (a dict of named configs).
+def _instantiate_group(group: DictConfig | None, key: str, extra: dict[type, dict] | None = None) -> list:
+    """Instantiate every ``_target_`` entry of the callbacks/logger group at ``key`` (a dict of named
+    configs).
 
     ``extra`` maps a class to keyword arguments added when an entry's target is (a subclass of) it.
     """
     if not group:
         return []
     objects = []
-    for conf in group.values():
+    for name, conf in group.items():
         if conf is None or "_target_" not in conf:
             continue
         cls = get_class(conf._target_)
         kwargs = {k: v for base, kw in (extra or {}).items() if issubclass(cls, base) for k, v in kw.items()}
-        objects.append(instantiate(conf, **kwargs))
+        objects.append(_instantiate_node(conf, f"{key}.{name}", **kwargs))
     return objects
+
+
+def _instantiate_node(node: DictConfig, key: str, **kwargs) -> object:
+    """``instantiate(node, **kwargs)`` for the config node at ``key`` (``data``, ``model``, ...). A
+    ``ValueError`` raised by a constructor in it (the library's error about an argument) becomes a
+    ``ConfigError`` naming the ``key.*`` values its message mentions (or ``key``), so that it is reported in
+    a line and the refused run leaves no folder."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if not isinstance(cause, ValueError) or isinstance(cause, ConfigError):
+            raise
+        message = " ".join(str(cause).split())
+        named = [f"{path}={fmt(value)}" for path, value in _leaves(node, key)
+                 if _mentions(message, path.rsplit(".", 1)[-1], value)]
+        raise ConfigError(f"{' '.join(named) or key}: {message}") from cause
+
+
+def _leaves(node: DictConfig, key: str) -> list[tuple[str, object]]:
+    """``(full key, value)`` of every value under ``node`` (at ``key``), but ``_target_`` / ``_partial_``."""
+    leaves = []
+    for name, value in node.items():
+        if str(name) in ("_target_", "_partial_"):
+            continue
+        path = f"{key}.{name}"
+        leaves += _leaves(value, path) if isinstance(value, DictConfig) else [(path, value)]
+    return leaves
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -90,23 +119,23 @@ def train(cfg: DictConfig) -> float | None:
         print_config_tree(cfg, order=("data", "model", "trainer", "callbacks", "logger", "paths"))
     pl.seed_everything(cfg.seed, workers=True)
 
-    callbacks = _instantiate_group(cfg.get("callbacks"))
+    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks.append(HParamsSession(run_hparams(cfg, **cfg.get("hparams", {}))))  # a row in the HParams view
     if cfg.get("resume"):
         callbacks.append(ResumeAttempt())  # the attempt counts once its training starts
     else:
         _refuse_used_checkpoint_dirs(callbacks)
-    loggers = _instantiate_group(cfg.get("logger"), extra=logger_kwargs)
+    loggers = _instantiate_group(cfg.get("logger"), "logger", extra=logger_kwargs)
     plugins = [p if isinstance(p, str) else instantiate(p) for p in cfg.trainer.get("plugins") or []]
     if cfg.get("checkpoint_io"):
         plugins.append(instantiate(cfg.checkpoint_io))
     trainer = _build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                              plugins=plugins or None)
 
-    datamodule: pl.LightningDataModule = instantiate(cfg.data)
+    datamodule: pl.LightningDataModule = _instantiate_node(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model: pl.LightningModule = instantiate(cfg.model, **datamodule.model_kwargs())
+    model: pl.LightningModule = _instantiate_node(cfg.model, "model", **datamodule.model_kwargs())
     _check_monitored_metrics(callbacks, model)
     if cfg.get("test"):
         _check_testable(model, datamodule)
