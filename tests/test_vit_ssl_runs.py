@@ -29,7 +29,8 @@ def test_experiments_train_export_and_monitor_knn(compose_cfg, tmp_path: Path, e
                                 f"callbacks.export_classifier.path={export}"])
     train(cfg)
     # a classifier's export line gives its val/acc; SimCLR's encoder has none (not a made-up 0.000)
-    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("exported the network"))
+    out_lines = capsys.readouterr().out.splitlines()
+    line = next(line for line in out_lines if line.startswith("exported the network"))
     assert ("(val/acc " in line) == (experiment == "vit_digits")
     out = Path(cfg.paths.output_dir)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -44,8 +45,9 @@ def test_experiments_train_export_and_monitor_knn(compose_cfg, tmp_path: Path, e
 
 def test_vit_shapes_trains_a_vit_with_a_conv_stem(compose_cfg, shapes_root: Path, tmp_path: Path) -> None:
     export = tmp_path / "vit_shapes.pt"
-    cfg = compose_cfg("train", ["experiment=vit_shapes", f"data.root={shapes_root}", "data.dataset.num_train=200",
-                                "data.dataset.num_val=60", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+    cfg = compose_cfg("train", ["experiment=vit_shapes", f"data.root={shapes_root}",
+                                "data.dataset.num_train=200", "data.dataset.num_val=60",
+                                "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                                 "trainer.accelerator=cpu", "callbacks.rich_progress_bar=null",
                                 f"callbacks.export_classifier.path={export}"])
     train(cfg)

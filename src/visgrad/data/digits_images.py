@@ -1,10 +1,11 @@
-"""scikit-learn's digits as an image-classification dataset (:mod:`visgrad.data.digits`): ``data=digits_images``.
+"""scikit-learn's digits as an image-classification dataset (:mod:`visgrad.data.digits`):
+``data=digits_images``.
 
 ``DigitsImagesDataModule`` serves every digits classifier and encoder: ``python train.py
 experiment=digits_classifier`` and ``experiment=adv_train_digits`` (the classifiers of ``visualize.py
 classifier=digits`` / ``digits_adv``, RGB), ``experiment=cnn_digits``, ``vit_digits``, ``simclr_digits`` and
-``visualize.py task=linear_probe`` (one grey channel, ``data=digits_grey``); :func:`digits_inputs` gives the tasks
-the same validation images.
+``visualize.py task=linear_probe`` (one grey channel, ``data=digits_grey``); :func:`digits_inputs` gives
+the tasks the same validation images.
 """
 
 from __future__ import annotations
