@@ -31,12 +31,21 @@ UPSAMPLING = ("bilinear", "nearest", "bicubic")
 def layer_gradients(X: torch.Tensor, y: torch.Tensor, model: nn.Module,
                     layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """The output A of ``layer`` (a module of ``model``, run once per forward) for images X (N, 3, H, W)
-    and the gradient of the class scores ``model(X)[i, y[i]]`` w.r.t. it: (A, dA), both (N, C, h, w)."""
+    and the gradient of the class scores ``model(X)[i, y[i]]`` w.r.t. it: (A, dA), both (N, C, h, w).
+
+    With frozen weights the graph starts at A (A is made to require grad, as Captum's ``LayerGradCam``
+    does): nothing below the layer is recorded, half the work of a backward pass to the input."""
     outputs: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda module, inputs, output: outputs.append(output))
+
+    def keep(module: nn.Module, inputs, output) -> None:
+        if isinstance(output, torch.Tensor) and not output.requires_grad:
+            output.requires_grad_(True)
+        outputs.append(output)
+
+    handle = layer.register_forward_hook(keep)
     try:
-        with torch.enable_grad():  # the weights are frozen: the input carries the graph
-            scores = model(X.detach().requires_grad_(True)).gather(1, y.view(-1, 1)).sum()
+        with torch.enable_grad():
+            scores = model(X.detach()).gather(1, y.view(-1, 1)).sum()
             if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 4:
                 raise ValueError(f"layer={type(layer).__name__} must output one feature map (N, C, h, w) per "
                                  f"forward; it gave {len(outputs)} outputs")
