@@ -15,7 +15,7 @@ checks they are equal):
 
 The occlusion and RISE settings are smaller than the task's defaults (169 windows, 500 masks) to keep the
 run short: their cost is linear in the windows / masks, so the ratios hold. The default run (6 methods,
-batch 1 and 8, 1 warm-up + 3 rounds) takes about 3 minutes alone on 2 cores.
+batch 1 and 8, 1 warm-up + 3 rounds) takes about 3 minutes alone on 2 cores (10 minutes on a loaded machine).
 
 Each round times every contender of a pair once in a rotating order; medians and the ratio ours / baseline
 in the same run. The BatchNorm-folded Lite0 with its packaged weights, eval mode, frozen.
