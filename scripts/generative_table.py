@@ -79,13 +79,14 @@ def floor_row(name: str, run: Path) -> list[str]:
 
 
 def gan_jobs(folders: list[Path]) -> dict[str, Path]:
-    """``{experiment: run folder}`` of the finished runs in ``folders`` (sweep or run folders)."""
+    """``{command: run folder}`` of the finished runs in ``folders`` (sweep or run folders); the command is
+    the run's experiment and its other overrides (those of Hydra and of the console left out)."""
     jobs = {}
     found = [folder / "metrics.json" for folder in folders if (folder / "metrics.json").is_file()]
     for metrics in found + sorted(m for folder in folders for m in folder.glob("*/metrics.json")):
         overrides = OmegaConf.load(metrics.parent / ".hydra" / "overrides.yaml")
-        variant = next(o.split("=", 1)[1] for o in overrides if o.startswith("experiment="))
-        jobs[variant] = metrics.parent
+        shown = [o for o in overrides if not o.startswith(("hydra.", "print_config", "callbacks.rich"))]
+        jobs[" ".join(sorted(shown, key=lambda o: not o.startswith("experiment=")))] = metrics.parent
     return jobs
 
 
@@ -118,9 +119,10 @@ def main() -> None:
             grids[name] = images[torch.linspace(0, n - 1, 40).long()]  # spread over the classes
         print(rows[-1], flush=True)
 
-    for variant, job in gan_jobs(args.gan).items():
+    for command, job in gan_jobs(args.gan).items():
         module = GANModule.load_from_checkpoint(job / "checkpoints" / "last.ckpt", map_location="cpu")
-        add(f"`experiment={variant}`", lambda k, m=module: m.generate(k, SEED), grid=True)
+        variant = command.split()[0].removeprefix("experiment=")
+        add(f"`{command}`", lambda k, m=module: m.generate(k, SEED), grid=True)
         fixed = quality.score(module.sample(module.fixed_noise))["collapsed"] * len(module.fixed_noise)
         notes.append(f"{variant}: {fixed:.0f} of the {len(module.fixed_noise)} samples of samples.png "
                      "collapsed")
