@@ -112,17 +112,18 @@ def main() -> None:
     )
     rows, grids, floors, notes = [], {}, [], []
 
-    def add(name: str, generate, grid: bool = False) -> None:
+    def add(name: str, generate, title: str | None = None) -> None:
+        """A row; with ``title``, also a panel of the figure."""
         images, seconds = timed(generate, n)
         rows.append(row(name, quality.score(images), seconds))
-        if grid:
-            grids[name] = images[torch.linspace(0, n - 1, 40).long()]  # spread over the classes
+        if title:
+            grids[title] = images[torch.linspace(0, n - 1, 40).long()]  # spread over the classes
         print(rows[-1], flush=True)
 
     for command, job in gan_jobs(args.gan).items():
         module = GANModule.load_from_checkpoint(job / "checkpoints" / "last.ckpt", map_location="cpu")
         variant = command.split()[0].removeprefix("experiment=")
-        add(f"`{command}`", lambda k, m=module: m.generate(k, SEED), grid=True)
+        add(f"`{command}`", lambda k, m=module: m.generate(k, SEED), variant)
         fixed = quality.score(module.sample(module.fixed_noise))["collapsed"] * len(module.fixed_noise)
         notes.append(f"{variant}: {fixed:.0f} of the {len(module.fixed_noise)} samples of samples.png "
                      "collapsed")
@@ -135,7 +136,7 @@ def main() -> None:
             add("DDPM, ancestral (1000 steps)", lambda k: ddpm.generate(k, SEED, sampling_timesteps=None))
         for steps in args.ddim_steps:
             add(f"DDPM, DDIM {steps} steps", lambda k, s=steps: ddpm.generate(k, SEED, sampling_timesteps=s),
-                grid=steps == 50)
+                f"DDPM, DDIM {steps} steps" if steps == 50 else None)
         for scale in args.cfg_scales:
             add(
                 f"DDPM, DDIM 50 steps, guidance {scale:g}",
@@ -157,13 +158,13 @@ def main() -> None:
 
 
 def figure(panels: list[torch.Tensor], titles: list[str], path: Path) -> None:
-    """The sample grids side by side, 4 to a row, each titled."""
+    """The sample grids side by side, 5 to a row, each titled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = 4
+    cols = min(len(panels), 5)
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2 * rows + 0.3 * rows), squeeze=False)
     for ax in axes.flat:
