@@ -65,7 +65,8 @@ def timed(generate, n: int) -> tuple[torch.Tensor, float]:
 
 def row(name: str, scores: dict[str, float], seconds: float | None) -> str:
     cells = [f"{scores[m]:{FORMATS[m]}}" for m in SCORES]
-    return f"| {name} | " + " | ".join(cells) + f" | {'' if seconds is None else f'{seconds:.1f}'} |"
+    time = "" if seconds is None else f"{seconds:.{2 if seconds < 10 else 1}f}"
+    return f"| {name} | " + " | ".join(cells) + f" | {time} |"
 
 
 def floor_row(name: str, run: Path) -> list[str]:
