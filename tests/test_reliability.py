@@ -334,6 +334,7 @@ def test_checkpoint_that_does_not_fit_the_model_is_refused(compose_cfg, tmp_path
     one line, before fitting, instead of a size-mismatch traceback."""
     from hydra.utils import instantiate
 
+    # "2 more": the first layer of the generator and of its moving average
     gan = ["experiment=gan_vanilla", "trainer.max_epochs=3"]
     cfg = compose_cfg("train", [*gan, "model.noise_dim=64"])
     datamodule = instantiate(cfg.data)
@@ -345,7 +346,7 @@ def test_checkpoint_that_does_not_fit_the_model_is_refused(compose_cfg, tmp_path
                 "hyper_parameters": dict(model.hparams)}, smaller)
     with pytest.raises(ConfigError, match=rf"^ckpt_path={smaller}: model.noise_dim=96 \(the checkpoint's: "
                                           rf"64\) builds a model that does not fit {smaller} \(fixed_noise "
-                                          r"is \[64, 64\] there and \[64, 96\] here and 1 more\); pass a "
+                                          r"is \[64, 64\] there and \[64, 96\] here and 2 more\); pass a "
                                           r"checkpoint of this model, or the model overrides"):
         train(compose_cfg("train", [*gan, f"ckpt_path={smaller}"]))
     other = tmp_path / "captioner.ckpt"
