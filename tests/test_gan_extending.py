@@ -98,7 +98,9 @@ def test_preflight_takes_losses_metrics_and_sizes_from_their_declarations(compos
                                                         "monitor.metric=val/bogus_metric"]))
         return line
 
-    declared = [*metric_names(GAN_LOSSES.get("wgan_gp")), *SampleQualityMetrics.metric_names]
+    # experiment=gan_dc adds the R1 penalty, and with it train/r1
+    declared = [*metric_names(GAN_LOSSES.get("wgan_gp"), r1_weight=1.0), *SampleQualityMetrics.metric_names]
+    assert "train/r1" in declared and "train/r1" not in metric_names(GAN_LOSSES.get("wgan_gp"))
     assert logged("wgan_gp").startswith(
         f"monitor.metric='val/bogus_metric': a GAN logs {', '.join(declared)}; e.g. monitor.metric=val/fd")
     assert "train/gp" not in logged("vanilla") and "train/gp" not in logged(f"{__name__}.HINGE")
