@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the default test suite (fast; slow tests deselected).
-test: $(STAMP)
+## Lint, then run the default test suite (fast; slow tests deselected).
+test: lint
 	$(PY) -m pytest
 
 ## Run every test including the ones marked slow.
@@ -25,7 +25,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m ""
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks train.py visualize.py
+	$(VENV)/bin/ruff check src tests benchmarks scripts train.py visualize.py
 
 ## The main job: a default captioning run on the offline `shapes` dataset.
 train: $(STAMP)
