@@ -57,8 +57,8 @@ def test_task_hparams_are_its_options(compose_cfg) -> None:
         "integrated_gradients.baseline": "blur", "attention_rollout.head_fusion": "mean",
         "gradcam.relu": True, "gradcam.upsample": "bilinear", "guided_gradcam.upsample": "bilinear",
         "occlusion.patch": 32, "occlusion.stride": 16, "occlusion.fill": "mean",
-        "occlusion.score": "probability", "occlusion.batch_size": 64, "rise.num_masks": 500, "rise.grid": 7,
-        "rise.p": 0.5, "rise.fill": "black", "rise.score": "probability", "rise.batch_size": 64,
+        "occlusion.score": "probability", "occlusion.batch_size": 16, "rise.num_masks": 500, "rise.grid": 7,
+        "rise.p": 0.5, "rise.fill": "black", "rise.score": "probability", "rise.batch_size": 16,
         "metrics.steps": 12,
         "metrics.patch": 8,
         "metrics.deletion_fill": "blur", "metrics.blur": 5.0, "device": "cpu"}

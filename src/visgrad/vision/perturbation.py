@@ -53,7 +53,7 @@ def window_starts(size: int, patch: int, stride: int) -> list[int]:
 
 @torch.no_grad()
 def occlusion_saliency(X: torch.Tensor, y: torch.Tensor, model: nn.Module, patch: int = 32, stride: int = 16,
-                       fill: str = "mean", score: str = "probability", batch_size: int = 64,
+                       fill: str = "mean", score: str = "probability", batch_size: int = 16,
                        norm: Normalization = IMAGENET) -> torch.Tensor:
     """Occlusion maps (N, H, W) of images X (N, 3, H, W) for classes y (N,): the mean drop of the class
     ``score`` when a ``patch`` square covering the pixel is filled (see the module docstring)."""
@@ -108,7 +108,7 @@ def upsample_masks(cells: torch.Tensor, offsets: torch.Tensor, size: tuple[int, 
 
 @torch.no_grad()
 def rise_from_masks(X: torch.Tensor, y: torch.Tensor, model: nn.Module, masks: torch.Tensor, p: float,
-                    fill: str = "black", score: str = "probability", batch_size: int = 64,
+                    fill: str = "black", score: str = "probability", batch_size: int = 16,
                     norm: Normalization = IMAGENET) -> torch.Tensor:
     """RISE maps (N, H, W) of images X (N, 3, H, W) for classes y (N,) with the given masks (K, H, W):
     ``sum_k score(M_k X + (1 - M_k) fill) M_k / (K p)``."""
@@ -124,7 +124,7 @@ def rise_from_masks(X: torch.Tensor, y: torch.Tensor, model: nn.Module, masks: t
 
 
 def rise_saliency(X: torch.Tensor, y: torch.Tensor, model: nn.Module, num_masks: int = 500, grid: int = 7,
-                  p: float = 0.5, fill: str = "black", score: str = "probability", batch_size: int = 64,
+                  p: float = 0.5, fill: str = "black", score: str = "probability", batch_size: int = 16,
                   generator: torch.Generator | None = None, norm: Normalization = IMAGENET) -> torch.Tensor:
     """RISE maps (N, H, W) with ``num_masks`` masks drawn from ``generator`` (see the module docstring),
     upsampled ``batch_size`` at a time."""
@@ -157,7 +157,7 @@ class OcclusionOptions:
     stride: int = option(16, positive_int, "a positive integer (pixels), at most the patch")
     fill: str = option("mean", one_of(*IG_BASELINES), f"one of {', '.join(IG_BASELINES)}")
     score: str = option("probability", one_of(*SCORES), f"one of {', '.join(SCORES)}")
-    batch_size: int = option(64, positive_int, "a positive integer")
+    batch_size: int = option(16, positive_int, "a positive integer")
 
     def problems(self) -> list[str]:
         if self.stride > self.patch:
@@ -182,7 +182,7 @@ class RISEOptions:
     p: float = option(0.5, probability, "a probability")
     fill: str = option("black", one_of(*IG_BASELINES), f"one of {', '.join(IG_BASELINES)}")
     score: str = option("probability", one_of(*SCORES), f"one of {', '.join(SCORES)}")
-    batch_size: int = option(64, positive_int, "a positive integer")
+    batch_size: int = option(16, positive_int, "a positive integer")
 
     def problems(self) -> list[str]:
         return [] if self.p > 0 else ["p=0: no cell would ever be kept; use a probability > 0"]
