@@ -68,21 +68,23 @@ def _instantiate_group(group: DictConfig | None, key: str, extra: dict[type, dic
     return objects
 
 
-def _instantiate_node(node: DictConfig, key: str, **kwargs) -> object:
-    """``instantiate(node, **kwargs)`` for the config node at ``key`` (``data``, ``model``, ...). A
-    ``ValueError`` raised by a constructor in it (the library's error about an argument) becomes a
-    ``ConfigError`` naming the ``key.*`` values its message mentions (or ``key``), so that it is reported in
-    a line and the refused run leaves no folder."""
+def _instantiate_node(node: DictConfig, key: str, refusals: tuple[type[Exception], ...] = (ValueError,),
+                      refuser: str = "", **kwargs) -> object:
+    """``instantiate(node, **kwargs)`` for the config node at ``key`` (``data``, ``model``, ``trainer``, ...).
+    A ``refusals`` error raised by a constructor in it (by default a ``ValueError``: the library's error
+    about an argument) becomes a ``ConfigError`` naming the ``key.*`` values its message mentions (or
+    ``key``), after ``refuser`` (who refused), so that it is reported in a line and the refused run leaves no
+    folder."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
-        if not isinstance(cause, ValueError) or isinstance(cause, ConfigError):
+        if not isinstance(cause, refusals) or isinstance(cause, ConfigError):
             raise
         message = " ".join(str(cause).split())
         named = [f"{path}={fmt(value)}" for path, value in _leaves(node, key)
                  if _mentions(message, path.rsplit(".", 1)[-1], value)]
-        raise ConfigError(f"{' '.join(named) or key}: {message}") from cause
+        raise ConfigError(f"{' '.join(named) or key}: {refuser}{message}") from cause
 
 
 def _leaves(node: DictConfig, key: str) -> list[tuple[str, object]]:
@@ -230,17 +232,8 @@ def _build_trainer(trainer: DictConfig, **kwargs) -> pl.Trainer:
         raise ConfigError(f"trainer.accelerator={accelerator}: this machine has none that Lightning can use "
                           f"(it has: {', '.join(sorted(present))}); use trainer.accelerator=cpu, or "
                           "trainer.accelerator=auto (the best device there is)")
-    try:
-        return instantiate(trainer, **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if not isinstance(cause, MisconfigurationException | ValueError | TypeError | ImportError):
-            raise
-        message = " ".join(str(cause).split())
-        named = [f"trainer.{key}={fmt(value)}" for key, value in trainer.items()
-                 if key != "_target_" and _mentions(message, str(key), value)]
-        keys = " ".join(named) or "trainer"
-        raise ConfigError(f"{keys}: Lightning's Trainer refuses it: {message}") from None
+    refusals = (MisconfigurationException, ValueError, TypeError, ImportError)
+    return _instantiate_node(trainer, "trainer", refusals, "Lightning's Trainer refuses it: ", **kwargs)
 
 
 def _mentions(message: str, key: str, value) -> bool:
