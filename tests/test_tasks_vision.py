@@ -222,3 +222,22 @@ def test_visualize_reads_cs231n_npz_with_labels(compose_cfg, shapes_root, tiny_c
     np.savez(archive, X=rng.integers(0, 256, (1, 224, 224, 3), dtype=np.uint8), y=np.array([76]))
     with pytest.raises(ValueError, match="not classes of shapes"):
         run_task(cfg)
+
+
+def test_saliency_display_scale_shows_a_map_from_its_floor_to_its_99th_percentile() -> None:
+    """A map with zeros (Grad-CAM after its ReLU) is scaled by its 99th percentile; a map positive everywhere
+    (RISE's expected score, here an offset of 0.6) is shown from its 1st percentile, so that its variation is
+    not one flat colour; negative values (an occlusion map's rises) keep the floor at 0."""
+    from visgrad.tasks.figures import display_scale
+
+    ramp = np.linspace(0.0, 1.0, 10_000).reshape(100, 100)
+    with_zeros = np.clip(ramp - 0.02, 0, None)
+    shown = display_scale(with_zeros)
+    assert shown.min() == 0 and shown.max() == 1
+    assert shown[50, 49] == pytest.approx(with_zeros[50, 49] / np.percentile(with_zeros, 99))
+    offset = display_scale(0.6 + 0.01 * ramp)
+    low, high = np.percentile(ramp, [1, 99])
+    assert offset.max() == 1 and np.mean(offset == 0) == pytest.approx(0.01, abs=1e-3)
+    assert offset[50, 49] == pytest.approx((ramp[50, 49] - low) / (high - low))
+    signed = display_scale(ramp - 0.2)
+    assert np.array_equal(signed, np.clip((ramp - 0.2) / np.percentile(ramp - 0.2, 99), 0, 1))

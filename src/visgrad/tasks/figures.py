@@ -70,6 +70,15 @@ def save_image_row(panels: list[tuple[Image.Image, str]], path: Path, panel_size
     save_figure(fig, path, dpi=dpi, bbox_inches=None)
 
 
+def display_scale(values: np.ndarray) -> np.ndarray:
+    """A map (H, W) in [0, 1] for display: from its floor (0, or its 1st percentile when that is positive,
+    as for RISE, whose map is the expected score with the pixel kept and never near 0) to its 99th
+    percentile (as SmoothGrad's figures, so a few extreme pixels do not leave the rest of the map black),
+    clipped."""
+    floor = max(float(np.percentile(values, 1)), 0.0)
+    return np.clip((values - floor) / max(float(np.percentile(values, 99)) - floor, 1e-12), 0, 1)
+
+
 def saliency_figure(
     images: torch.Tensor,
     maps: dict[str, torch.Tensor],
@@ -79,7 +88,7 @@ def saliency_figure(
     notes: dict[str, str] | None = None,
 ) -> Figure:
     """Images (N, 3, H, W) (normalised with ``norm``) over one row per saliency method: the map (N, H, W)
-    laid over the image (clipped at its 99th percentile), its peak marked + and, with masks (N, H, W), the
+    laid over the image (scaled by :func:`display_scale`), its peak marked + and, with masks (N, H, W), the
     object outlined.
 
     ``maps`` and ``notes`` (one line under each row label, e.g. its scores) are keyed by the row label.
@@ -92,9 +101,7 @@ def saliency_figure(
         axes[0, i].set_title(titles[i], fontsize=8)
         for row, saliency in enumerate(maps.values(), start=1):
             values = saliency[i].detach().cpu().numpy()
-            # shown up to the 99th percentile (as SmoothGrad's figures), so a few extreme pixels do not
-            # leave the rest of the map black
-            scaled = np.clip(values / max(np.percentile(values, 99), 1e-12), 0, 1)
+            scaled = display_scale(values)
             ax = axes[row, i]
             ax.imshow(pixels[i], alpha=0.35)
             ax.imshow(scaled, cmap="hot", alpha=np.clip(0.25 + scaled, 0, 1), vmin=0, vmax=1)
