@@ -3,7 +3,8 @@
 The network, the optimizer and the scheduler are factories (``_partial_: true`` config nodes, i.e.
 ``functools.partial`` objects, or ``{_target_: ...}`` mappings): the network is built with
 ``num_classes=len(class_names)``, the optimizer with ``params``, the scheduler with ``optimizer`` (and, if
-its constructor takes ``total_steps``, as ``OneCycleLR``'s does, with the run's number of optimizer steps).
+its constructor takes ``total_steps``, as ``OneCycleLR``'s does, with the run's number of optimizer steps;
+:func:`visgrad.optimizers.optimizer_config`).
 Their configs are stored in the hyperparameters, so a checkpoint rebuilds the module
 (``ClassifierModule.load_from_checkpoint``) and :class:`~visgrad.classification.ExportClassifier` can export
 the network with the config that rebuilds it.
@@ -12,7 +13,6 @@ the network with the config that rebuilds it.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,10 +20,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from visgrad.registry import TARGET, build, locate, partial_config
+from visgrad.optimizers import check_interval, optimizer_config
+from visgrad.registry import build, partial_config
 
 Factory = Callable[..., Any] | Mapping[str, Any]
-INTERVALS = ("epoch", "step")
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=3e-3, weight_decay=1e-4)
 
 
@@ -50,8 +50,7 @@ class ClassifierModule(pl.LightningModule):
         scheduler_interval: str = "epoch",
     ) -> None:
         super().__init__()
-        if scheduler_interval not in INTERVALS:
-            raise ValueError(f"scheduler_interval must be one of {INTERVALS}, got {scheduler_interval!r}")
+        check_interval(scheduler_interval)
         class_names = [str(name) for name in class_names]  # a plain list in the checkpoint
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.hparams.update(net=partial_config(net), optimizer=partial_config(optimizer),
@@ -89,20 +88,5 @@ class ClassifierModule(pl.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        optimizer = build(self.optimizer_factory, params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        extra = {}
-        if "total_steps" in inspect.signature(_target(self.scheduler_factory)).parameters and (
-                "total_steps" not in partial_config(self.scheduler_factory)):
-            extra["total_steps"] = self.trainer.estimated_stepping_batches
-        scheduler = build(self.scheduler_factory, optimizer=optimizer, **extra)
-        interval = self.hparams.scheduler_interval
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
-
-
-def _target(factory: Factory) -> Callable:
-    """The class or function a factory calls."""
-    if isinstance(factory, Mapping):
-        return locate(factory[TARGET])
-    return factory.func if isinstance(factory, functools.partial) else factory
+        return optimizer_config(self.parameters(), self.optimizer_factory, self.scheduler_factory,
+                                self.hparams.scheduler_interval, self)

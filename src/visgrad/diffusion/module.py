@@ -28,6 +28,7 @@ import torch
 
 from visgrad.diffusion.gaussian_diffusion import GaussianDiffusion
 from visgrad.generative.ema import ema_copy
+from visgrad.optimizers import check_interval, optimizer_config
 from visgrad.registry import build, partial_config
 
 Factory = Callable[..., Any] | Mapping[str, Any]
@@ -41,6 +42,9 @@ class DiffusionModule(pl.LightningModule):
     num_classes: K (0: unconditional; labels are then ignored).
     timesteps, objective, beta_schedule: of the :class:`GaussianDiffusion`.
     optimizer: factory of the optimizer, called with ``params``.
+    scheduler: factory of a learning-rate scheduler, called with ``optimizer`` (and ``total_steps`` if it
+        takes them, as ``OneCycleLR`` does), or None (:func:`visgrad.optimizers.optimizer_config`).
+    scheduler_interval: ``"step"`` or ``"epoch"``: when the scheduler steps.
     cond_drop_prob: probability that a training label is dropped ("no class"; classifier-free guidance).
     ema_decay: decay of the weights' moving average that samples.
     sampling_timesteps: DDIM steps of ``generate`` (the metrics and figures during training; None: all
@@ -61,6 +65,8 @@ class DiffusionModule(pl.LightningModule):
         objective: str = "pred_noise",
         beta_schedule: str = "sigmoid",
         optimizer: Factory = ADAM,
+        scheduler: Factory | None = None,
+        scheduler_interval: str = "step",
         cond_drop_prob: float = 0.1,
         ema_decay: float = 0.999,
         sampling_timesteps: int | None = 50,
@@ -73,10 +79,12 @@ class DiffusionModule(pl.LightningModule):
         super().__init__()
         if not 0.0 <= cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {cond_drop_prob}")
+        check_interval(scheduler_interval)
         image_shape = [int(s) for s in image_shape]
-        self.save_hyperparameters(ignore=["net", "optimizer"])
-        self.hparams.update(net=partial_config(net), optimizer=partial_config(optimizer))
-        self.optimizer_factory = optimizer
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.hparams.update(net=partial_config(net), optimizer=partial_config(optimizer),
+                            scheduler=None if scheduler is None else partial_config(scheduler))
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         network = build(net, image_shape=tuple(image_shape), num_classes=int(num_classes))
         schedule = dict(
             image_size=image_shape[-1],
@@ -142,7 +150,9 @@ class DiffusionModule(pl.LightningModule):
         return torch.cat(out)
 
     def configure_optimizers(self):
-        return build(self.optimizer_factory, params=self.diffusion.model.parameters())
+        params = self.diffusion.model.parameters()
+        return optimizer_config(params, self.optimizer_factory, self.scheduler_factory,
+                                self.hparams.scheduler_interval, self)
 
     def _rng(self, batch_idx: int, stage: int) -> torch.Generator:
         """A CPU generator seeded by (seed, stage, epoch, batch): the same draws after a resume."""

@@ -37,6 +37,7 @@ from visgrad.gan.augment import AUGMENTS
 from visgrad.gan.callbacks import MIN_JUDGE_IMAGES
 from visgrad.gan.losses import GAN_LOSSES
 from visgrad.gan.module import metric_names as gan_metric_names
+from visgrad.optimizers import INTERVALS
 from visgrad.options import (
     fmt,
     is_int,
@@ -97,7 +98,8 @@ SAMPLE_QUALITY = "visgrad.gan.callbacks.SampleQualityMetrics"
 INJECTED = {
     GAN: (("image_shape",), {"generator": ("noise_dim", "image_shape"), "discriminator": ("image_shape",),
                              "optimizer": ("params",)}),
-    DIFFUSION: (("image_shape",), {"net": ("image_shape", "num_classes"), "optimizer": ("params",)}),
+    DIFFUSION: (("image_shape",), {"net": ("image_shape", "num_classes"), "optimizer": ("params",),
+                                   "scheduler": ("optimizer",)}),
     CLASSIFIER: (("class_names", "image_size"), {"net": ("num_classes",), "optimizer": ("params",),
                                                   "scheduler": ("optimizer",)}),
 }
@@ -161,7 +163,8 @@ RULES: tuple[Rule, ...] = (
     Rule("model.sampling_timesteps", optional(positive_int), "null (all steps) or a positive integer", 50,
          DIFFUSION),
     Rule("model.net.width", positive_int, "a positive integer", 16, CLASSIFIER),
-    Rule("model.scheduler_interval", one_of("epoch", "step"), "epoch or step", "step", CLASSIFIER),
+    Rule("model.scheduler_interval", one_of(*INTERVALS), "epoch or step", "step", CLASSIFIER),
+    Rule("model.scheduler_interval", one_of(*INTERVALS), "epoch or step", "step", DIFFUSION),
     Rule("data.repeat", positive_int, "a positive integer", 1),
     Rule("data.num_val", lambda v: positive_int(v) and v < digits.NUM_IMAGES,
          f"an integer in [1, {digits.NUM_IMAGES - 1}]", 300, GAN_DATA[0]),
