@@ -15,6 +15,9 @@ sampling time per 1,000 images
 ancestral sampler and DDIM at ``--ddim-steps`` steps (guidance scale 1), for DDIM 50 at the ``--cfg-scales``,
 then the real val images (ceiling) and the untrained generators (floor, from each run's metrics.json); for
 each GAN also how many of the 64 samples of its grid (``samples.png``, the fixed noise) are collapsed. With
+``--sampler-samples N``: a second table compares the DDPM's samplers on N samples each (N may exceed the
+val images: the distance is to the training digits' features): the ancestral sampler and DDIM at each of
+``--ddim-steps``, with each distance divided by the ancestral sampler's and each speed-up over it. With
 ``--images``: ``gan_and_ddpm_samples.png`` (40 samples of each GAN and of DDIM 50, spread over the draw,
 side by side), and the DDPM run's ``chain.png`` and ``guidance.png`` copied as ``ddpm_chain.png`` and
 ``ddpm_guidance.png``.
@@ -103,6 +106,8 @@ def main() -> None:
     parser.add_argument("--ddim-steps", type=int, nargs="*", default=[10, 20, 50, 100])
     parser.add_argument("--cfg-scales", type=float, nargs="*", default=[0.0, 2.0, 4.0])
     parser.add_argument("--no-ancestral", action="store_true", help="skip the 1,000-step sampler (slow)")
+    parser.add_argument("--sampler-samples", type=int, default=0,
+                        help="also compare the DDPM's samplers on this many samples each (0: no)")
     parser.add_argument("--images", type=Path, help="write the figures here")
     args = parser.parse_args()
     quality, val = judge(args.num_val, 0, 10000, 5)
@@ -149,6 +154,9 @@ def main() -> None:
     print(HEAD)
     print("\n".join(rows + floors))
     print("\n".join(["", *notes]))
+    if args.ddpm and args.sampler_samples:
+        print(f"\nThe DDPM's samplers, {args.sampler_samples} samples each\n")
+        print("\n".join(sampler_rows(quality, ddpm, args.sampler_samples, args.ddim_steps)))
     if args.images:
         args.images.mkdir(parents=True, exist_ok=True)
         panels = [sample_grid(images, 8, 1) for images in grids.values()]
@@ -156,6 +164,26 @@ def main() -> None:
         for name in ("chain", "guidance"):
             if args.ddpm and (args.ddpm / f"{name}.png").is_file():
                 shutil.copyfile(args.ddpm / f"{name}.png", args.images / f"ddpm_{name}.png")
+
+
+def sampler_rows(quality: SampleQuality, ddpm: DiffusionModule, n: int, ddim_steps: list[int]) -> list[str]:
+    """A Markdown table: the ancestral sampler and DDIM at each of ``ddim_steps`` on ``n`` samples each,
+    with the distance divided by the ancestral sampler's and the speed-up over it."""
+    rows = [
+        "| sampler | Fréchet distance | ÷ ancestral | precision | recall | s / 1000 images | speed-up |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    base = None
+    for steps in [None, *ddim_steps]:
+        images, seconds = timed(lambda k, s=steps: ddpm.generate(k, SEED, sampling_timesteps=s), n)
+        scores = quality.score(images)
+        base = base or (scores["fd"], seconds)
+        name = f"ancestral ({ddpm.hparams.timesteps} steps)" if steps is None else f"DDIM {steps} steps"
+        rows.append(f"| {name} | {scores['fd']:.1f} | {scores['fd'] / base[0]:.2f} "
+                    f"| {scores['precision']:.3f} | {scores['recall']:.3f} | {seconds:.1f} "
+                    f"| {base[1] / seconds:.0f}× |")
+        print(rows[-1], flush=True)
+    return rows
 
 
 def figure(panels: list[torch.Tensor], titles: list[str], path: Path) -> None:
