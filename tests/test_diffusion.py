@@ -59,6 +59,23 @@ def test_q_sample_and_its_inverses_match_numpy() -> None:
     np.testing.assert_allclose(x_t.numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(diffusion.predict_start_from_noise(x_t, t_t, noise_t).numpy(), x0, atol=1e-4)
     np.testing.assert_allclose(diffusion.predict_noise_from_start(x_t, t_t, x0_t).numpy(), noise, atol=1e-4)
+    # the velocity of Salimans & Ho 2022 and x_0 back from it
+    v = np.sqrt(ab) * noise - np.sqrt(1 - ab) * x0
+    v_t = diffusion.predict_v(x0_t, t_t, noise_t)
+    np.testing.assert_allclose(v_t.numpy(), v, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(diffusion.predict_start_from_v(x_t, t_t, v_t).numpy(), x0, atol=1e-6)
+
+
+def test_pred_v_network_predictions_are_consistent() -> None:
+    """A network that outputs the true v gives back the true x_0 and noise (where x_0 is in [-1, 1])."""
+    diffusion = GaussianDiffusion(None, image_size=4, timesteps=T, objective="pred_v").double()
+    x0, noise, t = (torch.from_numpy(a) for a in draws((4, 1, 4, 4), seed=2))
+    x0 = x0.clamp(-1, 1)
+    x_t = diffusion.q_sample(x0, t, noise)
+    diffusion.model = lambda x, times: diffusion.predict_v(x0, times, noise)
+    pred_noise, pred_x0 = diffusion.model_predictions(x_t, t, {})
+    torch.testing.assert_close(pred_x0, x0)
+    torch.testing.assert_close(pred_noise, noise)
 
 
 def test_q_posterior_matches_the_product_of_gaussians() -> None:
@@ -96,7 +113,7 @@ class Scaled(torch.nn.Module):
         return out if y is None else out + y.to(x)[:, None, None, None]
 
 
-@pytest.mark.parametrize("objective", ["pred_noise", "pred_x_start"])
+@pytest.mark.parametrize("objective", ["pred_noise", "pred_x_start", "pred_v"])
 def test_p_losses_at_a_fixed_seed_is_the_hand_computed_value(objective: str) -> None:
     diffusion = GaussianDiffusion(
         Scaled(), image_size=4, timesteps=T, objective=objective, beta_schedule="sigmoid"
@@ -110,7 +127,9 @@ def test_p_losses_at_a_fixed_seed_is_the_hand_computed_value(objective: str) -> 
     ab = np_alpha_bar("sigmoid", T)[t][:, None, None, None]
     x_t = np.sqrt(ab) * x0.double().numpy() + np.sqrt(1 - ab) * noise
     output = 0.5 * x_t + t[:, None, None, None] / 100
-    target = noise if objective == "pred_noise" else x0.double().numpy()
+    targets = {"pred_noise": noise, "pred_x_start": x0.double().numpy(),
+               "pred_v": np.sqrt(ab) * noise - np.sqrt(1 - ab) * x0.double().numpy()}
+    target = targets[objective]
     assert float(loss) == pytest.approx(float(np.mean((output - target) ** 2)), rel=1e-5)
 
 
@@ -175,7 +194,7 @@ def test_unet_shapes_conditioning_and_zero_output() -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    with pytest.raises(ValueError, match="objective must be one of pred_noise, pred_x_start"):
+    with pytest.raises(ValueError, match="objective must be one of pred_noise, pred_x_start, pred_v"):
         GaussianDiffusion(None, image_size=4, objective="bogus_objective")
     with pytest.raises(ValueError, match="sampling_timesteps must be in"):
         GaussianDiffusion(None, image_size=4, timesteps=T).sampling_times(T + 1)

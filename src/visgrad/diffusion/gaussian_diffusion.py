@@ -12,7 +12,9 @@ and the posterior of one step back is Gaussian with
     variance = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)                            (q_posterior)
 
 (``alpha_bar_{-1} = 1``; times are 0-based, t = 0..T-1). A network ``model(x_t, t, **conditions)`` predicts
-the noise (``objective="pred_noise"``) or ``x_0`` (``"pred_x_start"``); the loss is the mean squared error
+the noise (``objective="pred_noise"``), ``x_0`` (``"pred_x_start"``) or the velocity
+``v = sqrt(alpha_bar_t) noise - sqrt(1 - alpha_bar_t) x_0`` (``"pred_v"``, Salimans & Ho 2022: well scaled
+at every noise level, where the noise says little about x_0 near t = T); the loss is the mean squared error
 of that prediction at a uniformly drawn t (``p_losses``). Sampling starts from N(0, I) and either walks
 back all T steps, each drawing from the posterior at the predicted ``x_0`` (``p_sample``; ancestral
 sampling), or takes ``sampling_timesteps`` < T deterministic DDIM steps (Song et al. 2021; ``eta`` > 0
@@ -36,7 +38,7 @@ from torch import nn
 
 from visgrad.diffusion.schedules import NOISE_SCHEDULES, NoiseSchedule
 
-OBJECTIVES = ("pred_noise", "pred_x_start")
+OBJECTIVES = ("pred_noise", "pred_x_start", "pred_v")
 
 
 def extract(values: torch.Tensor, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -50,7 +52,7 @@ class GaussianDiffusion(nn.Module):
         or None to use the schedule alone (``q_sample``, ``q_posterior``, ...).
     image_size: S.
     timesteps: T.
-    objective: what the network predicts, ``"pred_noise"`` or ``"pred_x_start"``.
+    objective: what the network predicts, ``"pred_noise"``, ``"pred_x_start"`` or ``"pred_v"``.
     beta_schedule: a :data:`~visgrad.diffusion.schedules.NOISE_SCHEDULES` name (``linear``, ``cosine``,
         ``sigmoid``) or the dotted path of a ``NoiseSchedule``.
     channels: C (None: the model's ``channels`` attribute, else 1).
@@ -145,6 +147,22 @@ class GaussianDiffusion(nn.Module):
             self.sqrt_recipm1_alphas_cumprod, t, x_t.shape
         )
 
+    def predict_v(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """v = sqrt(alpha_bar_t) noise - sqrt(1 - alpha_bar_t) x_0 (N, C, S, S): the ``pred_v`` target."""
+        t = self._times(t, x_start.shape[0])
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x_start.shape) * noise
+            - extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.shape) * x_start
+        )
+
+    def predict_start_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v (N, C, S, S)."""
+        t = self._times(t, x_t.shape[0])
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x_t.shape) * x_t
+            - extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * v
+        )
+
     def q_posterior(
         self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -185,7 +203,8 @@ class GaussianDiffusion(nn.Module):
         if self.objective == "pred_noise":
             pred_noise, x_start = output, self.predict_start_from_noise(x_t, t, output)
         else:
-            x_start = output
+            v_output = self.objective == "pred_v"
+            x_start = self.predict_start_from_v(x_t, t, output) if v_output else output
             pred_noise = self.predict_noise_from_start(x_t, t, x_start)
         if clip_x_start:
             x_start = x_start.clamp(-1, 1)
@@ -277,11 +296,14 @@ class GaussianDiffusion(nn.Module):
     ) -> torch.Tensor:
         """The training loss of images ``x_start`` (N, C, S, S) in [-1, 1]: draw t ~ U{0..T-1} (N,), then
         noise ~ N(0, I), and return the mean squared error between the network's output at
-        ``q_sample(x_start, t, noise)`` and its target (the noise, or x_0). Scalar."""
+        ``q_sample(x_start, t, noise)`` and its target (the noise, x_0 or v). Scalar."""
         t = torch.randint(0, self.num_timesteps, (x_start.shape[0],), generator=generator).to(x_start.device)
         noise = torch.randn(x_start.shape, generator=generator).to(x_start)
         output = self.model(self.q_sample(x_start, t, noise), t, **model_kwargs)
-        target = noise if self.objective == "pred_noise" else x_start
+        if self.objective == "pred_noise":
+            target = noise
+        else:
+            target = x_start if self.objective == "pred_x_start" else self.predict_v(x_start, t, noise)
         return F.mse_loss(output, target)
 
     def forward(self, img: torch.Tensor, model_kwargs: Mapping[str, Any] = {}) -> torch.Tensor:  # noqa: B006
