@@ -325,7 +325,7 @@ def test_preflight_names_each_bad_gan_key(compose_cfg) -> None:
                                "translation, cutout") for line in lines), lines
     assert "model.r1_weight=-1: must be a number >= 0 (0: no R1 penalty); e.g. model.r1_weight=1.0" in lines
     assert f"model.loss='bogus_loss': must be {GAN_LOSSES.allowed}; e.g. model.loss=vanilla" in lines
-    assert any(line.startswith("model.optimizer.betas=[0.5]: must be two numbers in [0, 1)")
+    assert any(line.startswith("model.optimizer.betas=[0.5]: must be two floats in [0, 1) (0.0, not 0)")
                for line in lines)
     assert "data.num_val=1797: must be an integer in [1, 1796]; e.g. data.num_val=300" in lines
     assert any(
@@ -343,6 +343,11 @@ def test_preflight_names_each_bad_gan_key(compose_cfg) -> None:
     ]
     assert all("experiment=gan_vanilla|gan_ls|gan_dc|gan_wgan_gp" in line for line in lines)
     validate_config(compose_cfg("train", ["experiment=gan_wgan_gp", "data=mnist", "data.root=/nowhere"]))
+    # Adam refuses betas of mixed types: the paper's WGAN-GP betas are written 0.0, not 0
+    (line,) = str(pytest.raises(ConfigError, validate_config, compose_cfg(
+        "train", ["experiment=gan_wgan_gp", "model.optimizer.betas=[0,0.9]"])).value).splitlines()
+    assert line.startswith("model.optimizer.betas=[0, 0.9]: must be two floats in [0, 1) (0.0, not 0)")
+    validate_config(compose_cfg("train", ["experiment=gan_wgan_gp", "model.optimizer.betas=[0.0,0.9]"]))
     captioner_on_digits = (r"^data._target_='visgrad.data.digits.DigitsDataModule': images for the GANs, "
                            r"which model 'visgrad.captioning.CaptioningModule' does not")
     with pytest.raises(ConfigError, match=captioner_on_digits):

@@ -106,7 +106,7 @@ INJECTED = {
 MOVED_KEYS = {"lr": "model.optimizer.lr", "betas": "model.optimizer.betas", "architecture": "model.generator "
               "and model.discriminator (model=gan_dc)", "fc_hidden": "model.generator.hidden",
               "width": "model.net.width"}
-BETAS = pair_of(lambda b: is_number(b) and 0 <= b < 1)
+BETAS = pair_of(lambda b: isinstance(b, float) and 0 <= b < 1)  # Adam refuses an int (0 for 0.0)
 NULL_OR_POSITIVE = "null (all) or a positive integer"
 LIMIT_BATCHES = "null, an integer >= 0 (batches) or a fraction in [0, 1]"
 
@@ -146,7 +146,7 @@ RULES: tuple[Rule, ...] = (
     Rule("model.meteor", one_of(True, False, "auto"), "true, false or auto", "auto", CAPTIONER),
     Rule("model.loss", registered(GAN_LOSSES), GAN_LOSSES.allowed, "vanilla", GAN),
     Rule("model.noise_dim", positive_int, "a positive integer", 96, GAN),
-    Rule("model.optimizer.betas", BETAS, "two numbers in [0, 1)", "[0.5,0.999]", GAN),
+    Rule("model.optimizer.betas", BETAS, "two floats in [0, 1) (0.0, not 0)", "[0.5,0.999]", GAN),
     Rule("model.n_critic", positive_int, "a positive integer", 5, GAN),
     Rule("model.gp_weight", non_negative_number, "a number >= 0", 10.0, GAN),
     Rule("model.generator.hidden", positive_int, "a positive integer", 1024, GAN),
