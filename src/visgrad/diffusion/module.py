@@ -50,8 +50,7 @@ class DiffusionModule(pl.LightningModule):
     sampling_timesteps: DDIM steps of ``generate`` (the metrics and figures during training; None: all
         ``timesteps`` ancestral steps).
     cfg_scale: guidance scale of ``generate`` (1: the conditional model; ignored when unconditional).
-    eta: DDIM's noise in ``generate`` (0: deterministic DDIM; 1: as much noise as the ancestral sampler,
-        which on a briefly trained model gives far better samples at 50 steps; see docs/generative.md).
+    eta: DDIM's noise in ``generate`` (0: deterministic DDIM; 1: as much noise as the ancestral sampler).
     num_fixed: images of the fixed sample grid (one row per class when conditional).
     seed: seed of the training draws and of the fixed grid.
     image_shape: (C, S, S) of the data (from the datamodule's ``model_kwargs()``).
@@ -71,7 +70,7 @@ class DiffusionModule(pl.LightningModule):
         ema_decay: float = 0.999,
         sampling_timesteps: int | None = 50,
         cfg_scale: float = 1.0,
-        eta: float = 1.0,
+        eta: float = 0.0,
         num_fixed: int = 80,
         seed: int = 0,
         image_shape: Sequence[int] = (1, 28, 28),
