@@ -302,8 +302,10 @@ class GaussianDiffusion(nn.Module):
         output = self.model(self.q_sample(x_start, t, noise), t, **model_kwargs)
         if self.objective == "pred_noise":
             target = noise
+        elif self.objective == "pred_x_start":
+            target = x_start
         else:
-            target = x_start if self.objective == "pred_x_start" else self.predict_v(x_start, t, noise)
+            target = self.predict_v(x_start, t, noise)
         return F.mse_loss(output, target)
 
     def forward(self, img: torch.Tensor, model_kwargs: Mapping[str, Any] = {}) -> torch.Tensor:  # noqa: B006
