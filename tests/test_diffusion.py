@@ -7,10 +7,33 @@ import numpy as np
 import pytest
 import torch
 
-from visgrad.diffusion import NOISE_SCHEDULES, DiffusionModule, GaussianDiffusion, UNet
+from visgrad.diffusion import NOISE_SCHEDULES, OBJECTIVES, DiffusionModule, GaussianDiffusion, UNet
 from visgrad.diffusion.callbacks import chain_snapshots
+from visgrad.registry import RegistryError
 
 T = 50
+USER_OBJECTIVE = "my_objectives.NEGATED_NOISE"  # an objective of the user's own package (fixture below)
+USER_OBJECTIVES_MODULE = '''
+from visgrad.diffusion import Objective
+
+
+def target(diffusion, x_start, t, noise):
+    return -noise
+
+
+def predictions(diffusion, x_t, t, output):
+    return -output, diffusion.predict_start_from_noise(x_t, t, -output)
+
+
+NEGATED_NOISE = Objective("negated_noise", "minus the noise", target, predictions)
+'''
+
+
+@pytest.fixture
+def user_objectives(tmp_path, monkeypatch) -> None:
+    """The user's package ``my_objectives`` (its network predicts minus the noise), importable."""
+    (tmp_path / "my_objectives.py").write_text(USER_OBJECTIVES_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
 
 
 def np_alpha_bar(name: str, timesteps: int) -> np.ndarray:
@@ -66,16 +89,20 @@ def test_q_sample_and_its_inverses_match_numpy() -> None:
     np.testing.assert_allclose(diffusion.predict_start_from_v(x_t, t_t, v_t).numpy(), x0, atol=1e-6)
 
 
-def test_pred_v_network_predictions_are_consistent() -> None:
-    """A network that outputs the true v gives back the true x_0 and noise (where x_0 is in [-1, 1])."""
-    diffusion = GaussianDiffusion(None, image_size=4, timesteps=T, objective="pred_v").double()
+@pytest.mark.parametrize("objective", ["pred_noise", "pred_x_start", "pred_v", USER_OBJECTIVE])
+def test_a_network_that_outputs_the_true_target_predicts_the_true_noise_and_x0(
+    objective: str, user_objectives
+) -> None:
+    """Each objective's predictions invert its target (where x_0 is in [-1, 1], inside the clip; to float32's
+    precision of the schedule's buffers, which x_0 from the noise divides by sqrt(alpha_bar_t))."""
+    diffusion = GaussianDiffusion(None, image_size=4, timesteps=T, objective=objective).double()
     x0, noise, t = (torch.from_numpy(a) for a in draws((4, 1, 4, 4), seed=2))
     x0 = x0.clamp(-1, 1)
     x_t = diffusion.q_sample(x0, t, noise)
-    diffusion.model = lambda x, times: diffusion.predict_v(x0, times, noise)
+    diffusion.model = lambda x, times: diffusion.parameterization.target(diffusion, x0, times, noise)
     pred_noise, pred_x0 = diffusion.model_predictions(x_t, t, {})
-    torch.testing.assert_close(pred_x0, x0)
-    torch.testing.assert_close(pred_noise, noise)
+    torch.testing.assert_close(pred_x0, x0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pred_noise, noise, rtol=1e-5, atol=1e-5)
 
 
 def test_q_posterior_matches_the_product_of_gaussians() -> None:
@@ -113,8 +140,8 @@ class Scaled(torch.nn.Module):
         return out if y is None else out + y.to(x)[:, None, None, None]
 
 
-@pytest.mark.parametrize("objective", ["pred_noise", "pred_x_start", "pred_v"])
-def test_p_losses_at_a_fixed_seed_is_the_hand_computed_value(objective: str) -> None:
+@pytest.mark.parametrize("objective", ["pred_noise", "pred_x_start", "pred_v", USER_OBJECTIVE])
+def test_p_losses_at_a_fixed_seed_is_the_hand_computed_value(objective: str, user_objectives) -> None:
     diffusion = GaussianDiffusion(
         Scaled(), image_size=4, timesteps=T, objective=objective, beta_schedule="sigmoid"
     )
@@ -128,7 +155,7 @@ def test_p_losses_at_a_fixed_seed_is_the_hand_computed_value(objective: str) -> 
     x_t = np.sqrt(ab) * x0.double().numpy() + np.sqrt(1 - ab) * noise
     output = 0.5 * x_t + t[:, None, None, None] / 100
     targets = {"pred_noise": noise, "pred_x_start": x0.double().numpy(),
-               "pred_v": np.sqrt(ab) * noise - np.sqrt(1 - ab) * x0.double().numpy()}
+               "pred_v": np.sqrt(ab) * noise - np.sqrt(1 - ab) * x0.double().numpy(), USER_OBJECTIVE: -noise}
     target = targets[objective]
     assert float(loss) == pytest.approx(float(np.mean((output - target) ** 2)), rel=1e-5)
 
@@ -194,8 +221,11 @@ def test_unet_shapes_conditioning_and_zero_output() -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    with pytest.raises(ValueError, match="objective must be one of pred_noise, pred_x_start, pred_v"):
+    with pytest.raises(RegistryError, match="unknown diffusion objective 'bogus_objective'; one of "
+                                            "pred_noise, pred_x_start, pred_v, or the dotted path"):
         GaussianDiffusion(None, image_size=4, objective="bogus_objective")
+    with pytest.raises(RegistryError, match="visgrad.diffusion.UNet is a type, not an Objective"):
+        GaussianDiffusion(None, image_size=4, objective="visgrad.diffusion.UNet")
     with pytest.raises(ValueError, match="sampling_timesteps must be in"):
         GaussianDiffusion(None, image_size=4, timesteps=T).sampling_times(T + 1)
     with pytest.raises(Exception, match="bogus_schedule"):
@@ -302,11 +332,21 @@ def test_preflight_names_bad_ddpm_keys(compose_cfg) -> None:
 
     cfg = compose_cfg(
         "train",
-        ["experiment=ddpm", "model.cond_drop_prob=1.5", "model.ema_decay=2", "+model.net.bogus_width=3"],
+        ["experiment=ddpm", "model.cond_drop_prob=1.5", "model.ema_decay=2", "+model.net.bogus_width=3",
+         "model.objective=bogus_objective", "model.beta_schedule=bogus_pkg.SCHEDULE"],
     )
     with pytest.raises(ConfigError) as error:
         validate_config(cfg)
     text = str(error.value)
+    assert "model.objective='bogus_objective': must be one of pred_noise, pred_x_start, pred_v, or" in text
+    assert "model.beta_schedule='bogus_pkg.SCHEDULE': must be one of linear, cosine, sigmoid, or" in text
     assert "model.cond_drop_prob=1.5: must be a number in [0, 1)" in text
     assert "model.ema_decay=2: must be a number in (0, 1)" in text
     assert "model.net.bogus_width" in text
+
+
+def test_the_module_takes_an_objective_of_your_own(user_objectives) -> None:
+    module = small_module(objective=USER_OBJECTIVE)
+    assert module.hparams.objective == USER_OBJECTIVE  # what the checkpoint rebuilds it from
+    assert module.diffusion.parameterization is OBJECTIVES.get(USER_OBJECTIVE)
+    assert module.sampler.parameterization is OBJECTIVES.get(USER_OBJECTIVE)

@@ -14,8 +14,9 @@ and the posterior of one step back is Gaussian with
 (``alpha_bar_{-1} = 1``; times are 0-based, t = 0..T-1). A network ``model(x_t, t, **conditions)`` predicts
 the noise (``objective="pred_noise"``), ``x_0`` (``"pred_x_start"``) or the velocity
 ``v = sqrt(alpha_bar_t) noise - sqrt(1 - alpha_bar_t) x_0`` (``"pred_v"``, Salimans & Ho 2022: well scaled
-at every noise level, where the noise says little about x_0 near t = T); the loss is the mean squared error
-of that prediction at a uniformly drawn t (``p_losses``). Sampling starts from N(0, I) and either walks
+at every noise level, where the noise says little about x_0 near t = T), or what an objective of your own
+says (:mod:`visgrad.diffusion.objectives`); the loss is the mean squared error of that prediction at a
+uniformly drawn t (``p_losses``). Sampling starts from N(0, I) and either walks
 back all T steps, each drawing from the posterior at the predicted ``x_0`` (``p_sample``; ancestral
 sampling), or takes ``sampling_timesteps`` < T deterministic DDIM steps (Song et al. 2021; ``eta`` > 0
 adds DDIM's noise, ``eta = 1`` is DDPM-like). Predicted ``x_0`` are clipped to [-1, 1].
@@ -36,9 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from visgrad.diffusion.objectives import OBJECTIVES, Objective
 from visgrad.diffusion.schedules import NOISE_SCHEDULES, NoiseSchedule
-
-OBJECTIVES = ("pred_noise", "pred_x_start", "pred_v")
 
 
 def extract(values: torch.Tensor, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -52,7 +52,9 @@ class GaussianDiffusion(nn.Module):
         or None to use the schedule alone (``q_sample``, ``q_posterior``, ...).
     image_size: S.
     timesteps: T.
-    objective: what the network predicts, ``"pred_noise"``, ``"pred_x_start"`` or ``"pred_v"``.
+    objective: what the network predicts: an :data:`~visgrad.diffusion.objectives.OBJECTIVES` name
+        (``pred_noise``, ``pred_x_start``, ``pred_v``) or the dotted path of an ``Objective``; kept as
+        ``objective`` (the name or path given) and ``parameterization`` (the ``Objective``).
     beta_schedule: a :data:`~visgrad.diffusion.schedules.NOISE_SCHEDULES` name (``linear``, ``cosine``,
         ``sigmoid``) or the dotted path of a ``NoiseSchedule``.
     channels: C (None: the model's ``channels`` attribute, else 1).
@@ -70,16 +72,16 @@ class GaussianDiffusion(nn.Module):
         *,
         image_size: int,
         timesteps: int = 1000,
-        objective: str = "pred_noise",
+        objective: str | Objective = "pred_noise",
         beta_schedule: str | NoiseSchedule = "sigmoid",
         channels: int | None = None,
     ) -> None:
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         if int(timesteps) < 1:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps}")
-        self.model, self.image_size, self.objective = model, int(image_size), objective
+        self.parameterization = OBJECTIVES.get(objective)
+        self.objective = objective if isinstance(objective, str) else objective.name
+        self.model, self.image_size = model, int(image_size)
         self.channels = int(channels if channels is not None else getattr(model, "channels", 1))
         self.num_timesteps = int(timesteps)
         self.schedule = NOISE_SCHEDULES.get(beta_schedule)
@@ -200,12 +202,7 @@ class GaussianDiffusion(nn.Module):
         [-1, 1] and the noise recomputed from the clipped x_0."""
         t = self._times(t, x_t.shape[0])
         output = self.model_output(x_t, t, model_kwargs)
-        if self.objective == "pred_noise":
-            pred_noise, x_start = output, self.predict_start_from_noise(x_t, t, output)
-        else:
-            v_output = self.objective == "pred_v"
-            x_start = self.predict_start_from_v(x_t, t, output) if v_output else output
-            pred_noise = self.predict_noise_from_start(x_t, t, x_start)
+        pred_noise, x_start = self.parameterization.predictions(self, x_t, t, output)
         if clip_x_start:
             x_start = x_start.clamp(-1, 1)
             pred_noise = self.predict_noise_from_start(x_t, t, x_start)
@@ -300,13 +297,7 @@ class GaussianDiffusion(nn.Module):
         t = torch.randint(0, self.num_timesteps, (x_start.shape[0],), generator=generator).to(x_start.device)
         noise = torch.randn(x_start.shape, generator=generator).to(x_start)
         output = self.model(self.q_sample(x_start, t, noise), t, **model_kwargs)
-        if self.objective == "pred_noise":
-            target = noise
-        elif self.objective == "pred_x_start":
-            target = x_start
-        else:
-            target = self.predict_v(x_start, t, noise)
-        return F.mse_loss(output, target)
+        return F.mse_loss(output, self.parameterization.target(self, x_start, t, noise))
 
     def forward(self, img: torch.Tensor, model_kwargs: Mapping[str, Any] = {}) -> torch.Tensor:  # noqa: B006
         """The loss of pixel images ``img`` (N, C, S, S) in [0, 1] (normalised, then ``p_losses``)."""

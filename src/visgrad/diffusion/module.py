@@ -40,7 +40,8 @@ class DiffusionModule(pl.LightningModule):
     net: factory of the denoising network, called with ``image_shape`` and ``num_classes``;
         ``net(x_t (N, C, S, S), t (N,), y=None) -> (N, C, S, S)``.
     num_classes: K (0: unconditional; labels are then ignored).
-    timesteps, objective, beta_schedule: of the :class:`GaussianDiffusion`.
+    timesteps, objective, beta_schedule: of the :class:`GaussianDiffusion` (``objective`` and
+        ``beta_schedule`` also take the dotted paths of an ``Objective`` and a ``NoiseSchedule`` of your own).
     optimizer: factory of the optimizer, called with ``params``.
     scheduler: factory of a learning-rate scheduler, called with ``optimizer`` (and ``total_steps`` if it
         takes them, as ``OneCycleLR`` does), or None (:func:`visgrad.optimizers.optimizer_config`).

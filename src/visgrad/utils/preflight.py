@@ -32,6 +32,8 @@ from visgrad.captioning.cells import CELLS
 from visgrad.classification import not_an_export
 from visgrad.data import digits
 from visgrad.data.grid_features import FEATURE_KINDS
+from visgrad.diffusion.objectives import OBJECTIVES
+from visgrad.diffusion.schedules import NOISE_SCHEDULES
 from visgrad.errors import ConfigError
 from visgrad.gan.augment import AUGMENTS
 from visgrad.gan.callbacks import MIN_JUDGE_IMAGES
@@ -158,6 +160,8 @@ RULES: tuple[Rule, ...] = (
          and all(a in AUGMENTS for a in v),
          f"a list of {', '.join(AUGMENTS)} (or [])", "[translation,cutout]", GAN),
     Rule("model.r1_weight", non_negative_number, "a number >= 0 (0: no R1 penalty)", 1.0, GAN),
+    Rule("model.objective", registered(OBJECTIVES), OBJECTIVES.allowed, "pred_v", DIFFUSION),
+    Rule("model.beta_schedule", registered(NOISE_SCHEDULES), NOISE_SCHEDULES.allowed, "sigmoid", DIFFUSION),
     Rule("model.ema_decay", lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)", 0.999, DIFFUSION),
     Rule("model.cond_drop_prob", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", 0.1, DIFFUSION),
     Rule("model.sampling_timesteps", optional(positive_int), "null (all steps) or a positive integer", 50,
