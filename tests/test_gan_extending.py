@@ -74,7 +74,7 @@ def test_users_own_loss_and_generator_train_and_the_checkpoint_rebuilds_them(com
     assert rebuilt.sample(rebuilt.fixed_noise).shape == (64, 1, 28, 28)
     real, fake = torch.rand(5, 1, 28, 28) * 2 - 1, rebuilt.sample(rebuilt.fixed_noise[:5])
     with torch.no_grad():
-        shown = rebuilt._d_loss(real, fake, None)
+        shown = rebuilt._d_loss(real, fake, None, None)
         scores_real, scores_fake = rebuilt.discriminator(real), rebuilt.discriminator(fake)
     torch.testing.assert_close(shown["d_loss"], hinge_discriminator_loss(scores_real, scores_fake))
     torch.testing.assert_close(shown["d_real"], torch.tanh(scores_real).mean())  # as HINGE shows them
@@ -113,10 +113,11 @@ def test_preflight_takes_losses_metrics_and_sizes_from_their_declarations(compos
     ])) == [
         "model.lr: not an argument of visgrad.gan.GANModule; did you mean model.optimizer.lr? it takes "
         "generator, discriminator, loss, optimizer, n_critic, gp_weight, noise_dim, num_fixed, seed, "
-        "ema_decay, augment, r1_weight",
+        "ema_decay, augment, r1_weight, num_classes",
         "model.generator.hiden: not an argument of visgrad.gan.models.FCGenerator; did you mean "
         "model.generator.hidden? it takes hidden",
-        "model.discriminator._partial_=false: must be true (the module builds it with image_shape); e.g. "
+        "model.discriminator._partial_=false: must be true (the module builds it with image_shape, "
+        "num_classes); e.g. "
         "model.discriminator._partial_=true",
     ]
     # the digits count comes from visgrad.data.digits

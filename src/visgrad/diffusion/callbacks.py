@@ -22,6 +22,7 @@ import torch
 from rich.console import Console
 
 from visgrad.gan.figures import log_image, sample_grid, save_png
+from visgrad.generative.labels import grid_row_length
 
 
 def chain_snapshots(chain: torch.Tensor, steps: int) -> torch.Tensor:
@@ -57,8 +58,8 @@ class DiffusionSampleFigures(pl.Callback):
 
     def _fixed_grid(self, pl_module) -> torch.Tensor:
         n, classes = pl_module.hparams.num_fixed, int(pl_module.hparams.num_classes)
-        nrow = n // classes if classes and n % classes == 0 else 8
-        return sample_grid(pl_module.generate(n, pl_module.hparams.seed), nrow, self.scale)
+        images = pl_module.generate(n, pl_module.hparams.seed)
+        return sample_grid(images, grid_row_length(n, classes), self.scale)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1

@@ -28,6 +28,7 @@ import torch
 
 from visgrad.diffusion.gaussian_diffusion import GaussianDiffusion
 from visgrad.generative.ema import ema_copy
+from visgrad.generative.labels import block_labels
 from visgrad.optimizers import check_interval, optimizer_config
 from visgrad.registry import build, partial_config
 
@@ -104,9 +105,9 @@ class DiffusionModule(pl.LightningModule):
         return int(self.hparams.num_classes) > 0
 
     def fixed_labels(self, n: int) -> torch.Tensor | None:
-        """Labels (n,) ``0, .., 0, 1, .., 1, .., K-1``, each class n/K times in a block (a grid of n/K images
-        per row shows one class per row); None when unconditional."""
-        return torch.arange(n) * int(self.hparams.num_classes) // n if self.conditional else None
+        """Labels (n,) ``0, .., 0, 1, .., 1, .., K-1`` in blocks (a grid of n/K images per row shows one class
+        per row); None when unconditional (:func:`~visgrad.generative.labels.block_labels`)."""
+        return block_labels(n, int(self.hparams.num_classes))
 
     def model_kwargs(self, labels: torch.Tensor | None, cfg_scale: float | None = None) -> dict[str, Any]:
         """The sampler's ``model_kwargs`` for ``labels`` (N,) or None (unconditional)."""

@@ -19,6 +19,8 @@ Fréchet distances it gives come out small, looking excellent, while meaning not
 ``GANSampleFigures`` adds a grid of samples of the module's fixed noise to TensorBoard after every
 training epoch (same noise: the grids show progress), and at the end of fitting writes ``samples.png`` and
 ``interpolation.png`` (rows of images along straight lines between two noise vectors) into the run folder.
+For a conditional module the grid shows one class per row (when the classes divide the fixed noise), and
+each interpolation row keeps one class.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from rich.console import Console
 
 from visgrad.data.labelled_images import LabelledImages
 from visgrad.errors import ConfigError
 from visgrad.gan.figures import interpolation_noise, log_image, sample_grid, save_png
 from visgrad.gan.metrics import SCORES, SampleQuality
+from visgrad.generative.labels import grid_row_length
 
 MIN_JUDGE_IMAGES = 100  # 10 per digit class; the judge's features are 64-d
 
@@ -104,7 +108,8 @@ class SampleQualityMetrics(pl.Callback):
 class GANSampleFigures(pl.Callback):
     """Args:
     output_dir: where ``samples.png`` and ``interpolation.png`` go (the run folder).
-    nrow: images per grid row.
+    nrow: images per grid row (of a conditional module: the fixed noise's images per class, when the classes
+        divide them).
     interpolation_rows, interpolation_steps: strips and images per strip of ``interpolation.png``.
     scale: pixel repetition of the PNGs.
     """
@@ -120,22 +125,26 @@ class GANSampleFigures(pl.Callback):
         self.output_dir = Path(output_dir)
         self.nrow, self.rows, self.steps, self.scale = nrow, interpolation_rows, interpolation_steps, scale
 
+    def _grid(self, pl_module, scale: int = 1) -> torch.Tensor:
+        """The fixed noise's samples (and :meth:`fixed_labels`) as a grid."""
+        noise = pl_module.fixed_noise
+        nrow = grid_row_length(noise.shape[0], pl_module.hparams.num_classes, self.nrow)
+        return sample_grid(pl_module.sample(noise), nrow, scale)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
-        grid = sample_grid(pl_module.sample(pl_module.fixed_noise), self.nrow)
-        log_image(trainer, "samples/fixed_noise", grid)
+        log_image(trainer, "samples/fixed_noise", self._grid(pl_module))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:
         if not trainer.is_global_zero or trainer.fast_dev_run:
             return
+        samples = save_png(self._grid(pl_module, self.scale), self.output_dir / "samples.png")
         noise = pl_module.fixed_noise
-        samples = save_png(
-            sample_grid(pl_module.sample(noise), self.nrow, self.scale), self.output_dir / "samples.png"
-        )
         rows = min(self.rows, noise.shape[0] // 2)
         path = interpolation_noise(noise[:rows], noise[rows : 2 * rows], self.steps)
-        strip = save_png(
-            sample_grid(pl_module.sample(path), self.steps, self.scale), self.output_dir / "interpolation.png"
-        )
+        labels = pl_module.fixed_labels(rows)  # one class per row (None: unconditional)
+        labels = None if labels is None else labels.repeat_interleave(self.steps)
+        strip = save_png(sample_grid(pl_module.sample(path, labels), self.steps, self.scale),
+                         self.output_dir / "interpolation.png")
         Console().print(f"samples: {samples}\ninterpolation: {strip}", soft_wrap=True)
 
 

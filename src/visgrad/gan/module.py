@@ -23,6 +23,11 @@ Two options for small data, beyond the course: ``augment`` shows the discriminat
 generated, in its step and in the generator's, through DiffAugment's random differentiable transforms
 (:mod:`visgrad.gan.augment`); ``r1_weight`` adds Mescheder et al.'s (2018) R1 penalty
 ``r1_weight / 2 * E ||grad_x D(x)||^2`` on the real images to the discriminator's loss.
+
+Class-conditional GANs (``num_classes`` K > 0, beyond the course): both factories are also called with
+``num_classes``, and both networks take the labels, ``generator(noise, y)`` and ``discriminator(images, y)``
+(:mod:`visgrad.gan.models`). Training draws the fakes of a batch with the real batch's labels; samples,
+figures and metrics draw every class about equally often, in blocks (the fixed grid: one class per row).
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torch import nn
 
 from visgrad.gan import losses
 from visgrad.gan.augment import AUGMENTS, diff_augment
 from visgrad.gan.losses import GAN_LOSSES, GANLoss
 from visgrad.generative.ema import ema_copy
+from visgrad.generative.labels import block_labels
 from visgrad.registry import build, partial_config
 
 Factory = Callable[..., Any] | Mapping[str, Any]
@@ -74,6 +81,7 @@ class GANModule(pl.LightningModule):
         :data:`~visgrad.gan.augment.AUGMENTS` (``color``, ``translation``, ``cutout``) applied in this
         order; empty: none (the course).
     r1_weight: gamma of the R1 penalty on real images (0: none).
+    num_classes: K, the classes both networks are conditioned on (0: unconditional, the course).
     image_shape: (C, H, W) of the data (from the datamodule's ``model_kwargs()``).
     """
 
@@ -91,6 +99,7 @@ class GANModule(pl.LightningModule):
         ema_decay: float | None = None,
         augment: Sequence[str] = (),
         r1_weight: float = 0.0,
+        num_classes: int = 0,
         image_shape: Sequence[int] = (1, 28, 28),
     ) -> None:
         super().__init__()
@@ -100,6 +109,8 @@ class GANModule(pl.LightningModule):
             raise ValueError(f"augment={list(augment)}: unknown {unknown}; known: {', '.join(AUGMENTS)}")
         if r1_weight < 0:
             raise ValueError(f"r1_weight={r1_weight}: must be >= 0")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes={num_classes!r}: must be an integer >= 0 (0: unconditional)")
         image_shape = [int(s) for s in image_shape]  # plain ints in the checkpoint (not a Hydra ListConfig)
         augment = [str(name) for name in augment]
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
@@ -108,8 +119,9 @@ class GANModule(pl.LightningModule):
                             optimizer=partial_config(optimizer))
         self.automatic_optimization = False
         self.optimizer_factory = optimizer
-        self.generator = build(generator, noise_dim=noise_dim, image_shape=tuple(image_shape))
-        self.discriminator = build(discriminator, image_shape=tuple(image_shape))
+        classes = {"num_classes": num_classes} if num_classes else {}  # unconditional nets need not take K
+        self.generator = build(generator, noise_dim=noise_dim, image_shape=tuple(image_shape), **classes)
+        self.discriminator = build(discriminator, image_shape=tuple(image_shape), **classes)
         self.register_buffer("fixed_noise", losses.sample_noise(num_fixed, noise_dim, seed=seed))
         self.ema = ema_copy(self.generator, ema_decay) if ema_decay is not None else None
 
@@ -118,24 +130,42 @@ class GANModule(pl.LightningModule):
         """Every metric this module logs: what ``monitor.metric`` can name (checked before training)."""
         return metric_names(self.loss, self.hparams.r1_weight)
 
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        """Noise (N, Z) -> images (N, C, H, W) in [-1, 1]."""
-        return self.generator(noise)
+    @property
+    def conditional(self) -> bool:
+        return bool(self.hparams.num_classes)
+
+    def fixed_labels(self, n: int) -> torch.Tensor | None:
+        """Labels (n,) of n samples: K blocks ``0, .., 0, 1, .., K-1`` (one class per grid row of n/K images);
+        None when unconditional."""
+        return block_labels(n, self.hparams.num_classes)
+
+    def _generate(self, generator: nn.Module, noise: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return generator(noise, y) if self.conditional else generator(noise)
+
+    def _discriminate(self, images: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.discriminator(images, y) if self.conditional else self.discriminator(images)
+
+    def forward(self, noise: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise (N, Z) [and labels y (N,) when conditional] -> images (N, C, H, W) in [-1, 1]."""
+        return self._generate(self.generator, noise, y)
 
     @torch.no_grad()
-    def sample(self, noise: torch.Tensor) -> torch.Tensor:
-        """Images (N, C, H, W) of ``noise`` (N, Z) with the generator (its moving average with
-        ``ema_decay``) in eval mode (BatchNorm's running statistics), on the CPU; the mode is restored
-        afterwards."""
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) of ``noise`` (N, Z) [and ``labels`` (N,) when conditional; default:
+        :meth:`fixed_labels`] with the generator (its moving average with ``ema_decay``) in eval mode
+        (BatchNorm's running statistics), on the CPU; the mode is restored afterwards."""
         generator = self.ema.module if self.ema is not None else self.generator
+        if self.conditional:
+            labels = (self.fixed_labels(noise.shape[0]) if labels is None else labels).to(self.device)
         was_training = generator.training
         generator.eval()
-        images = generator(noise.to(self.device)).cpu()
+        images = self._generate(generator, noise.to(self.device), labels).cpu()
         generator.train(was_training)
         return images
 
     def generate(self, n: int, seed: int) -> torch.Tensor:
-        """``n`` samples (n, C, H, W) in [-1, 1] of noise drawn with ``seed`` (the sample-quality metrics)."""
+        """``n`` samples (n, C, H, W) in [-1, 1] of noise drawn with ``seed`` [and :meth:`fixed_labels`]
+        (the sample-quality metrics)."""
         return self.sample(losses.sample_noise(n, self.hparams.noise_dim, seed=seed))
 
     def configure_optimizers(self):
@@ -157,19 +187,20 @@ class GANModule(pl.LightningModule):
         return diff_augment(images, self.hparams.augment, rng)
 
     def _d_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator | None
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, rng: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
-        """The discriminator's loss on ``real`` and (detached) ``fake`` images, and D(x), D(G(z)) means as
-        the loss shows them. With ``rng`` (training): the inputs are augmented and the gradient penalty and
-        R1 are added; without (validation): neither."""
+        """The discriminator's loss on ``real`` and (detached) ``fake`` images (both of labels ``y`` when
+        conditional), and D(x), D(G(z)) means as the loss shows them. With ``rng`` (training): the inputs are
+        augmented and the gradient penalty and R1 are added; without (validation): neither."""
         if rng is not None:
             real, fake = self._augment(real, rng), self._augment(fake.detach(), rng)
         if rng is not None and self.hparams.r1_weight:
             real = real.detach().requires_grad_(True)
-        scores_real, scores_fake = self.discriminator(real), self.discriminator(fake.detach())
+        scores_real, scores_fake = self._discriminate(real, y), self._discriminate(fake.detach(), y)
         out = {"d_loss": self.loss.discriminator(scores_real, scores_fake)}
         if self.loss.gradient_penalty and rng is not None:
-            out["gp"] = losses.gradient_penalty(self.discriminator, real, fake, self.hparams.gp_weight, rng)
+            critic = functools.partial(self._discriminate, y=y)
+            out["gp"] = losses.gradient_penalty(critic, real, fake, self.hparams.gp_weight, rng)
             out["d_loss"] = out["d_loss"] + out["gp"]
         if rng is not None and self.hparams.r1_weight:
             out["r1"] = losses.r1_penalty(scores_real, real, self.hparams.r1_weight)
@@ -180,10 +211,11 @@ class GANModule(pl.LightningModule):
         return out
 
     def training_step(self, batch, batch_idx: int) -> None:
-        real, _ = batch
+        real, labels = batch
+        y = labels if self.conditional else None
         opt_d, opt_g = self.optimizers()
         rng = self._rng(batch_idx, stage=0)
-        d = self._d_loss(real, self.generator(self._noise(real.shape[0], rng)), rng)
+        d = self._d_loss(real, self(self._noise(real.shape[0], rng), y), y, rng)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d["d_loss"])
         opt_d.step()
@@ -195,8 +227,8 @@ class GANModule(pl.LightningModule):
             batch_size=real.shape[0],
         )
         if (batch_idx + 1) % self.hparams.n_critic == 0:
-            fake = self._augment(self.generator(self._noise(real.shape[0], rng)), rng)
-            g_loss = self.loss.generator(self.discriminator(fake))
+            fake = self._augment(self(self._noise(real.shape[0], rng), y), rng)
+            g_loss = self.loss.generator(self._discriminate(fake, y))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -212,10 +244,9 @@ class GANModule(pl.LightningModule):
             )
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        real, _ = batch
+        real, labels = batch
+        y = labels if self.conditional else None
         # no gradient penalty here (validation runs in inference mode): for WGAN-GP, -val/d_loss is the
         # critic's estimate of the Wasserstein distance between real and generated images
-        d = self._d_loss(
-            real, self.generator(self._noise(real.shape[0], self._rng(batch_idx, stage=1))), None
-        )
+        d = self._d_loss(real, self(self._noise(real.shape[0], self._rng(batch_idx, stage=1)), y), y, None)
         self.log_dict({f"val/{k}": v for k, v in d.items()}, batch_size=real.shape[0])

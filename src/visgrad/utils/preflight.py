@@ -98,8 +98,8 @@ SHAPES_IMAGES = "visgrad.data.shapes_images.ShapesImagesDataModule"
 SAMPLE_QUALITY = "visgrad.gan.callbacks.SampleQualityMetrics"
 # modules given factories: (what the module passes itself, {factory key: what the module builds it with})
 INJECTED = {
-    GAN: (("image_shape",), {"generator": ("noise_dim", "image_shape"), "discriminator": ("image_shape",),
-                             "optimizer": ("params",)}),
+    GAN: (("image_shape",), {"generator": ("noise_dim", "image_shape", "num_classes"),
+                             "discriminator": ("image_shape", "num_classes"), "optimizer": ("params",)}),
     DIFFUSION: (("image_shape",), {"net": ("image_shape", "num_classes"), "optimizer": ("params",),
                                    "scheduler": ("optimizer",)}),
     CLASSIFIER: (("class_names", "image_size"), {"net": ("num_classes",), "optimizer": ("params",),
@@ -160,6 +160,7 @@ RULES: tuple[Rule, ...] = (
          and all(a in AUGMENTS for a in v),
          f"a list of {', '.join(AUGMENTS)} (or [])", "[translation,cutout]", GAN),
     Rule("model.r1_weight", non_negative_number, "a number >= 0 (0: no R1 penalty)", 1.0, GAN),
+    Rule("model.num_classes", non_negative_int, "an integer >= 0 (0: unconditional)", 10, GAN),
     Rule("model.objective", registered(OBJECTIVES), OBJECTIVES.allowed, "pred_v", DIFFUSION),
     Rule("model.beta_schedule", registered(NOISE_SCHEDULES), NOISE_SCHEDULES.allowed, "sigmoid", DIFFUSION),
     Rule("model.ema_decay", lambda v: is_number(v) and 0 < v < 1, "a number in (0, 1)", 0.999, DIFFUSION),
@@ -311,7 +312,7 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"trainer.gradient_clip_val={fmt(clip)}: GANs optimise manually (two optimisers), "
                         "which Lightning's gradient clipping does not support; use "
                         f"trainer.gradient_clip_val=null {fix}")
-    problems += _judge_problems(cfg, data)
+    problems += _judge_problems(cfg, data) + _conditional_gan_problems(cfg)
     monitor, loss = _select(cfg, "monitor.metric"), OmegaConf.select(cfg, "model.loss")
     if monitor is not _ABSENT and GAN_LOSSES.accepts(loss):  # (a bad loss is reported by RULES)
         r1 = OmegaConf.select(cfg, "model.r1_weight")
@@ -320,6 +321,26 @@ def _gan_problems(cfg: DictConfig) -> list[str]:
         if monitor not in logged:
             problems.append(f"monitor.metric={fmt(monitor)}: a GAN logs {', '.join(logged)}; e.g. "
                             f"monitor.metric=val/fd monitor.mode=min {fix}")
+    return problems
+
+
+def _conditional_gan_problems(cfg: DictConfig) -> list[str]:
+    """A class-conditional GAN (``model.num_classes`` > 0) builds both networks with ``num_classes``: each
+    must take it."""
+    classes = OmegaConf.select(cfg, "model.num_classes")
+    if not (is_int(classes) and classes > 0):
+        return []  # 0 (unconditional), or a bad value that RULES reports
+    problems = []
+    for name in ("generator", "discriminator"):
+        target = OmegaConf.select(cfg, f"model.{name}._target_")
+        try:
+            accepted = arguments(target) if isinstance(target, str) else None
+        except (RegistryError, ImportError):
+            continue  # reported by the check of the model's factories
+        if accepted is not None and "num_classes" not in accepted:
+            problems.append(f"model.{name}._target_={fmt(target)}: takes no num_classes, which "
+                            f"model.num_classes={classes} gives it; use a class-conditional {name} (the "
+                            f"built-in FC and DC pairs are) or model.num_classes=0")
     return problems
 
 
