@@ -96,6 +96,8 @@ def test_a_conditional_module_trains_both_networks_and_samples_each_class(tiny_d
     sevens = torch.full((20,), 7)
     torch.testing.assert_close(module.sample(noise, sevens), generator(noise, sevens))
     torch.testing.assert_close(module.generate(30, seed=3), module.generate(30, seed=3), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="labels given to an unconditional GAN"):
+        GANModule(DCGenerator, DCDiscriminator).sample(noise, sevens)
 
 
 def test_a_conditional_run_draws_one_class_per_row(compose_cfg) -> None:

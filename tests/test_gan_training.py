@@ -191,6 +191,8 @@ def test_gan_experiments_compose(compose_cfg, variant: str) -> None:
     assert model.optimizer.lr == (5e-4 if variant == "gan_wgan_gp" else 1e-3)
     assert list(model.optimizer.betas) == ([0.5, 0.9] if variant == "gan_wgan_gp" else [0.5, 0.999])
     assert ("hidden" in model.generator) == (variant in FC_VARIANTS)
+    # the DCGAN pair is conditioned on the digit's class, one class per row of its 80-sample grid
+    assert (model.num_classes, model.num_fixed) == ((0, 64) if variant in FC_VARIANTS else (10, 80))
 
 
 # ---------------------------------------------------------------------------------------------------- data

@@ -157,6 +157,8 @@ class GANModule(pl.LightningModule):
         generator = self.ema.module if self.ema is not None else self.generator
         if self.conditional:
             labels = (self.fixed_labels(noise.shape[0]) if labels is None else labels).to(self.device)
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional GAN (num_classes=0)")
         was_training = generator.training
         generator.eval()
         images = self._generate(generator, noise.to(self.device), labels).cpu()
