@@ -49,8 +49,18 @@ class Projection(nn.Module):
         return self.linear(h) + (self.embed(y.long()) * h).sum(dim=1, keepdim=True)
 
 
-class ConditionalSequential(nn.Sequential):
-    """A network whose last layer is a :class:`Projection` when conditional (``num_classes`` K > 0):
+class GeneratorSequential(nn.Sequential):
+    """A generator's layers; when conditional (``num_classes`` K > 0) ``forward(noise, y)`` feeds them the
+    noise with the one-hot labels beside it (:func:`with_labels`)."""
+
+    num_classes: int = 0
+
+    def forward(self, noise: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(with_labels(noise, y, self.num_classes))
+
+
+class DiscriminatorSequential(nn.Sequential):
+    """A discriminator's layers, the last a :class:`Projection` when conditional (``num_classes`` K > 0):
     ``forward(x, y=None)`` runs the other layers on x, then the last one on their output (and y)."""
 
     num_classes: int = 0
@@ -71,7 +81,7 @@ def output_layer(features: int, num_classes: int) -> nn.Module:
     return Projection(features, num_classes) if num_classes else nn.Linear(features, 1)
 
 
-class FCGenerator(nn.Sequential):
+class FCGenerator(GeneratorSequential):
     """noise (N, Z) [and one-hot labels (N, K)] -> Linear(Z [+ K], 1024) ReLU -> Linear(1024, 1024) ReLU ->
     Linear(1024, C*H*W) tanh -> images (N, C, H, W)."""
 
@@ -90,11 +100,8 @@ class FCGenerator(nn.Sequential):
         )
         self.num_classes = int(num_classes)
 
-    def forward(self, noise: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(with_labels(noise, y, self.num_classes))
 
-
-class FCDiscriminator(ConditionalSequential):
+class FCDiscriminator(DiscriminatorSequential):
     """images (N, C, H, W) -> flatten -> Linear(C*H*W, 256) LeakyReLU(0.01) -> Linear(256, 256)
     LeakyReLU(0.01) -> Linear(256, 1) [or a Projection of the labels] -> scores (N, 1)."""
 
@@ -112,7 +119,7 @@ class FCDiscriminator(ConditionalSequential):
         self.num_classes = int(num_classes)
 
 
-class DCGenerator(nn.Sequential):
+class DCGenerator(GeneratorSequential):
     """InfoGAN's generator, as in the course: noise (N, Z) [and one-hot labels (N, K)] -> Linear(Z [+ K],
     1024) ReLU BN -> Linear(1024, 128*S/4*S/4) ReLU BN -> (N, 128, S/4, S/4) -> ConvT(128, 64, 4, stride 2,
     pad 1) ReLU BN -> ConvT(64, C, 4, stride 2, pad 1) tanh -> images (N, C, S, S). Needs S divisible by 4."""
@@ -140,11 +147,8 @@ class DCGenerator(nn.Sequential):
         )
         self.num_classes = int(num_classes)
 
-    def forward(self, noise: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(with_labels(noise, y, self.num_classes))
 
-
-class DCDiscriminator(ConditionalSequential):
+class DCDiscriminator(DiscriminatorSequential):
     """The course's convolutional discriminator (no BatchNorm, so it also serves as WGAN-GP's critic):
     images (N, C, S, S) -> Conv(C, 32, 5) LeakyReLU(0.01) MaxPool 2 -> Conv(32, 64, 5) LeakyReLU(0.01)
     MaxPool 2 -> flatten (64*4*4 at S=28) -> Linear LeakyReLU(0.01) -> Linear(., 1) [or a Projection of the
