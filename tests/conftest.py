@@ -1,4 +1,5 @@
-"""Shared fixtures: Hydra composition of the real configs, and a tiny generated `shapes` dataset."""
+"""Shared fixtures: Hydra composition of the real configs, a tiny generated `shapes` dataset, and a few real
+digits for the GANs."""
 
 from __future__ import annotations
 
@@ -69,3 +70,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_digits():
+    """48 training digits (val: the other 1,749) in batches of 8: 6 steps an epoch."""
+    from visgrad.data.digits import DigitsDataModule
+
+    data = DigitsDataModule(num_val=1749, batch_size=8)
+    data.setup("fit")
+    return data

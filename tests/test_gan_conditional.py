@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_gan_training import fit_steps, gan_overrides
 
-from visgrad.data.digits import DigitsDataModule
 from visgrad.gan import GANModule, sample_noise
 from visgrad.gan.models import DCDiscriminator, DCGenerator, FCDiscriminator, FCGenerator, Projection
 from visgrad.generative.labels import block_labels, grid_row_length
@@ -70,23 +70,12 @@ def test_unconditional_networks_keep_the_course_layout() -> None:
         spectral.state_dict())
 
 
-@pytest.fixture(scope="module")
-def tiny_digits() -> DigitsDataModule:
-    data = DigitsDataModule(num_val=1749, batch_size=8)
-    data.setup("fit")
-    return data
-
-
 @pytest.mark.parametrize("loss", ["vanilla", "wgan_gp"])
 def test_a_conditional_module_trains_both_networks_and_samples_each_class(tiny_digits, loss: str) -> None:
-    import pytorch_lightning as pl
-
     torch.manual_seed(0)
     module = GANModule(DCGenerator, DCDiscriminator, loss, num_classes=K, num_fixed=20, ema_decay=0.9)
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False, accelerator="cpu",
-               enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-               num_sanity_val_steps=0).fit(module, datamodule=tiny_digits)
+    fit_steps(module, tiny_digits, batches=1, val_batches=1)  # the validation step reads the labels too
     changed = {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
     assert "discriminator.9.embed.weight" in changed and "generator.0.weight" in changed
     # samples: the moving average in eval mode, with the fixed labels by default, or the labels given
@@ -101,8 +90,6 @@ def test_a_conditional_module_trains_both_networks_and_samples_each_class(tiny_d
 
 
 def test_a_conditional_run_draws_one_class_per_row(compose_cfg) -> None:
-    from test_gan_training import gan_overrides
-
     cfg = compose_cfg("train", [*gan_overrides("gan_dc"), "model.num_classes=10", "model.num_fixed=20"])
     train(cfg)
     out = Path(cfg.paths.output_dir)

@@ -68,19 +68,15 @@ def test_generator_and_discriminator_shapes(size: int) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_digits() -> DigitsDataModule:
-    """48 training digits (val: the other 1,749) in batches of 8: 6 steps an epoch."""
-    data = DigitsDataModule(num_val=1749, batch_size=8)
-    data.setup("fit")
-    return data
-
-
-def fit_steps(module: GANModule, data: DigitsDataModule, batches: int, callbacks=()) -> pl.Trainer:
+def fit_steps(
+    module: GANModule, data: DigitsDataModule, batches: int, callbacks=(), val_batches: int = 0
+) -> pl.Trainer:
+    """Fit ``module`` on ``batches`` training batches (then ``val_batches`` validation batches)."""
     trainer = pl.Trainer(
         max_epochs=1,
         limit_train_batches=batches,
-        limit_val_batches=0,
+        limit_val_batches=val_batches,
+        num_sanity_val_steps=0,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
