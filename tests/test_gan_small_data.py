@@ -10,7 +10,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from visgrad.data.digits import DigitsDataModule
 from visgrad.gan import GANModule
 from visgrad.gan.augment import AUGMENTS, color, cutout, diff_augment, translation
 from visgrad.gan.losses import r1_penalty
@@ -94,16 +93,14 @@ class RecordingDiscriminator(nn.Module):
         return self.linear(x.flatten(1))
 
 
-def test_the_discriminator_sees_real_and_generated_images_only_through_the_augmentation() -> None:
+def test_the_discriminator_sees_real_and_generated_images_only_through_the_augmentation(tiny_digits) -> None:
     """With cutout, every batch D sees while training (real and fake in D's step, fake in G's step) has in
     each image a square of exact zeros (tanh outputs and digits pixels in [-1, 1) are not all 0)."""
-    data = DigitsDataModule(num_val=1749, batch_size=8)
-    data.setup("fit")
     torch.manual_seed(0)
     module = GANModule(FCGenerator, RecordingDiscriminator, augment=["cutout"], image_shape=[1, 28, 28])
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=tiny_digits)
     seen = module.discriminator.seen
     assert len(seen) == 2 * 3  # per step: real, fake (D's step), fake (G's step)
     for batch in seen:
@@ -114,7 +111,7 @@ def test_the_discriminator_sees_real_and_generated_images_only_through_the_augme
     plain = GANModule(FCGenerator, RecordingDiscriminator, image_shape=[1, 28, 28])
     pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False,
                enable_checkpointing=False, enable_progress_bar=False,
-               enable_model_summary=False).fit(plain, datamodule=data)
+               enable_model_summary=False).fit(plain, datamodule=tiny_digits)
     assert len(plain.discriminator.seen) == 3
     for batch in plain.discriminator.seen:
         assert ((batch == 0).flatten(1).sum(dim=1) < 7 * 7).all()

@@ -200,7 +200,7 @@ def test_a_corrupt_classifier_weights_path_is_refused_before_the_run_folder(comp
     assert not Path(cfg.paths.output_dir).exists()
 
 
-def test_a_gan_stopped_by_skip_mode_is_not_told_to_use_skip_mode() -> None:
+def test_a_gan_stopped_by_skip_mode_is_not_told_to_use_skip_mode(tiny_digits) -> None:
     """faults.max_skipped reached: the advice is about diverging training and max_skipped, not "run with
     faults.nonfinite=skip" (it did)."""
     from fault_injection import PoisonGradient
@@ -208,8 +208,6 @@ def test_a_gan_stopped_by_skip_mode_is_not_told_to_use_skip_mode() -> None:
     from visgrad.gan import GANModule
     from visgrad.gan.models import FCDiscriminator, FCGenerator
 
-    data = DigitsDataModule(num_val=1749, batch_size=8)
-    data.setup("fit")
     module = GANModule(functools.partial(FCGenerator, hidden=32),
                        functools.partial(FCDiscriminator, hidden=16))
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, logger=False,
@@ -218,7 +216,7 @@ def test_a_gan_stopped_by_skip_mode_is_not_told_to_use_skip_mode() -> None:
                          callbacks=[NonFiniteGuard("skip", max_skipped=0),
                                     PoisonGradient(0, "discriminator.1.weight")])
     with pytest.raises(NonFiniteError) as caught:
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=tiny_digits)
     message = str(caught.value)
     assert "skipped step 1, more than faults.max_skipped=0: the run is stopped" in message
     assert "resume with a larger faults.max_skipped" in message
